@@ -17,7 +17,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
-    Done,
+    /// Entries with no command (blank, membership) and commands with nothing to say.
+    Noop,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +40,6 @@ pub struct State {
 impl State {
     pub fn apply(&mut self, meta: LogMeta, _cmd: &Command) -> Applied {
         self.last_applied = meta;
-        Applied { response: Response::Done, effects: vec![] }
+        Applied { response: Response::Noop, effects: vec![] }
     }
 }
