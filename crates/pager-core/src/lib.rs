@@ -1,45 +1,51 @@
 //! pager-core: the paging domain as a pure, deterministic state machine.
-//! (Being written; the public names below are stable.)
+//!
+//! It owns incidents, escalation, deliveries and timers, and the on-call
+//! document they are planned from. No I/O, no async, no clock, no RNG: every
+//! instant arrives inside a committed [`Command`], stamped by the Raft leader,
+//! so the same log applied anywhere yields the same [`State`], byte for byte.
+//!
+//! ```text
+//!  source event ─► Command::Ingest ─┐
+//!  leader clock ─► Command::Tick ───┤            ┌─► Response (to the proposer)
+//!  send result  ─► Command::Outcome ┼─► apply ───┤
+//!  operator     ─► Command::Ack ... ┘            └─► Effects: Deliver{delivery, term},
+//!                                                    WakeAt(t), IncidentOpened, ...
+//! ```
+//!
+//! Layout:
+//! - [`state`]: [`State`] and [`State::apply`], escalation and delivery rules
+//! - [`command`]: [`Command`], [`Response`], [`Effect`], [`Rejection`]
+//! - [`oncall`]: the on-call document and its validation
+//! - [`event`], [`incident`], [`delivery`], [`timer`]: the rows of the state
+//! - [`render`]: the text of a page
+//! - [`time`]: instants and spans (`"5m"`)
+
+pub mod command;
+pub mod delivery;
+pub mod event;
+pub mod incident;
+pub mod oncall;
+pub mod render;
+pub mod state;
+pub mod time;
+pub mod timer;
+
+pub use command::{Command, Effect, Rejection, Response, SendResult};
+pub use delivery::{Delivery, DeliveryId, DeliveryStatus};
+pub use event::{Event, EventAction, Severity};
+pub use incident::{Incident, IncidentId, IncidentStatus};
+pub use oncall::{ContactKind, OnCallDoc, Urgency};
+pub use state::{Applied, State, Stats};
+pub use time::{Millis, Span};
 
 use serde::{Deserialize, Serialize};
 
 /// Position of a committed command in the Raft log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct LogMeta {
     pub index: u64,
     pub term: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Command {
-    Tick { at: u64 },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Response {
-    /// Entries with no command (blank, membership) and commands with nothing to say.
-    Noop,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Effect {
-    WakeAt(u64),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Applied {
-    pub response: Response,
-    pub effects: Vec<Effect>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct State {
-    pub last_applied: LogMeta,
-}
-
-impl State {
-    pub fn apply(&mut self, meta: LogMeta, _cmd: &Command) -> Applied {
-        self.last_applied = meta;
-        Applied { response: Response::Noop, effects: vec![] }
-    }
 }

@@ -1,0 +1,179 @@
+//! What goes into the log, what comes back to the proposer, and the effects a
+//! runtime acts on.
+
+use crate::delivery::DeliveryId;
+use crate::event::Event;
+use crate::incident::IncidentId;
+use crate::oncall::OnCallDoc;
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A replicated command. Every `at` is stamped by the leader at proposal
+/// (`max(wall clock, last applied at)`); `apply` never reads a clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Replace the on-call document (already validated; `apply` validates again).
+    ApplyConfig { at: Millis, doc: Box<OnCallDoc> },
+    /// An event from an alert source.
+    Ingest { at: Millis, event: Box<Event> },
+    Acknowledge {
+        at: Millis,
+        incident: IncidentId,
+        by: String,
+    },
+    Resolve {
+        at: Millis,
+        incident: IncidentId,
+        by: String,
+    },
+    /// Fire every timer due at `at`; in a new term, re-claim deliveries that
+    /// older terms claimed but never recorded an outcome for.
+    Tick { at: Millis },
+    /// What happened when the leader sent `attempt` of `delivery`.
+    Outcome {
+        at: Millis,
+        delivery: DeliveryId,
+        attempt: u32,
+        result: SendResult,
+    },
+}
+
+impl Command {
+    pub fn at(&self) -> Millis {
+        match self {
+            Command::ApplyConfig { at, .. }
+            | Command::Ingest { at, .. }
+            | Command::Acknowledge { at, .. }
+            | Command::Resolve { at, .. }
+            | Command::Tick { at }
+            | Command::Outcome { at, .. } => *at,
+        }
+    }
+
+    /// Set the instant; the leader calls this just before proposing.
+    pub fn stamp(&mut self, now: Millis) {
+        match self {
+            Command::ApplyConfig { at, .. }
+            | Command::Ingest { at, .. }
+            | Command::Acknowledge { at, .. }
+            | Command::Resolve { at, .. }
+            | Command::Tick { at }
+            | Command::Outcome { at, .. } => *at = now,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SendResult {
+    Sent {
+        provider_id: String,
+    },
+    Failed {
+        retryable: bool,
+        code: Option<i64>,
+        message: String,
+    },
+}
+
+/// The answer to the proposer of one command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Entries with no command (blank, membership) and commands with nothing to say.
+    Noop,
+    ConfigApplied {
+        version: u64,
+    },
+    Event {
+        /// None when an acknowledge/resolve matched no open incident.
+        incident: Option<IncidentId>,
+        dedup_key: String,
+        /// A trigger that joined an open incident and paged nobody new.
+        folded: bool,
+    },
+    Incident {
+        id: IncidentId,
+    },
+    /// Nothing was applied.
+    Rejected(Rejection),
+}
+
+/// Why a command changed nothing. `pagerd` maps these to gRPC codes in one place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejection {
+    Invalid {
+        field: String,
+        reason: String,
+    },
+    NotFound {
+        field: String,
+        what: String,
+    },
+    ConfigInvalid {
+        problems: Vec<crate::oncall::Problem>,
+    },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Invalid { field, reason } => write!(f, "{field}: {reason}"),
+            Rejection::NotFound { field, what } => write!(f, "{field}: {what} not found"),
+            Rejection::ConfigInvalid { problems } => {
+                write!(f, "{} problem(s) in the on-call document", problems.len())?;
+                for p in problems {
+                    write!(f, "; {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// What a runtime may act on after an apply. Only the leader executes
+/// deliveries; every node may use the rest for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Effect {
+    IncidentOpened {
+        incident: IncidentId,
+    },
+    IncidentFolded {
+        incident: IncidentId,
+    },
+    IncidentAcknowledged {
+        incident: IncidentId,
+    },
+    IncidentResolved {
+        incident: IncidentId,
+    },
+    Escalated {
+        incident: IncidentId,
+        level: u32,
+        repeat: u32,
+    },
+    /// A delivery became sendable by the leader of `term`.
+    Deliver {
+        delivery: DeliveryId,
+        term: u64,
+    },
+    /// A delivery another term claimed was re-claimed (its page may have gone
+    /// out already: a possible duplicate).
+    Reclaimed {
+        delivery: DeliveryId,
+        term: u64,
+    },
+    DeliverySent {
+        delivery: DeliveryId,
+    },
+    DeliveryFailed {
+        delivery: DeliveryId,
+        retry_at: Option<Millis>,
+    },
+    DeliveryCancelled {
+        delivery: DeliveryId,
+    },
+    /// The earliest timer changed; the leader should wake at this instant.
+    WakeAt(Millis),
+}

@@ -1,0 +1,112 @@
+//! Timers are data: every deadline is a row here, indexed by time. The leader
+//! sleeps until [`Timers::next_deadline`] and proposes `Tick{at}`; `apply`
+//! fires everything due, idempotently.
+
+use crate::delivery::DeliveryId;
+use crate::incident::IncidentId;
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Unique, time-ordered key: (due instant, sequence number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TimerKey {
+    pub at: Millis,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Timer {
+    /// Page the next escalation level (or repeat the policy).
+    Escalate { incident: IncidentId },
+    /// Fire notification rule `rule` of `user` for the level paged at `level`/`repeat`.
+    Notify {
+        incident: IncidentId,
+        user: String,
+        rule: u32,
+    },
+    /// Retry a delivery that failed with a retryable error.
+    Retry {
+        incident: IncidentId,
+        delivery: DeliveryId,
+    },
+}
+
+impl Timer {
+    pub fn incident(&self) -> IncidentId {
+        match self {
+            Timer::Escalate { incident }
+            | Timer::Notify { incident, .. }
+            | Timer::Retry { incident, .. } => *incident,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timers {
+    #[serde(with = "timer_rows")]
+    rows: BTreeMap<TimerKey, Timer>,
+    next_seq: u64,
+}
+
+impl Timers {
+    pub fn insert(&mut self, at: Millis, timer: Timer) -> TimerKey {
+        self.next_seq += 1;
+        let key = TimerKey {
+            at,
+            seq: self.next_seq,
+        };
+        self.rows.insert(key, timer);
+        key
+    }
+
+    pub fn remove(&mut self, key: &TimerKey) -> Option<Timer> {
+        self.rows.remove(key)
+    }
+
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.rows.keys().next().map(|k| k.at)
+    }
+
+    /// Remove and return the earliest timer due at or before `at`.
+    pub fn pop_due(&mut self, at: Millis) -> Option<(TimerKey, Timer)> {
+        let first = *self.rows.keys().next()?;
+        if first.at > at {
+            return None;
+        }
+        self.rows.remove(&first).map(|t| (first, t))
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&TimerKey, &Timer)> {
+        self.rows.iter()
+    }
+}
+
+/// JSON maps need string keys; timers serialize as a list of rows instead.
+mod timer_rows {
+    use super::{Timer, TimerKey};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        rows: &BTreeMap<TimerKey, Timer>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(rows.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<TimerKey, Timer>, D::Error> {
+        let rows: Vec<(TimerKey, Timer)> = Vec::deserialize(d)?;
+        Ok(rows.into_iter().collect())
+    }
+}
