@@ -40,6 +40,8 @@ pub struct Stats {
     /// Deliveries re-claimed by a new leader with no recorded outcome: each is
     /// a page that may have gone out twice.
     pub deliveries_reclaimed: u64,
+    /// Failed attempts whose request may have reached the provider anyway.
+    pub deliveries_in_doubt: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,111 @@
+//! Test doubles for the providers (feature `fakes`): [`twilio::FakeTwilio`], an HTTP server that
+//! answers like Twilio's Messages and Calls endpoints, and [`smtp::SmtpServer`], a real SMTP
+//! server (mailin-embedded) that can be stopped and started again on the same port. Both record
+//! what they accepted, take injected faults, and let a test wait for N records without sleeping.
+
+pub mod smtp;
+pub mod twilio;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio::time::error::Elapsed;
+
+/// State shared between a fake's server side (which records) and the test (which reads and
+/// waits). The mutex is held only to copy in or out, never across an await; every change bumps
+/// `version`, which is what waiters sleep on.
+#[derive(Debug)]
+struct Board<S> {
+    state: Mutex<S>,
+    version: watch::Sender<u64>,
+}
+
+impl<S> Board<S> {
+    fn new(state: S) -> Board<S> {
+        Board {
+            state: Mutex::new(state),
+            version: watch::channel(0).0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, S> {
+        // A panic while holding the lock leaves plain data behind: still worth reading.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update<R>(&self, change: impl FnOnce(&mut S) -> R) -> R {
+        let result = change(&mut self.lock());
+        self.version.send_modify(|v| *v += 1);
+        result
+    }
+
+    /// Wait until `check` returns something, re-checking after every update.
+    async fn wait<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&S) -> Option<T>,
+    ) -> Result<T, Elapsed> {
+        let mut changes = self.version.subscribe();
+        tokio::time::timeout(timeout, async move {
+            loop {
+                changes.borrow_and_update();
+                if let Some(found) = check(&self.lock()) {
+                    return found;
+                }
+                if changes.changed().await.is_err() {
+                    // Cannot happen while `self` (the sender) is alive; wait for the timeout.
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// `Thu, 24 Aug 2023 05:01:45 +0000`, the RFC 2822 form of Twilio's `date_*` fields.
+pub(crate) fn rfc2822(time: SystemTime) -> String {
+    const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    // Days to civil date (Howard Hinnant's algorithm); 1970-01-01 was a Thursday.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        WEEKDAYS[(days + 4).rem_euclid(7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        of_day / 3_600,
+        of_day % 3_600 / 60,
+        of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc2822_dates() {
+        assert_eq!(rfc2822(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
+        let at = UNIX_EPOCH + Duration::from_secs(1_692_853_305);
+        assert_eq!(rfc2822(at), "Thu, 24 Aug 2023 05:01:45 +0000");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc2822(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+}

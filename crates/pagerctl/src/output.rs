@@ -1,0 +1,1010 @@
+//! What the user sees: aligned text for humans, or the response message as
+//! JSON for scripts.
+//!
+//! JSON keeps the proto field names (`snake_case`), numbers as numbers,
+//! timestamps as the raw `*_ms` values, and enums as their short lowercase
+//! name (`"triggered"`), so `jq '.incidents[].status'` reads naturally. prost
+//! types are not serde, hence one small builder per message.
+//!
+//! Human output: `key  value` blocks and tables with two-space gutters,
+//! numbers right-aligned, timestamps in RFC 3339 UTC, `-` for "none", and
+//! control characters from the server escaped so a summary cannot break a
+//! table or the terminal.
+
+use std::io::{self, Write};
+
+use anyhow::Context;
+use pager_proto::pager::v1::{
+    ApplyConfigResponse, ClusterStatus, Delivery, GetConfigResponse, Incident,
+    IncidentActionResponse, IncidentStatus, ListIncidentsResponse, MemberStatus,
+    MembershipResponse, NodeInfo, SendEventResponse, TimelineEntry,
+};
+use serde_json::{json, Value};
+
+use crate::cli::OutputFormat;
+
+/// Writes one response to stdout in the chosen format.
+pub struct Printer {
+    format: OutputFormat,
+}
+
+impl Printer {
+    pub fn new(format: OutputFormat) -> Self {
+        Printer { format }
+    }
+
+    /// Print `human()` or `json()`; only the chosen one is built. A closed
+    /// stdout (`pagerctl incident list | head`) is not an error.
+    pub fn emit(
+        &self,
+        human: impl FnOnce() -> String,
+        json: impl FnOnce() -> Value,
+    ) -> anyhow::Result<()> {
+        let mut text = match self.format {
+            OutputFormat::Human => human(),
+            OutputFormat::Json => {
+                serde_json::to_string_pretty(&json()).context("encode the response as JSON")?
+            }
+        };
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let mut stdout = io::stdout().lock();
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.context("write to stdout"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- human
+
+pub mod human {
+    use super::*;
+
+    pub fn cluster_status(s: &ClusterStatus) -> String {
+        let is_leader = s.leader_id != 0 && s.leader_id == s.node_id;
+        let leader = match (s.leader_id, s.leader_client_addr.as_str()) {
+            (0, _) => "none known".to_owned(),
+            (id, "") => id.to_string(),
+            (id, addr) => format!("{id} at {}", clean(addr)),
+        };
+        let node = if s.region.is_empty() {
+            s.node_id.to_string()
+        } else {
+            format!("{} ({})", s.node_id, clean(&s.region))
+        };
+        let mut out = kv(&[
+            ("node", node),
+            ("role", text(&s.role)),
+            ("term", s.term.to_string()),
+            ("leader", leader),
+            ("last log", s.last_log_index.to_string()),
+            ("commit", s.commit_index.to_string()),
+            ("applied", s.applied_index.to_string()),
+        ]);
+        out.push('\n');
+        if s.members.is_empty() {
+            out.push_str("members: none known\n");
+            return out;
+        }
+        let mut table = Table::new(&[
+            ("ID", Align::Right),
+            ("REGION", Align::Left),
+            ("MEMBER", Align::Left),
+            ("PEER", Align::Left),
+            ("CLIENT", Align::Left),
+            ("MATCHED", Align::Right),
+            ("LAG", Align::Right),
+        ]);
+        for m in &s.members {
+            let node = m.node.clone().unwrap_or_default();
+            // Matched index and lag are the leader's view; 0 elsewhere means
+            // "unknown", not "caught up".
+            let (matched, lag) = if is_leader {
+                (m.matched_index.to_string(), m.lag.to_string())
+            } else {
+                ("-".to_owned(), "-".to_owned())
+            };
+            table.row(vec![
+                node.id.to_string(),
+                text(&node.region),
+                if m.voter { "voter" } else { "learner" }.to_owned(),
+                text(&node.peer_addr),
+                text(&node.client_addr),
+                matched,
+                lag,
+            ]);
+        }
+        out.push_str(&table.render());
+        if !is_leader {
+            out.push_str("(matched and lag are known only to the leader");
+            if !s.leader_client_addr.is_empty() {
+                out.push_str(&format!(": --endpoint {}", clean(&s.leader_client_addr)));
+            }
+            out.push_str(")\n");
+        }
+        out
+    }
+
+    /// `headline`, then who the cluster's voters and learners are now.
+    pub fn membership(headline: &str, r: &MembershipResponse) -> String {
+        let ids = |ids: &[u64]| {
+            if ids.is_empty() {
+                "-".to_owned()
+            } else {
+                ids.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        format!(
+            "{headline}\n\n{}",
+            kv(&[
+                ("voters", ids(&r.voters)),
+                ("learners", ids(&r.learners)),
+                ("commit", r.commit_index.to_string()),
+            ])
+        )
+    }
+
+    pub fn apply(r: &ApplyConfigResponse, dry_run: bool) -> String {
+        let (result, version) = if dry_run {
+            ("valid (dry run: nothing applied)", "live version")
+        } else {
+            ("applied", "version")
+        };
+        kv(&[
+            ("result", result.to_owned()),
+            (version, r.version.to_string()),
+            ("commit", r.commit_index.to_string()),
+            ("users", r.users.to_string()),
+            ("services", r.services.to_string()),
+            ("escalation policies", r.escalation_policies.to_string()),
+        ])
+    }
+
+    /// The document itself (printed raw, so it can be saved and re-applied),
+    /// under a TOML comment naming its version.
+    pub fn config(r: &GetConfigResponse) -> String {
+        format!("# version {}\n{}", r.version, r.document)
+    }
+
+    pub fn send_event(r: &SendEventResponse) -> String {
+        let incident = if r.incident_id == 0 {
+            "none (no open incident has this dedup key)".to_owned()
+        } else {
+            r.incident_id.to_string()
+        };
+        let folded = if r.folded {
+            "yes (joined the open incident; nobody new paged)"
+        } else {
+            "no"
+        };
+        kv(&[
+            ("incident", incident),
+            ("dedup key", text(&r.dedup_key)),
+            ("folded", folded.to_owned()),
+            ("commit", r.commit_index.to_string()),
+        ])
+    }
+
+    pub fn incident_list(r: &ListIncidentsResponse) -> String {
+        if r.incidents.is_empty() {
+            return "no incidents\n".to_owned();
+        }
+        let mut table = Table::new(&[
+            ("ID", Align::Right),
+            ("STATUS", Align::Left),
+            ("SEVERITY", Align::Left),
+            ("URGENCY", Align::Left),
+            ("SERVICE", Align::Left),
+            ("CREATED", Align::Left),
+            ("SUMMARY", Align::Left),
+        ]);
+        for i in &r.incidents {
+            table.row(vec![
+                i.id.to_string(),
+                status_name(i.status),
+                text(&i.severity),
+                text(&i.urgency),
+                text(&i.service),
+                timestamp(i.created_at_ms),
+                text(&i.summary),
+            ]);
+        }
+        table.render()
+    }
+
+    pub fn incident(i: &Incident) -> String {
+        let mut out = kv(&[
+            ("incident", i.id.to_string()),
+            ("status", status_name(i.status)),
+            ("service", text(&i.service)),
+            ("summary", text(&i.summary)),
+            ("severity", text(&i.severity)),
+            ("urgency", text(&i.urgency)),
+            ("dedup key", text(&i.dedup_key)),
+            ("source", text(&i.source)),
+            ("created", timestamp(i.created_at_ms)),
+            (
+                "acknowledged",
+                done(i.acknowledged_at_ms, &i.acknowledged_by),
+            ),
+            ("resolved", done(i.resolved_at_ms, &i.resolved_by)),
+            (
+                "escalation",
+                format!(
+                    "level {}, repeat {}",
+                    i.escalation_level, i.escalation_repeat
+                ),
+            ),
+            ("folded events", i.folded_events.to_string()),
+            ("runbook", text(&i.runbook_url)),
+        ]);
+
+        out.push_str("\nDELIVERIES\n");
+        if i.deliveries.is_empty() {
+            out.push_str("none\n");
+        } else {
+            out.push_str(&deliveries(&i.deliveries));
+        }
+
+        out.push_str("\nTIMELINE\n");
+        if i.timeline.is_empty() {
+            out.push_str("none\n");
+        }
+        for e in &i.timeline {
+            out.push_str(&format!("{}  {}\n", timestamp(e.at_ms), text(&e.what)));
+        }
+        out
+    }
+
+    fn deliveries(ds: &[Delivery]) -> String {
+        let mut table = Table::new(&[
+            ("ID", Align::Right),
+            ("USER", Align::Left),
+            ("METHOD", Align::Left),
+            ("ADDRESS", Align::Left),
+            ("ATTEMPT", Align::Right),
+            ("TERM", Align::Right),
+            ("STATUS", Align::Left),
+            ("CREATED", Align::Left),
+            ("UPDATED", Align::Left),
+            ("PROVIDER ID", Align::Left),
+            ("ERROR", Align::Left),
+        ]);
+        for d in ds {
+            table.row(vec![
+                d.id.to_string(),
+                text(&d.user),
+                text(&d.method),
+                text(&d.address),
+                d.attempt.to_string(),
+                d.term.to_string(),
+                text(&d.status),
+                timestamp(d.created_at_ms),
+                timestamp(d.updated_at_ms),
+                text(&d.provider_id),
+                text(&d.error),
+            ]);
+        }
+        table.render()
+    }
+
+    /// After `incident ack|resolve`: where the incident stands now.
+    pub fn incident_action(r: &IncidentActionResponse) -> String {
+        let Some(i) = &r.incident else {
+            return kv(&[("commit", r.commit_index.to_string())]);
+        };
+        kv(&[
+            ("incident", i.id.to_string()),
+            ("status", status_name(i.status)),
+            ("summary", text(&i.summary)),
+            (
+                "acknowledged",
+                done(i.acknowledged_at_ms, &i.acknowledged_by),
+            ),
+            ("resolved", done(i.resolved_at_ms, &i.resolved_by)),
+            ("commit", r.commit_index.to_string()),
+        ])
+    }
+
+    /// `2023-11-14T22:13:20Z by alice`, or `-` when it has not happened.
+    fn done(at_ms: u64, by: &str) -> String {
+        match (at_ms, by) {
+            (0, "") => "-".to_owned(),
+            (at, "") => timestamp(at),
+            (at, by) => format!("{} by {}", timestamp(at), clean(by)),
+        }
+    }
+
+    /// RFC 3339 UTC, or `-` for 0 (not set).
+    fn timestamp(ms: u64) -> String {
+        if ms == 0 {
+            "-".to_owned()
+        } else {
+            super::rfc3339(ms)
+        }
+    }
+
+    /// A server string for display: `-` when empty, control characters escaped.
+    fn text(s: &str) -> String {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            clean(s)
+        }
+    }
+
+    fn clean(s: &str) -> String {
+        if !s.chars().any(char::is_control) {
+            return s.to_owned();
+        }
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    }
+
+    fn status_name(status: i32) -> String {
+        super::status_name(status)
+    }
+
+    /// `key  value` lines, values aligned.
+    fn kv(pairs: &[(&str, String)]) -> String {
+        let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+            .collect()
+    }
+
+    #[derive(Clone, Copy)]
+    enum Align {
+        Left,
+        Right,
+    }
+
+    struct Table {
+        columns: Vec<(&'static str, Align)>,
+        rows: Vec<Vec<String>>,
+    }
+
+    impl Table {
+        fn new(columns: &[(&'static str, Align)]) -> Self {
+            Table {
+                columns: columns.to_vec(),
+                rows: Vec::new(),
+            }
+        }
+
+        fn row(&mut self, cells: Vec<String>) {
+            debug_assert_eq!(cells.len(), self.columns.len());
+            self.rows.push(cells);
+        }
+
+        fn render(&self) -> String {
+            let header: Vec<String> = self.columns.iter().map(|(h, _)| h.to_string()).collect();
+            let lines: Vec<&Vec<String>> = std::iter::once(&header).chain(&self.rows).collect();
+            let widths: Vec<usize> = (0..self.columns.len())
+                .map(|c| {
+                    lines
+                        .iter()
+                        .map(|l| l.get(c).map_or(0, |s| s.chars().count()))
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let mut out = String::new();
+            for line in lines {
+                let mut text = String::new();
+                for (c, cell) in line.iter().enumerate() {
+                    let w = widths[c];
+                    if c > 0 {
+                        text.push_str("  ");
+                    }
+                    match self.columns[c].1 {
+                        Align::Left => text.push_str(&format!("{cell:<w$}")),
+                        Align::Right => text.push_str(&format!("{cell:>w$}")),
+                    }
+                }
+                out.push_str(text.trim_end());
+                out.push('\n');
+            }
+            out
+        }
+    }
+}
+
+// ---------------------------------------------------------------- json
+
+pub mod json {
+    use super::*;
+
+    pub fn empty() -> Value {
+        json!({})
+    }
+
+    pub fn node(n: &NodeInfo) -> Value {
+        json!({
+            "id": n.id,
+            "peer_addr": n.peer_addr,
+            "client_addr": n.client_addr,
+            "region": n.region,
+        })
+    }
+
+    pub fn member(m: &MemberStatus) -> Value {
+        json!({
+            "node": m.node.as_ref().map_or(Value::Null, node),
+            "voter": m.voter,
+            "matched_index": m.matched_index,
+            "lag": m.lag,
+        })
+    }
+
+    pub fn cluster_status(s: &ClusterStatus) -> Value {
+        json!({
+            "node_id": s.node_id,
+            "region": s.region,
+            "role": s.role,
+            "term": s.term,
+            "leader_id": s.leader_id,
+            "leader_client_addr": s.leader_client_addr,
+            "last_log_index": s.last_log_index,
+            "commit_index": s.commit_index,
+            "applied_index": s.applied_index,
+            "members": s.members.iter().map(member).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn membership(r: &MembershipResponse) -> Value {
+        json!({
+            "voters": r.voters,
+            "learners": r.learners,
+            "commit_index": r.commit_index,
+        })
+    }
+
+    pub fn apply(r: &ApplyConfigResponse) -> Value {
+        json!({
+            "version": r.version,
+            "commit_index": r.commit_index,
+            "users": r.users,
+            "services": r.services,
+            "escalation_policies": r.escalation_policies,
+        })
+    }
+
+    pub fn config(r: &GetConfigResponse) -> Value {
+        json!({ "version": r.version, "document": r.document })
+    }
+
+    pub fn send_event(r: &SendEventResponse) -> Value {
+        json!({
+            "incident_id": r.incident_id,
+            "dedup_key": r.dedup_key,
+            "folded": r.folded,
+            "commit_index": r.commit_index,
+        })
+    }
+
+    pub fn delivery(d: &Delivery) -> Value {
+        json!({
+            "id": d.id,
+            "user": d.user,
+            "method": d.method,
+            "address": d.address,
+            "attempt": d.attempt,
+            "term": d.term,
+            "status": d.status,
+            "provider_id": d.provider_id,
+            "error": d.error,
+            "created_at_ms": d.created_at_ms,
+            "updated_at_ms": d.updated_at_ms,
+        })
+    }
+
+    pub fn timeline_entry(e: &TimelineEntry) -> Value {
+        json!({ "at_ms": e.at_ms, "what": e.what })
+    }
+
+    pub fn incident(i: &Incident) -> Value {
+        json!({
+            "id": i.id,
+            "service": i.service,
+            "dedup_key": i.dedup_key,
+            "summary": i.summary,
+            "severity": i.severity,
+            "urgency": i.urgency,
+            "status": status_name(i.status),
+            "created_at_ms": i.created_at_ms,
+            "acknowledged_at_ms": i.acknowledged_at_ms,
+            "resolved_at_ms": i.resolved_at_ms,
+            "acknowledged_by": i.acknowledged_by,
+            "resolved_by": i.resolved_by,
+            "escalation_level": i.escalation_level,
+            "escalation_repeat": i.escalation_repeat,
+            "folded_events": i.folded_events,
+            "runbook_url": i.runbook_url,
+            "source": i.source,
+            "deliveries": i.deliveries.iter().map(delivery).collect::<Vec<_>>(),
+            "timeline": i.timeline.iter().map(timeline_entry).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn incident_list(r: &ListIncidentsResponse) -> Value {
+        json!({ "incidents": r.incidents.iter().map(incident).collect::<Vec<_>>() })
+    }
+
+    pub fn incident_action(r: &IncidentActionResponse) -> Value {
+        json!({
+            "incident": r.incident.as_ref().map_or(Value::Null, incident),
+            "commit_index": r.commit_index,
+        })
+    }
+}
+
+/// `triggered`, `acknowledged`, `resolved`, `unspecified`; `unknown(7)` for a
+/// value newer than this client.
+fn status_name(status: i32) -> String {
+    match IncidentStatus::try_from(status) {
+        Ok(s) => s
+            .as_str_name()
+            .trim_start_matches("INCIDENT_STATUS_")
+            .to_ascii_lowercase(),
+        Err(_) => format!("unknown({status})"),
+    }
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 UTC to the second:
+/// `2023-11-14T22:13:20Z`.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(999), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(951_868_799_000), "2000-02-29T23:59:59Z");
+        assert_eq!(rfc3339(951_868_800_000), "2000-03-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(4_107_542_400_000), "2100-03-01T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799_000), "9999-12-31T23:59:59Z");
+        // Does not overflow or panic at the far end.
+        assert!(rfc3339(u64::MAX).ends_with('Z'));
+    }
+
+    #[test]
+    fn civil_from_days_round_trips_every_day_for_a_millennium() {
+        let mut expected = (1970, 1, 1);
+        for day in 0..366_000 {
+            assert_eq!(civil_from_days(day), expected, "day {day}");
+            let (y, m, d) = expected;
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let len = match m {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            expected = match (d == len, m == 12) {
+                (false, _) => (y, m, d + 1),
+                (true, false) => (y, m + 1, 1),
+                (true, true) => (y + 1, 1, 1),
+            };
+        }
+    }
+
+    fn node(id: u64, region: &str, port: u16) -> NodeInfo {
+        NodeInfo {
+            id,
+            peer_addr: format!("10.0.0.{id}:{}", port + 1),
+            client_addr: format!("10.0.0.{id}:{port}"),
+            region: region.into(),
+        }
+    }
+
+    fn sample_status() -> ClusterStatus {
+        ClusterStatus {
+            node_id: 1,
+            region: "us-east".into(),
+            role: "leader".into(),
+            term: 7,
+            leader_id: 1,
+            leader_client_addr: "10.0.0.1:8710".into(),
+            last_log_index: 1234,
+            commit_index: 1234,
+            applied_index: 1233,
+            members: vec![
+                MemberStatus {
+                    node: Some(node(1, "us-east", 8710)),
+                    voter: true,
+                    matched_index: 1234,
+                    lag: 0,
+                },
+                MemberStatus {
+                    node: Some(node(2, "us-west", 8710)),
+                    voter: true,
+                    matched_index: 1230,
+                    lag: 4,
+                },
+                MemberStatus {
+                    node: Some(node(12, "eu-central", 8710)),
+                    voter: false,
+                    matched_index: 17,
+                    lag: 1217,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn cluster_status_human_from_the_leader() {
+        assert_eq!(
+            human::cluster_status(&sample_status()),
+            "\
+node      1 (us-east)
+role      leader
+term      7
+leader    1 at 10.0.0.1:8710
+last log  1234
+commit    1234
+applied   1233
+
+ID  REGION      MEMBER   PEER            CLIENT          MATCHED   LAG
+ 1  us-east     voter    10.0.0.1:8711   10.0.0.1:8710      1234     0
+ 2  us-west     voter    10.0.0.2:8711   10.0.0.2:8710      1230     4
+12  eu-central  learner  10.0.0.12:8711  10.0.0.12:8710       17  1217
+"
+        );
+    }
+
+    #[test]
+    fn cluster_status_human_from_a_follower() {
+        let mut s = sample_status();
+        s.node_id = 2;
+        s.region = "us-west".into();
+        s.role = "follower".into();
+        for m in &mut s.members {
+            (m.matched_index, m.lag) = (0, 0);
+        }
+        s.members.truncate(2);
+        assert_eq!(
+            human::cluster_status(&s),
+            "\
+node      2 (us-west)
+role      follower
+term      7
+leader    1 at 10.0.0.1:8710
+last log  1234
+commit    1234
+applied   1233
+
+ID  REGION   MEMBER  PEER           CLIENT         MATCHED  LAG
+ 1  us-east  voter   10.0.0.1:8711  10.0.0.1:8710        -    -
+ 2  us-west  voter   10.0.0.2:8711  10.0.0.2:8710        -    -
+(matched and lag are known only to the leader: --endpoint 10.0.0.1:8710)
+"
+        );
+
+        s.leader_id = 0;
+        s.leader_client_addr.clear();
+        assert!(human::cluster_status(&s).contains("\nleader    none known\n"));
+    }
+
+    #[test]
+    fn cluster_status_json() {
+        assert_eq!(
+            json::cluster_status(&sample_status()),
+            json!({
+                "node_id": 1,
+                "region": "us-east",
+                "role": "leader",
+                "term": 7,
+                "leader_id": 1,
+                "leader_client_addr": "10.0.0.1:8710",
+                "last_log_index": 1234,
+                "commit_index": 1234,
+                "applied_index": 1233,
+                "members": [
+                    {"node": {"id": 1, "peer_addr": "10.0.0.1:8711", "client_addr": "10.0.0.1:8710", "region": "us-east"},
+                     "voter": true, "matched_index": 1234, "lag": 0},
+                    {"node": {"id": 2, "peer_addr": "10.0.0.2:8711", "client_addr": "10.0.0.2:8710", "region": "us-west"},
+                     "voter": true, "matched_index": 1230, "lag": 4},
+                    {"node": {"id": 12, "peer_addr": "10.0.0.12:8711", "client_addr": "10.0.0.12:8710", "region": "eu-central"},
+                     "voter": false, "matched_index": 17, "lag": 1217},
+                ],
+            })
+        );
+    }
+
+    const T0: u64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
+
+    fn sample_incident() -> Incident {
+        Incident {
+            id: 42,
+            service: "payments-api".into(),
+            dedup_key: "db-3/disk".into(),
+            summary: "Disk full on db-3\n/var/lib at 100%".into(),
+            severity: "critical".into(),
+            urgency: "high".into(),
+            status: IncidentStatus::Acknowledged as i32,
+            created_at_ms: T0,
+            acknowledged_at_ms: T0 + 185_000,
+            resolved_at_ms: 0,
+            acknowledged_by: "alice".into(),
+            resolved_by: String::new(),
+            escalation_level: 1,
+            escalation_repeat: 0,
+            folded_events: 3,
+            runbook_url: "https://runbooks.example/disk".into(),
+            source: "db-3".into(),
+            deliveries: vec![
+                Delivery {
+                    id: 100,
+                    user: "bob".into(),
+                    method: "sms".into(),
+                    address: "+1******4567".into(),
+                    attempt: 1,
+                    term: 7,
+                    status: "failed".into(),
+                    provider_id: String::new(),
+                    error: "twilio 503".into(),
+                    created_at_ms: T0 + 1_000,
+                    updated_at_ms: T0 + 2_000,
+                },
+                Delivery {
+                    id: 101,
+                    user: "alice".into(),
+                    method: "voice".into(),
+                    address: "+1******0001".into(),
+                    attempt: 2,
+                    term: 7,
+                    status: "sent".into(),
+                    provider_id: "CA123".into(),
+                    error: String::new(),
+                    created_at_ms: T0 + 60_000,
+                    updated_at_ms: T0 + 61_000,
+                },
+            ],
+            timeline: vec![
+                TimelineEntry {
+                    at_ms: T0,
+                    what: "triggered by db-3".into(),
+                },
+                TimelineEntry {
+                    at_ms: T0 + 60_000,
+                    what: "escalated to level 1".into(),
+                },
+                TimelineEntry {
+                    at_ms: T0 + 185_000,
+                    what: "acknowledged by alice".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn incident_human() {
+        assert_eq!(
+            human::incident(&sample_incident()),
+            "\
+incident       42
+status         acknowledged
+service        payments-api
+summary        Disk full on db-3\\n/var/lib at 100%
+severity       critical
+urgency        high
+dedup key      db-3/disk
+source         db-3
+created        2023-11-14T22:13:20Z
+acknowledged   2023-11-14T22:16:25Z by alice
+resolved       -
+escalation     level 1, repeat 0
+folded events  3
+runbook        https://runbooks.example/disk
+
+DELIVERIES
+ ID  USER   METHOD  ADDRESS       ATTEMPT  TERM  STATUS  CREATED               UPDATED               PROVIDER ID  ERROR
+100  bob    sms     +1******4567        1     7  failed  2023-11-14T22:13:21Z  2023-11-14T22:13:22Z  -            twilio 503
+101  alice  voice   +1******0001        2     7  sent    2023-11-14T22:14:20Z  2023-11-14T22:14:21Z  CA123        -
+
+TIMELINE
+2023-11-14T22:13:20Z  triggered by db-3
+2023-11-14T22:14:20Z  escalated to level 1
+2023-11-14T22:16:25Z  acknowledged by alice
+"
+        );
+    }
+
+    #[test]
+    fn incident_without_deliveries_or_timeline() {
+        let i = Incident {
+            id: 1,
+            status: IncidentStatus::Triggered as i32,
+            ..Default::default()
+        };
+        let text = human::incident(&i);
+        assert!(text.contains("\nstatus         triggered\n"), "{text}");
+        assert!(text.contains("\ncreated        -\n"), "{text}");
+        assert!(
+            text.ends_with("DELIVERIES\nnone\n\nTIMELINE\nnone\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn incident_json() {
+        assert_eq!(
+            json::incident(&sample_incident()),
+            json!({
+                "id": 42,
+                "service": "payments-api",
+                "dedup_key": "db-3/disk",
+                "summary": "Disk full on db-3\n/var/lib at 100%",
+                "severity": "critical",
+                "urgency": "high",
+                "status": "acknowledged",
+                "created_at_ms": T0,
+                "acknowledged_at_ms": T0 + 185_000,
+                "resolved_at_ms": 0,
+                "acknowledged_by": "alice",
+                "resolved_by": "",
+                "escalation_level": 1,
+                "escalation_repeat": 0,
+                "folded_events": 3,
+                "runbook_url": "https://runbooks.example/disk",
+                "source": "db-3",
+                "deliveries": [
+                    {"id": 100, "user": "bob", "method": "sms", "address": "+1******4567",
+                     "attempt": 1, "term": 7, "status": "failed", "provider_id": "",
+                     "error": "twilio 503", "created_at_ms": T0 + 1_000, "updated_at_ms": T0 + 2_000},
+                    {"id": 101, "user": "alice", "method": "voice", "address": "+1******0001",
+                     "attempt": 2, "term": 7, "status": "sent", "provider_id": "CA123",
+                     "error": "", "created_at_ms": T0 + 60_000, "updated_at_ms": T0 + 61_000},
+                ],
+                "timeline": [
+                    {"at_ms": T0, "what": "triggered by db-3"},
+                    {"at_ms": T0 + 60_000, "what": "escalated to level 1"},
+                    {"at_ms": T0 + 185_000, "what": "acknowledged by alice"},
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn incident_list_human_and_json() {
+        let mut second = sample_incident();
+        second.id = 7;
+        second.status = IncidentStatus::Resolved as i32;
+        second.summary = "CPU high".into();
+        second.service = "web".into();
+        second.severity = "warning".into();
+        second.urgency = "low".into();
+        let list = ListIncidentsResponse {
+            incidents: vec![sample_incident(), second],
+        };
+        assert_eq!(
+            human::incident_list(&list),
+            "\
+ID  STATUS        SEVERITY  URGENCY  SERVICE       CREATED               SUMMARY
+42  acknowledged  critical  high     payments-api  2023-11-14T22:13:20Z  Disk full on db-3\\n/var/lib at 100%
+ 7  resolved      warning   low      web           2023-11-14T22:13:20Z  CPU high
+"
+        );
+        assert_eq!(
+            human::incident_list(&ListIncidentsResponse::default()),
+            "no incidents\n"
+        );
+        let v = json::incident_list(&list);
+        assert_eq!(v["incidents"][1]["id"], 7);
+        assert_eq!(v["incidents"][1]["status"], "resolved");
+        assert_eq!(v["incidents"][0], json::incident(&sample_incident()));
+    }
+
+    #[test]
+    fn unknown_status_value() {
+        assert_eq!(status_name(0), "unspecified");
+        assert_eq!(status_name(99), "unknown(99)");
+    }
+
+    #[test]
+    fn send_event_human_and_json() {
+        let r = SendEventResponse {
+            incident_id: 42,
+            dedup_key: "db-3/disk".into(),
+            folded: true,
+            commit_index: 99,
+        };
+        assert_eq!(
+            human::send_event(&r),
+            "\
+incident   42
+dedup key  db-3/disk
+folded     yes (joined the open incident; nobody new paged)
+commit     99
+"
+        );
+        assert_eq!(
+            json::send_event(&r),
+            json!({"incident_id": 42, "dedup_key": "db-3/disk", "folded": true, "commit_index": 99})
+        );
+    }
+
+    #[test]
+    fn apply_and_membership_human() {
+        let r = ApplyConfigResponse {
+            version: 8,
+            commit_index: 120,
+            users: 3,
+            services: 2,
+            escalation_policies: 1,
+        };
+        assert_eq!(
+            human::apply(&r, false),
+            "\
+result               applied
+version              8
+commit               120
+users                3
+services             2
+escalation policies  1
+"
+        );
+        assert!(human::apply(&r, true).starts_with("result               valid (dry run"));
+
+        let m = MembershipResponse {
+            voters: vec![1, 2, 3],
+            learners: vec![],
+            commit_index: 57,
+        };
+        assert_eq!(
+            human::membership("node 3 added as a voter", &m),
+            "node 3 added as a voter\n\nvoters    1, 2, 3\nlearners  -\ncommit    57\n"
+        );
+        assert_eq!(
+            json::membership(&m),
+            json!({"voters": [1, 2, 3], "learners": [], "commit_index": 57})
+        );
+    }
+}
