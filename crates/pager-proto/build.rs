@@ -15,7 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, [&root])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     // compile_fds does not write the descriptor set; reflection needs it.
-    std::fs::write(out.join("pager_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    std::fs::write(
+        out.join("pager_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
     tonic_build::configure().compile_fds(fds)?;
     Ok(())
 }

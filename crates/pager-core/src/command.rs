@@ -71,6 +71,10 @@ pub enum SendResult {
     },
     Failed {
         retryable: bool,
+        /// The request may have reached the provider (timeout after sending):
+        /// a retry may duplicate the page.
+        #[serde(default)]
+        in_doubt: bool,
         code: Option<i64>,
         message: String,
     },

@@ -455,10 +455,14 @@ impl State {
                 DeliveryStatus::Pending,
                 SendResult::Failed {
                     retryable,
+                    in_doubt,
                     code,
                     message,
                 },
             ) => {
+                if *in_doubt {
+                    self.stats.deliveries_in_doubt += 1;
+                }
                 d.error = match code {
                     Some(c) => format!("{c}: {message}"),
                     None => message.clone(),

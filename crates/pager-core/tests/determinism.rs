@@ -96,6 +96,7 @@ fn to_commands(ops: &[Op]) -> Vec<(u64, Command)> {
                     }
                 } else {
                     SendResult::Failed {
+                        in_doubt: false,
                         retryable: *retryable,
                         code: None,
                         message: "x".into(),

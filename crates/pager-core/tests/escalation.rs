@@ -343,6 +343,7 @@ fn outcomes_settle_retry_with_backoff_and_ignore_stale_attempts() {
     let mut log = Log::new();
     log.trigger(T0, "k");
     let failed = SendResult::Failed {
+        in_doubt: false,
         retryable: true,
         code: Some(20429),
         message: "Too Many Requests".into(),
@@ -404,6 +405,7 @@ fn permanent_failure_is_final() {
     let mut log = Log::new();
     log.trigger(T0, "k");
     let failed = SendResult::Failed {
+        in_doubt: false,
         retryable: false,
         code: Some(21211),
         message: "invalid To".into(),

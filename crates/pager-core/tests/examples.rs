@@ -2,7 +2,10 @@
 
 #[test]
 fn shipped_oncall_example_is_valid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/oncall.example.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/oncall.example.toml"
+    );
     let text = std::fs::read_to_string(path).expect("example exists");
     let doc = pager_core::OnCallDoc::from_toml(&text).expect("example parses");
     assert_eq!(doc.validate(), vec![]);

@@ -1,1 +1,79 @@
-fn main() {}
+//! `pagerd`: run one node. With no `--config`, a single-node cluster under
+//! `./data` that prints the pages it would send.
+
+use anyhow::Context as _;
+use clap::Parser;
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "pagerd",
+    version,
+    about = "A self-hosted paging system that cannot go down"
+)]
+struct Args {
+    /// Node config (TOML). Later layers: PAGERD_* environment variables, `__` for nesting.
+    #[arg(long, env = "PAGERD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Validate the configuration, print a summary and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let cfg = match pagerd::config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pagerd: invalid configuration: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        println!(
+            "configuration ok: node {} in region {}, client {}, peer {}, http {}",
+            cfg.node_id, cfg.region, cfg.client_listen, cfg.peer_listen, cfg.http_listen
+        );
+        return std::process::ExitCode::SUCCESS;
+    }
+    let filter =
+        EnvFilter::try_from_env("PAGERD_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.log.filter));
+    if cfg.log.format == "json" {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pagerd: start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("pagerd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cfg: pagerd::config::NodeConfig) -> anyhow::Result<()> {
+    let listeners = pagerd::Listeners::bind(&cfg).await?;
+    let running = pagerd::start(cfg, listeners).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("install SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}

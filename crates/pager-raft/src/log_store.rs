@@ -1,0 +1,583 @@
+//! The Raft log, the vote and the commit pointer, durable in one redb file.
+//!
+//! Writes: every write (append, vote, committed, truncate, purge) is queued, in call order, to one
+//! writer thread. The thread drains whatever is queued (appends that arrive together share one
+//! transaction), commits it with `Durability::Immediate` (redb fsyncs before `commit` returns),
+//! and only then completes the callers: `append`'s `LogFlushed` callback, or the awaited reply.
+//! One thread and one queue make the writes serialized, as openraft requires.
+//!
+//! Reads: `append` returns as soon as its entries are queued, but openraft may read them at once.
+//! So each write takes a sequence number, the writer publishes the last committed one, and a read
+//! first waits until every write queued before it is committed, then reads a redb snapshot on a
+//! blocking thread. A reader never sees a write that is not yet durable.
+//!
+//! If a commit fails, the store refuses every later write and every read that would need it:
+//! openraft stops the node on a storage error; nothing is retried blindly.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use tokio::sync::{oneshot, watch};
+
+use crate::error::OpenError;
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
+
+/// Log entries by index; values are the JSON of `openraft::Entry<TypeConfig>`.
+const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
+/// Small records by name; values are JSON.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// `Vote`: the last vote saved.
+const META_VOTE: &str = "vote";
+/// `Option<LogId>`: the last committed log id saved.
+const META_COMMITTED: &str = "committed";
+/// `LogId`: the last purged log id (entries up to it are gone).
+const META_PURGED: &str = "last_purged";
+
+/// Most writes the writer thread puts into one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// The write side of the Raft log. openraft owns it; it is not `Clone` because openraft must be
+/// its only writer.
+pub struct LogStore {
+    shared: Arc<Shared>,
+    /// To the writer thread, which holds the receiver. When the store is dropped, the thread
+    /// finishes what is queued and exits.
+    tx: mpsc::Sender<WriteReq>,
+}
+
+/// A read-only view of the log, used by openraft's replication tasks (one per follower).
+#[derive(Clone)]
+pub struct LogReader {
+    shared: Arc<Shared>,
+}
+
+/// State shared by the store, its readers and the writer thread.
+struct Shared {
+    /// Dropped (closing the file and releasing its lock) before `closed` below.
+    db: Database,
+    path: PathBuf,
+    /// Sequence number of the last write handed to the writer thread.
+    enqueued: AtomicU64,
+    /// Written by the writer thread after each commit; readers wait on it.
+    progress: watch::Sender<Progress>,
+    /// Never sent on; dropped last, so receivers learn that the database file is closed.
+    closed: watch::Sender<()>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// Every write with a sequence number up to this one is committed and durable.
+    done: u64,
+    /// Set on the first failed commit; no write after that is performed.
+    failed: Option<AnyError>,
+}
+
+struct WriteReq {
+    seq: u64,
+    op: WriteOp,
+    done: Done,
+}
+
+enum WriteOp {
+    Append(Vec<(u64, Vec<u8>)>),
+    PutMeta { key: &'static str, value: Vec<u8> },
+    Truncate { since: u64 },
+    Purge { upto: u64, log_id: Vec<u8> },
+}
+
+/// Who is told when a write is durable.
+enum Done {
+    Flushed(LogFlushed<TypeConfig>),
+    Reply(oneshot::Sender<Result<(), AnyError>>),
+    Nobody,
+}
+
+impl Done {
+    fn complete(self, result: Result<(), AnyError>) {
+        match self {
+            Done::Flushed(callback) => callback.log_io_completed(result.map_err(io::Error::other)),
+            Done::Reply(tx) => {
+                // The caller may have been cancelled; the write is durable regardless.
+                let _ = tx.send(result);
+            }
+            Done::Nobody => {}
+        }
+    }
+}
+
+impl LogStore {
+    /// Open (or create) the log at `path` and start its writer thread.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| OpenError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let db_err = |e: redb::Error| OpenError::Database {
+            path: path.clone(),
+            source: Box::new(e),
+        };
+        let db = Database::create(&path).map_err(|e| db_err(e.into()))?;
+        create_tables(&db).map_err(db_err)?;
+
+        let shared = Arc::new(Shared {
+            db,
+            path: path.clone(),
+            enqueued: AtomicU64::new(0),
+            progress: watch::channel(Progress::default()).0,
+            closed: watch::channel(()).0,
+        });
+        let (tx, rx) = mpsc::channel();
+        let writer_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("raft-log-writer".to_string())
+            .spawn(move || writer_loop(writer_shared, rx))
+            .map_err(OpenError::SpawnWriter)?;
+        tracing::info!(path = %path.display(), "raft log opened");
+        Ok(Self { shared, tx })
+    }
+
+    /// The file this log lives in.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Resolves once the database file is closed: the store, its readers (held by openraft's
+    /// replication tasks) and the writer thread are all gone. Await it after `Raft::shutdown`
+    /// before opening the same file again in this process.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.shared.closed.subscribe();
+        async move { while rx.changed().await.is_ok() {} }
+    }
+
+    /// Queue a write; its sequence number orders it after every write queued before.
+    fn submit(&mut self, op: WriteOp, done: Done) -> Result<(), AnyError> {
+        let seq = self.shared.enqueued.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.tx.send(WriteReq { seq, op, done }).is_err() {
+            let err = AnyError::error("the raft log writer thread is gone");
+            self.shared.progress.send_modify(|p| {
+                p.failed.get_or_insert_with(|| err.clone());
+            });
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Queue a write and wait until it is durable.
+    async fn write(
+        &mut self,
+        op: WriteOp,
+        subject: ErrorSubject<NodeId>,
+        verb: ErrorVerb,
+    ) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        let io_err = |e: AnyError| StorageIOError::new(subject.clone(), verb, e);
+        self.submit(op, Done::Reply(tx)).map_err(io_err)?;
+        match rx.await {
+            Ok(result) => result.map_err(|e| io_err(e).into()),
+            Err(_) => Err(io_err(AnyError::error("the raft log writer dropped the write")).into()),
+        }
+    }
+}
+
+impl Shared {
+    /// Wait until every write queued so far is durable, then run `read` on a blocking thread.
+    async fn read<T, F>(
+        self: &Arc<Self>,
+        subject: ErrorSubject<NodeId>,
+        read: F,
+    ) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StorageError> + Send + 'static,
+    {
+        let io_err = |e: AnyError| {
+            StorageError::from(StorageIOError::new(subject.clone(), ErrorVerb::Read, e))
+        };
+        self.wait_durable().await.map_err(io_err)?;
+        let shared = Arc::clone(self);
+        tokio::task::spawn_blocking(move || read(&shared.db))
+            .await
+            .map_err(|e| io_err(AnyError::new(&e)))?
+    }
+
+    async fn wait_durable(&self) -> Result<(), AnyError> {
+        let target = self.enqueued.load(Ordering::Acquire);
+        let mut rx = self.progress.subscribe();
+        let progress = match rx
+            .wait_for(|p| p.done >= target || p.failed.is_some())
+            .await
+        {
+            Ok(progress) => progress.clone(),
+            // Unreachable while `self` holds the sender; kept total anyway.
+            Err(_) => return Err(AnyError::error("the raft log is closed")),
+        };
+        if progress.done >= target {
+            return Ok(());
+        }
+        Err(progress
+            .failed
+            .unwrap_or_else(|| AnyError::error("the raft log writer stopped")))
+    }
+
+    async fn entries(
+        self: &Arc<Self>,
+        range: (Bound<u64>, Bound<u64>),
+    ) -> Result<Vec<Entry>, StorageError> {
+        if range_is_empty(&range) {
+            return Ok(Vec::new());
+        }
+        self.read(ErrorSubject::Logs, move |db| {
+            let read_err = |e: redb::Error| StorageIOError::read_logs(AnyError::new(&e));
+            let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
+            let table = txn.open_table(LOGS).map_err(|e| read_err(e.into()))?;
+            let mut entries = Vec::new();
+            for row in table.range::<u64>(range).map_err(|e| read_err(e.into()))? {
+                let (index, value) = row.map_err(|e| read_err(e.into()))?;
+                let entry: Entry = serde_json::from_slice(value.value()).map_err(|e| {
+                    StorageIOError::read_log_at_index(index.value(), AnyError::new(&e))
+                })?;
+                entries.push(entry);
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn meta<T>(
+        self: &Arc<Self>,
+        key: &'static str,
+        subject: ErrorSubject<NodeId>,
+    ) -> Result<Option<T>, StorageError>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let err_subject = subject.clone();
+        self.read(subject, move |db| {
+            let read_err =
+                |e: AnyError| StorageIOError::new(err_subject.clone(), ErrorVerb::Read, e);
+            get_meta(db, key)
+                .map_err(|e| read_err(AnyError::new(&e)))?
+                .map(|bytes| serde_json::from_slice(&bytes))
+                .transpose()
+                .map_err(|e| read_err(AnyError::new(&e)).into())
+        })
+        .await
+    }
+}
+
+fn create_tables(db: &Database) -> Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate);
+    txn.open_table(LOGS)?;
+    txn.open_table(META)?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn get_meta(db: &Database, key: &str) -> Result<Option<Vec<u8>>, redb::Error> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(META)?;
+    Ok(table.get(key)?.map(|v| v.value().to_vec()))
+}
+
+/// True if no index lies in `range` (redb, like `BTreeMap`, must not get a reversed range).
+fn range_is_empty(range: &(Bound<u64>, Bound<u64>)) -> bool {
+    let start = match range.0 {
+        Bound::Included(s) => s,
+        Bound::Excluded(s) => match s.checked_add(1) {
+            Some(s) => s,
+            None => return true,
+        },
+        Bound::Unbounded => 0,
+    };
+    match range.1 {
+        Bound::Included(end) => start > end,
+        Bound::Excluded(end) => start >= end,
+        Bound::Unbounded => false,
+    }
+}
+
+/// The writer thread: commit what is queued, in order, a batch per transaction.
+fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<WriteReq>) {
+    /// Whatever way the thread ends, readers must not wait for it any longer.
+    struct OnExit<'a>(&'a Shared);
+    impl Drop for OnExit<'_> {
+        fn drop(&mut self) {
+            self.0.progress.send_modify(|p| {
+                p.failed
+                    .get_or_insert_with(|| AnyError::error("the raft log writer thread stopped"));
+            });
+        }
+    }
+    let _on_exit = OnExit(&shared);
+
+    let mut failed: Option<AnyError> = None;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(_) => break,
+            }
+        }
+        let last_seq = batch.last().map_or(0, |req| req.seq);
+
+        let result = match &failed {
+            Some(err) => Err(err.clone()),
+            None => commit_batch(&shared.db, &batch).map_err(|e| AnyError::new(&e)),
+        };
+        match &result {
+            Ok(()) => {
+                tracing::trace!(writes = batch.len(), last_seq, "raft log batch committed");
+                shared.progress.send_modify(|p| p.done = last_seq);
+            }
+            Err(err) => {
+                if failed.is_none() {
+                    tracing::error!(
+                        path = %shared.path.display(),
+                        cause = %err,
+                        "raft log commit failed; refusing all further writes"
+                    );
+                    failed = Some(err.clone());
+                }
+                shared.progress.send_modify(|p| {
+                    p.failed.get_or_insert_with(|| err.clone());
+                });
+            }
+        }
+        for req in batch {
+            req.done.complete(result.clone());
+        }
+    }
+}
+
+/// Perform a batch of writes in one transaction; durable when this returns `Ok`.
+fn commit_batch(db: &Database, batch: &[WriteReq]) -> Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate);
+    {
+        let mut logs = txn.open_table(LOGS)?;
+        let mut meta = txn.open_table(META)?;
+        for req in batch {
+            match &req.op {
+                WriteOp::Append(rows) => {
+                    for (index, bytes) in rows {
+                        logs.insert(*index, bytes.as_slice())?;
+                    }
+                }
+                WriteOp::PutMeta { key, value } => {
+                    meta.insert(*key, value.as_slice())?;
+                }
+                WriteOp::Truncate { since } => {
+                    logs.retain_in(*since.., |_, _| false)?;
+                }
+                WriteOp::Purge { upto, log_id } => {
+                    meta.insert(META_PURGED, log_id.as_slice())?;
+                    logs.retain_in(..=*upto, |_, _| false)?;
+                }
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(
+    value: &T,
+    subject: ErrorSubject<NodeId>,
+) -> Result<Vec<u8>, StorageError> {
+    serde_json::to_vec(value)
+        .map_err(|e| StorageIOError::new(subject, ErrorVerb::Write, AnyError::new(&e)).into())
+}
+
+fn bounds<RB: RangeBounds<u64>>(range: &RB) -> (Bound<u64>, Bound<u64>) {
+    (range.start_bound().cloned(), range.end_bound().cloned())
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    /// Entries in `range` whose writes were queued before this call; waits for them to be durable.
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.shared.entries(bounds(&range)).await
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    /// Entries in `range` whose writes were queued before this call; waits for them to be durable.
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.shared.entries(bounds(&range)).await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    /// Last purged and last present log id, as durable on disk after all queued writes.
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        self.shared
+            .read(ErrorSubject::Logs, |db| {
+                let read_err = |e: AnyError| StorageIOError::read_logs(e);
+                let purged: Option<LogId> = get_meta(db, META_PURGED)
+                    .map_err(|e| read_err(AnyError::new(&e)))?
+                    .map(|bytes| serde_json::from_slice(&bytes))
+                    .transpose()
+                    .map_err(|e| read_err(AnyError::new(&e)))?;
+                let txn = db
+                    .begin_read()
+                    .map_err(|e| read_err(AnyError::new(&redb::Error::from(e))))?;
+                let table = txn
+                    .open_table(LOGS)
+                    .map_err(|e| read_err(AnyError::new(&redb::Error::from(e))))?;
+                let last = match table
+                    .last()
+                    .map_err(|e| read_err(AnyError::new(&redb::Error::from(e))))?
+                {
+                    Some((index, value)) => {
+                        let entry: Entry = serde_json::from_slice(value.value()).map_err(|e| {
+                            StorageIOError::read_log_at_index(index.value(), AnyError::new(&e))
+                        })?;
+                        Some(entry.log_id)
+                    }
+                    None => None,
+                };
+                Ok(LogState {
+                    last_purged_log_id: purged,
+                    last_log_id: last.or(purged),
+                })
+            })
+            .await
+    }
+
+    /// A cheap reader sharing this store's database; sees every write queued before each read.
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        LogReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Durable (fsynced) before it returns; idempotent.
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let value = to_json(vote, ErrorSubject::Vote)?;
+        self.write(
+            WriteOp::PutMeta {
+                key: META_VOTE,
+                value,
+            },
+            ErrorSubject::Vote,
+            ErrorVerb::Write,
+        )
+        .await
+    }
+
+    /// The last vote saved by `save_vote`, as on disk.
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.shared.meta(META_VOTE, ErrorSubject::Vote).await
+    }
+
+    /// Queued in order with all writes and made durable by the next commit, not awaited: losing
+    /// the latest value in a crash only means replaying more of the log on restart. Idempotent.
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let value = to_json(&committed, ErrorSubject::Store)?;
+        self.submit(
+            WriteOp::PutMeta {
+                key: META_COMMITTED,
+                value,
+            },
+            Done::Nobody,
+        )
+        .map_err(|e| StorageIOError::new(ErrorSubject::Store, ErrorVerb::Write, e).into())
+    }
+
+    /// The last committed log id saved, as durable on disk after all queued writes.
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self
+            .shared
+            .meta::<Option<LogId>>(META_COMMITTED, ErrorSubject::Store)
+            .await?
+            .flatten())
+    }
+
+    /// Returns once queued (entries are then readable); `callback` runs only after the commit
+    /// holding them has returned, i.e. they are fsynced. Re-appending an index overwrites it.
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut rows = Vec::new();
+        for entry in entries {
+            let bytes = serde_json::to_vec(&entry)
+                .map_err(|e| StorageIOError::write_log_entry(entry.log_id, AnyError::new(&e)))?;
+            rows.push((entry.log_id.index, bytes));
+        }
+        self.submit(WriteOp::Append(rows), Done::Flushed(callback))
+            .map_err(|e| StorageIOError::write_logs(e).into())
+    }
+
+    /// Deletes entries from `log_id.index` on, in one transaction (no hole); durable before it
+    /// returns; idempotent.
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::debug!(since = %log_id, "truncate raft log");
+        self.write(
+            WriteOp::Truncate {
+                since: log_id.index,
+            },
+            ErrorSubject::Log(log_id),
+            ErrorVerb::Delete,
+        )
+        .await
+    }
+
+    /// Records `log_id` as last purged and deletes entries up to it, in one transaction (no
+    /// hole); durable before it returns; idempotent.
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::debug!(upto = %log_id, "purge raft log");
+        let value = to_json(&log_id, ErrorSubject::Log(log_id))?;
+        self.write(
+            WriteOp::Purge {
+                upto: log_id.index,
+                log_id: value,
+            },
+            ErrorSubject::Log(log_id),
+            ErrorVerb::Delete,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_ranges() {
+        use Bound::*;
+        assert!(range_is_empty(&(Included(5), Excluded(5))));
+        assert!(range_is_empty(&(Included(6), Included(5))));
+        assert!(range_is_empty(&(Excluded(u64::MAX), Unbounded)));
+        assert!(!range_is_empty(&(Included(5), Included(5))));
+        assert!(!range_is_empty(&(Unbounded, Unbounded)));
+        assert!(!range_is_empty(&(Excluded(4), Excluded(6))));
+    }
+}

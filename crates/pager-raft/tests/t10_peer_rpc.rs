@@ -1,0 +1,142 @@
+//! The peer gRPC service and network on one node: error mapping on both sides.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::RPCError;
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::VoteRequest;
+use openraft::testing::log_id;
+use openraft::Vote;
+use pager_proto::raft::v1::RaftPayload;
+use pager_raft::{serve_peers, ForwardFn, Network, PeerClients, PeerNode, Raft, RaftTimings};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::{Code, Status};
+
+fn peer(addr: &str) -> PeerNode {
+    PeerNode {
+        peer_addr: addr.to_string(),
+        client_addr: String::new(),
+        region: "test".to_string(),
+    }
+}
+
+fn echo_forward() -> ForwardFn {
+    Arc::new(|json| {
+        Box::pin(async move {
+            if json == b"refuse" {
+                return Err(Status::failed_precondition("not the leader"));
+            }
+            Ok(json)
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_maps_errors_and_forwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let clients = PeerClients::default();
+    let (log, sm) = pager_raft::open(dir.path()).await.unwrap();
+    let config = Arc::new(RaftTimings::default().validate().unwrap());
+    let raft = Raft::new(1, config, Network::new(clients.clone()), log, sm)
+        .await
+        .unwrap();
+    raft.initialize(BTreeMap::from([(1, peer(&addr))]))
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_peers(listener, raft.clone(), echo_forward(), async {
+        let _ = stop_rx.await;
+    }));
+
+    // Bad JSON: InvalidArgument naming the request type.
+    let mut client = clients.client(&addr).unwrap();
+    let status = client
+        .append_entries(RaftPayload {
+            json: b"{not json".to_vec(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("AppendEntriesRequest"),
+        "{status}"
+    );
+
+    // Forward: the daemon's handler answers, or its status comes back unchanged.
+    let timeout = Duration::from_secs(5);
+    let answer = clients
+        .forward(&addr, b"hello".to_vec(), timeout)
+        .await
+        .unwrap();
+    assert_eq!(answer, b"hello");
+    let status = clients
+        .forward(&addr, b"refuse".to_vec(), timeout)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+
+    // A well-formed RPC reaches Raft and its answer comes back.
+    let mut network = Network::new(clients.clone());
+    let mut conn = network.new_client(1, &peer(&addr)).await;
+    let option = RPCOption::new(Duration::from_secs(5));
+    let vote = VoteRequest::new(Vote::new(0, 2), None);
+    let resp = conn.vote(vote, option.clone()).await.unwrap();
+    assert!(!resp.vote_granted, "a stale vote is refused");
+
+    // A Raft error on the peer comes back as RemoteError (a stopped node is Fatal there).
+    raft.shutdown().await.unwrap();
+    let vote = VoteRequest::new(Vote::new(9, 2), Some(log_id(1, 1, 1)));
+    match conn.vote(vote, option).await {
+        Err(RPCError::RemoteError(remote)) => assert_eq!(remote.target, 1),
+        other => panic!("expected RemoteError, got {other:?}"),
+    }
+
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_port_is_unreachable() {
+    // A port that was just free: nothing listens there.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut network = Network::new(PeerClients::default());
+    let mut conn = network.new_client(1, &peer(&addr)).await;
+    let vote = VoteRequest::new(Vote::new(1, 2), None);
+    match conn
+        .vote(vote, RPCOption::new(Duration::from_secs(5)))
+        .await
+    {
+        Err(RPCError::Unreachable(_)) => {}
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+
+    let status = PeerClients::default()
+        .forward(&addr, b"x".to_vec(), Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_address_is_unreachable() {
+    let mut network = Network::new(PeerClients::default());
+    let mut conn = network.new_client(1, &peer("not a uri")).await;
+    let vote = VoteRequest::new(Vote::new(1, 2), None);
+    match conn
+        .vote(vote, RPCOption::new(Duration::from_secs(1)))
+        .await
+    {
+        Err(RPCError::Unreachable(_)) => {}
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}

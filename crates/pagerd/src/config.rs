@@ -1,0 +1,559 @@
+//! Node configuration: built-in defaults → TOML file (`--config`; a named file
+//! that is missing is an error) → `PAGERD_*` environment (`__` for nesting).
+//! Raw config is validated into [`NodeConfig`]; each crate gets its own typed
+//! section. Secrets come as a value or a `_file`, never both, and never reach
+//! logs (`Secret`'s Debug redacts).
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use pager_notify::{NotifySettings, Secret, SmtpSettings, SmtpTls, TwilioSettings};
+use pager_raft::RaftTimings;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub node_id: u64,
+    pub region: String,
+    pub data_dir: PathBuf,
+    pub listen: RawListen,
+    /// Addresses other nodes and clients use to reach this one (default: listen).
+    #[serde(default)]
+    pub advertise: RawAdvertise,
+    pub cluster: RawCluster,
+    pub raft: RaftTimings,
+    #[serde(default)]
+    pub twilio: Option<RawTwilio>,
+    #[serde(default)]
+    pub smtp: Option<RawSmtp>,
+    pub console: RawConsole,
+    pub dispatch: RawDispatch,
+    pub log: RawLog,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    /// Public gRPC API (alert sources, pagerctl).
+    pub client: String,
+    /// Raft and write forwarding between nodes; peers only.
+    pub peer: String,
+    /// HTTP: health, readiness, metrics.
+    pub http: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdvertise {
+    pub client: Option<String>,
+    pub peer: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// On first start (empty log), initialise the cluster with `members`
+    /// (or this node alone when `members` is empty).
+    pub bootstrap: bool,
+    #[serde(default)]
+    pub members: Vec<RawMember>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMember {
+    pub id: u64,
+    pub peer: String,
+    pub client: String,
+    #[serde(default)]
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTwilio {
+    #[serde(default = "default_twilio_url")]
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: Option<String>,
+    pub auth_token_file: Option<PathBuf>,
+    pub from: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    #[serde(default = "default_provider_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// "none", "starttls" or "tls".
+    #[serde(default = "default_smtp_tls")]
+    pub tls: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub from: String,
+    #[serde(default = "default_provider_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    /// Print pages to stdout for channels with no provider configured.
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDispatch {
+    /// Sends in flight at once from the leader.
+    pub concurrency: usize,
+    /// A client write that cannot commit within this bound fails with Unavailable.
+    pub write_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// "text" or "json".
+    pub format: String,
+    /// tracing-subscriber filter, e.g. "info,openraft=warn".
+    pub filter: String,
+}
+
+fn default_twilio_url() -> String {
+    "https://api.twilio.com".into()
+}
+fn default_provider_timeout_ms() -> u64 {
+    10_000
+}
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_smtp_tls() -> String {
+    "starttls".into()
+}
+
+impl Default for RawConfig {
+    /// The embedded default: a single-node cluster under `./data` that prints pages.
+    fn default() -> Self {
+        RawConfig {
+            node_id: 1,
+            region: "local".into(),
+            data_dir: PathBuf::from("./data"),
+            listen: RawListen {
+                client: "127.0.0.1:8700".into(),
+                peer: "127.0.0.1:8701".into(),
+                http: "127.0.0.1:8702".into(),
+            },
+            advertise: RawAdvertise::default(),
+            cluster: RawCluster {
+                bootstrap: true,
+                members: vec![],
+            },
+            raft: RaftTimings::default(),
+            twilio: None,
+            smtp: None,
+            console: RawConsole { enabled: true },
+            dispatch: RawDispatch {
+                concurrency: 64,
+                write_timeout_ms: 5_000,
+            },
+            log: RawLog {
+                format: "text".into(),
+                filter: "info,openraft=warn".into(),
+            },
+        }
+    }
+}
+
+/// A rule the configuration broke, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("{0}")]
+    Parse(String),
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("{key}: cannot read secret file {path}: {cause}")]
+    SecretFile {
+        key: String,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: u64,
+    pub region: String,
+    pub data_dir: PathBuf,
+    pub client_listen: SocketAddr,
+    pub peer_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub client_advertise: String,
+    pub peer_advertise: String,
+    pub bootstrap: bool,
+    pub members: Vec<RawMember>,
+    pub raft: openraft::Config,
+    pub rpc_timeout: Duration,
+    pub notify: NotifySettings,
+    pub dispatch_concurrency: usize,
+    pub write_timeout: Duration,
+    pub log: RawLog,
+}
+
+/// Load the layers: defaults, then `file` (must exist when named), then the environment.
+pub fn load(file: Option<&Path>) -> Result<NodeConfig, ConfigError> {
+    let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::MissingFile(path.to_path_buf()));
+        }
+        fig = fig.merge(Toml::file_exact(path));
+    }
+    let raw: RawConfig = env_layer(fig)
+        .extract_lossy()
+        .map_err(|e| ConfigError::Parse(figment_error(e)))?;
+    raw.validate()
+}
+
+/// Variables read by other means, not config keys.
+const NOT_KEYS: [&str; 2] = ["PAGERD_CONFIG", "PAGERD_LOG"];
+
+/// `PAGERD_A__B=v` sets key `a.b` to the *string* `v`. figment's `Env` would
+/// parse `+15550001111` as a number and lose the phone number's `+`;
+/// `extract_lossy` turns strings into numbers and booleans only where a field
+/// wants one.
+fn env_layer(mut fig: Figment) -> Figment {
+    let mut vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("PAGERD_") && !NOT_KEYS.contains(&k.as_str()))
+        .collect();
+    vars.sort();
+    for (k, v) in vars {
+        let key = k["PAGERD_".len()..].to_ascii_lowercase().replace("__", ".");
+        fig = fig.merge(Serialized::default(&key, v));
+    }
+    fig
+}
+
+fn figment_error(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            if key.is_empty() {
+                e.kind.to_string()
+            } else {
+                format!("{key}: {}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse()
+        .map_err(|_| invalid(key, format!("{s:?} is not a host:port socket address")))
+}
+
+fn secret(
+    key: &str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(invalid(key, format!("set {key} or {key}_file, not both"))),
+        (Some(v), None) => Ok(Some(Secret::new(v))),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|cause| ConfigError::SecretFile {
+                key: format!("{key}_file"),
+                path: path.clone(),
+                cause,
+            })?;
+            Ok(Some(Secret::new(text.trim_end().to_string())))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+impl RawConfig {
+    /// Defaults plus one file, ignoring the environment (to check shipped files).
+    pub fn load_file_only(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let raw: RawConfig = Figment::from(Serialized::defaults(RawConfig::default()))
+            .merge(Toml::file_exact(path))
+            .extract_lossy()
+            .map_err(|e| ConfigError::Parse(figment_error(e)))?;
+        raw.validate()
+    }
+
+    pub fn validate(self) -> Result<NodeConfig, ConfigError> {
+        if self.node_id == 0 {
+            return Err(invalid("node_id", "must be 1 or more"));
+        }
+        if self.region.trim().is_empty() {
+            return Err(invalid("region", "must not be empty"));
+        }
+        let client_listen = addr("listen.client", &self.listen.client)?;
+        let peer_listen = addr("listen.peer", &self.listen.peer)?;
+        let http_listen = addr("listen.http", &self.listen.http)?;
+        let ports = [client_listen, peer_listen, http_listen];
+        if ports[0] == ports[1] || ports[0] == ports[2] || ports[1] == ports[2] {
+            return Err(invalid(
+                "listen",
+                "client, peer and http need distinct addresses",
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, m) in self.cluster.members.iter().enumerate() {
+            if m.id == 0 || !seen.insert(m.id) {
+                return Err(invalid(
+                    &format!("cluster.members[{i}].id"),
+                    "ids must be unique and 1 or more",
+                ));
+            }
+            addr(&format!("cluster.members[{i}].peer"), &m.peer)?;
+            addr(&format!("cluster.members[{i}].client"), &m.client)?;
+        }
+        if self.cluster.bootstrap
+            && !self.cluster.members.is_empty()
+            && !seen.contains(&self.node_id)
+        {
+            return Err(invalid(
+                "cluster.members",
+                "bootstrap members must include this node_id",
+            ));
+        }
+        let raft = self
+            .raft
+            .validate()
+            .map_err(|e| invalid("raft", e.to_string()))?;
+        let twilio = match self.twilio {
+            None => None,
+            Some(t) => {
+                if !(t.base_url.starts_with("https://") || t.base_url.starts_with("http://")) {
+                    return Err(invalid("twilio.base_url", "must be an http(s) URL"));
+                }
+                if !t.account_sid.starts_with("AC") || t.account_sid.len() != 34 {
+                    return Err(invalid(
+                        "twilio.account_sid",
+                        "must be AC followed by 32 hex characters",
+                    ));
+                }
+                let token = secret("twilio.auth_token", t.auth_token, t.auth_token_file)?
+                    .ok_or_else(|| {
+                        invalid("twilio.auth_token", "required (or twilio.auth_token_file)")
+                    })?;
+                if t.from.is_none() && t.messaging_service_sid.is_none() {
+                    return Err(invalid(
+                        "twilio.from",
+                        "set twilio.from or twilio.messaging_service_sid",
+                    ));
+                }
+                if let Some(from) = &t.from {
+                    if !pager_core::oncall::is_e164(from) {
+                        return Err(invalid("twilio.from", "must be an E.164 phone number"));
+                    }
+                }
+                Some(TwilioSettings {
+                    base_url: t.base_url.trim_end_matches('/').to_string(),
+                    account_sid: t.account_sid,
+                    auth_token: token,
+                    from: t.from,
+                    messaging_service_sid: t.messaging_service_sid,
+                    timeout: Duration::from_millis(t.timeout_ms.max(1)),
+                })
+            }
+        };
+        let smtp = match self.smtp {
+            None => None,
+            Some(s) => {
+                let tls = match s.tls.as_str() {
+                    "none" => SmtpTls::None,
+                    "starttls" => SmtpTls::StartTls,
+                    "tls" => SmtpTls::Tls,
+                    other => {
+                        return Err(invalid(
+                            "smtp.tls",
+                            format!("{other:?} is not one of none, starttls, tls"),
+                        ))
+                    }
+                };
+                if s.host.is_empty() {
+                    return Err(invalid("smtp.host", "must not be empty"));
+                }
+                if !s.from.contains('@') {
+                    return Err(invalid("smtp.from", "must be an email address"));
+                }
+                let password = secret("smtp.password", s.password, s.password_file)?;
+                if password.is_some() != s.username.is_some() {
+                    return Err(invalid(
+                        "smtp.username",
+                        "username and password go together",
+                    ));
+                }
+                Some(SmtpSettings {
+                    host: s.host,
+                    port: s.port,
+                    tls,
+                    username: s.username,
+                    password,
+                    from: s.from,
+                    timeout: Duration::from_millis(s.timeout_ms.max(1)),
+                })
+            }
+        };
+        if self.dispatch.concurrency == 0 {
+            return Err(invalid("dispatch.concurrency", "must be 1 or more"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be text or json"));
+        }
+        Ok(NodeConfig {
+            node_id: self.node_id,
+            region: self.region,
+            data_dir: self.data_dir,
+            client_advertise: self
+                .advertise
+                .client
+                .unwrap_or_else(|| client_listen.to_string()),
+            peer_advertise: self
+                .advertise
+                .peer
+                .unwrap_or_else(|| peer_listen.to_string()),
+            client_listen,
+            peer_listen,
+            http_listen,
+            bootstrap: self.cluster.bootstrap,
+            members: self.cluster.members,
+            rpc_timeout: Duration::from_millis(self.raft.rpc_timeout_ms),
+            raft,
+            notify: NotifySettings {
+                twilio,
+                smtp,
+                console: self.console.enabled,
+            },
+            dispatch_concurrency: self.dispatch.concurrency,
+            write_timeout: Duration::from_millis(self.dispatch.write_timeout_ms.max(100)),
+            log: self.log,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    const SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+    fn err_of(r: Result<NodeConfig, ConfigError>) -> String {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_a_single_node_with_console() {
+        let cfg = RawConfig::default().validate().unwrap();
+        assert_eq!(cfg.node_id, 1);
+        assert!(cfg.bootstrap && cfg.members.is_empty());
+        assert!(cfg.notify.console && cfg.notify.twilio.is_none());
+        assert_eq!(cfg.client_advertise, "127.0.0.1:8700");
+    }
+
+    #[test]
+    fn file_then_environment_with_double_underscore_nesting() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "node.toml",
+                &format!(
+                    "node_id = 2\nregion = \"eu-west\"\n[twilio]\naccount_sid = \"{SID}\"\nauth_token = \"from-file\"\nfrom = \"+15550001111\"\n"
+                ),
+            )?;
+            jail.set_env("PAGERD_TWILIO__BASE_URL", "http://127.0.0.1:9/");
+            jail.set_env("PAGERD_SMTP__HOST", "mail.example.com");
+            jail.set_env("PAGERD_SMTP__FROM", "pagerd@example.com");
+            jail.set_env("PAGERD_SMTP__PORT", "2525");
+            jail.set_env("PAGERD_CONFIG", "ignored.toml");
+            jail.set_env("PAGERD_LOG", "debug");
+            let cfg = load(Some(Path::new("node.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!((cfg.node_id, cfg.region.as_str()), (2, "eu-west"));
+            let t = cfg.notify.twilio.as_ref().unwrap();
+            assert_eq!(t.base_url, "http://127.0.0.1:9");
+            assert_eq!(t.auth_token.expose(), "from-file");
+            assert!(
+                !format!("{cfg:?}").contains("from-file"),
+                "Debug must redact secrets"
+            );
+            assert_eq!(cfg.notify.smtp.as_ref().unwrap().port, 2525);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_from_files_and_not_both() {
+        Jail::expect_with(|jail| {
+            jail.create_file("token", "s3cret\n")?;
+            jail.set_env("PAGERD_TWILIO__ACCOUNT_SID", SID);
+            jail.set_env("PAGERD_TWILIO__FROM", "+15550001111");
+            jail.set_env("PAGERD_TWILIO__AUTH_TOKEN_FILE", "token");
+            let cfg = load(None).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.notify.twilio.unwrap().auth_token.expose(), "s3cret");
+            jail.set_env("PAGERD_TWILIO__AUTH_TOKEN", "x");
+            let e = err_of(load(None));
+            assert!(e.contains("twilio.auth_token"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        Jail::expect_with(|jail| {
+            assert!(err_of(load(Some(Path::new("nope.toml")))).contains("nope.toml"));
+            jail.create_file("a.toml", "[listen]\nclient = \"not-an-addr\"\n")?;
+            assert!(err_of(load(Some(Path::new("a.toml")))).starts_with("listen.client:"));
+            jail.create_file("b.toml", "[raft]\nheartbeat_interval_ms = 2000\n")?;
+            assert!(err_of(load(Some(Path::new("b.toml")))).starts_with("raft:"));
+            jail.create_file("c.toml", "bogus_key = 1\n")?;
+            assert!(err_of(load(Some(Path::new("c.toml")))).contains("bogus_key"));
+            jail.create_file(
+                "d.toml",
+                "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\ntls = \"maybe\"\n",
+            )?;
+            assert!(err_of(load(Some(Path::new("d.toml")))).starts_with("smtp.tls:"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn shipped_configs_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        for f in [
+            "pagerd.toml",
+            "cluster/node1.toml",
+            "cluster/node2.toml",
+            "cluster/node3.toml",
+        ] {
+            let cfg =
+                RawConfig::load_file_only(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(cfg.node_id >= 1, "{f}");
+        }
+    }
+}

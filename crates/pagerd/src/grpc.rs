@@ -1,0 +1,379 @@
+//! The public gRPC API on the client port: Events, Incidents, Config, Cluster.
+//! Reads are served from this node's state; writes go through `Node::write`.
+
+use crate::convert;
+use crate::error::NodeError;
+use crate::node::{ForwardRequest, Node};
+use openraft::ServerState;
+use pager_core::command::Response as CoreResponse;
+use pager_core::{Command, IncidentStatus, OnCallDoc, Rejection};
+use pager_proto::pager::v1 as pb;
+use pager_raft::PeerNode;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone)]
+pub struct Api {
+    pub node: Arc<Node>,
+}
+
+fn unexpected(r: CoreResponse) -> Status {
+    match r {
+        CoreResponse::Rejected(rej) => NodeError::Rejected(rej).into(),
+        other => Status::internal(format!("unexpected response {other:?}")),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::events_server::Events for Api {
+    async fn send(
+        &self,
+        req: Request<pb::SendEventRequest>,
+    ) -> Result<Response<pb::SendEventResponse>, Status> {
+        let req = req.into_inner();
+        if req.encoded_len() > pager_core::event::MAX_EVENT_BYTES {
+            return Err(NodeError::invalid("payload", "event larger than 512 KiB").into());
+        }
+        let event = convert::event_from_pb(req)?;
+        event.validate().map_err(NodeError::Rejected)?;
+        let w = self
+            .node
+            .write(Command::Ingest {
+                at: 0,
+                event: Box::new(event),
+            })
+            .await?;
+        match w.response {
+            CoreResponse::Event {
+                incident,
+                dedup_key,
+                folded,
+            } => Ok(Response::new(pb::SendEventResponse {
+                incident_id: incident.unwrap_or(0),
+                dedup_key,
+                folded,
+                commit_index: w.index,
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+impl Api {
+    fn incident(&self, id: u64) -> Result<pb::Incident, Status> {
+        self.node
+            .read(|s| {
+                s.incidents.get(&id).map(|inc| {
+                    convert::incident_to_pb(
+                        inc,
+                        inc.deliveries.iter().filter_map(|d| s.deliveries.get(d)),
+                    )
+                })
+            })
+            .ok_or_else(|| Status::not_found(format!("id: incident {id} not found")))
+    }
+
+    async fn act(&self, cmd: Command) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let w = self.node.write(cmd).await?;
+        match w.response {
+            CoreResponse::Incident { id } => Ok(Response::new(pb::IncidentActionResponse {
+                incident: Some(self.incident(id)?),
+                commit_index: w.index,
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn by_or_api(by: String) -> String {
+    if by.trim().is_empty() {
+        "api".into()
+    } else {
+        by
+    }
+}
+
+#[tonic::async_trait]
+impl pb::incidents_server::Incidents for Api {
+    async fn get(
+        &self,
+        req: Request<pb::GetIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        Ok(Response::new(self.incident(req.into_inner().id)?))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListIncidentsRequest>,
+    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let req = req.into_inner();
+        let statuses: Vec<IncidentStatus> = req
+            .statuses
+            .iter()
+            .map(|v| convert::status_from_pb(*v))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let limit = if req.limit == 0 {
+            100
+        } else {
+            req.limit.min(1000)
+        } as usize;
+        let incidents = self.node.read(|s| {
+            s.incidents
+                .values()
+                .rev()
+                .filter(|i| statuses.is_empty() || statuses.contains(&i.status))
+                .filter(|i| req.service.is_empty() || i.service == req.service)
+                .take(limit)
+                .map(|i| convert::incident_to_pb(i, std::iter::empty()))
+                .collect()
+        });
+        Ok(Response::new(pb::ListIncidentsResponse { incidents }))
+    }
+
+    async fn acknowledge(
+        &self,
+        req: Request<pb::IncidentActionRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let req = req.into_inner();
+        self.act(Command::Acknowledge {
+            at: 0,
+            incident: req.id,
+            by: by_or_api(req.by),
+        })
+        .await
+    }
+
+    async fn resolve(
+        &self,
+        req: Request<pb::IncidentActionRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let req = req.into_inner();
+        self.act(Command::Resolve {
+            at: 0,
+            incident: req.id,
+            by: by_or_api(req.by),
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl pb::config_server::Config for Api {
+    async fn apply(
+        &self,
+        req: Request<pb::ApplyConfigRequest>,
+    ) -> Result<Response<pb::ApplyConfigResponse>, Status> {
+        let req = req.into_inner();
+        let doc = match req.format.as_str() {
+            "" | "toml" => OnCallDoc::from_toml(&req.document),
+            "json" => OnCallDoc::from_json(&req.document),
+            other => {
+                return Err(
+                    NodeError::invalid("format", format!("{other:?} is not toml or json")).into(),
+                )
+            }
+        }
+        .map_err(|p| NodeError::Rejected(Rejection::ConfigInvalid { problems: vec![p] }))?;
+        let problems = doc.validate();
+        if !problems.is_empty() {
+            return Err(NodeError::Rejected(Rejection::ConfigInvalid { problems }).into());
+        }
+        let counts = (
+            doc.users.len() as u32,
+            doc.services.len() as u32,
+            doc.escalation_policies.len() as u32,
+        );
+        let (version, commit_index) = if req.dry_run {
+            (self.node.read(|s| s.config_version), 0)
+        } else {
+            let w = self
+                .node
+                .write(Command::ApplyConfig {
+                    at: 0,
+                    doc: Box::new(doc),
+                })
+                .await?;
+            match w.response {
+                CoreResponse::ConfigApplied { version } => (version, w.index),
+                other => return Err(unexpected(other)),
+            }
+        };
+        Ok(Response::new(pb::ApplyConfigResponse {
+            version,
+            commit_index,
+            users: counts.0,
+            services: counts.1,
+            escalation_policies: counts.2,
+        }))
+    }
+
+    async fn get(
+        &self,
+        _req: Request<pb::GetConfigRequest>,
+    ) -> Result<Response<pb::GetConfigResponse>, Status> {
+        let (version, document) = self.node.read(|s| (s.config_version, s.config.to_toml()));
+        Ok(Response::new(pb::GetConfigResponse { version, document }))
+    }
+}
+
+fn node_info(id: u64, n: &PeerNode) -> pb::NodeInfo {
+    pb::NodeInfo {
+        id,
+        peer_addr: n.peer_addr.clone(),
+        client_addr: n.client_addr.clone(),
+        region: n.region.clone(),
+    }
+}
+
+fn peer_node(field: &str, info: pb::NodeInfo) -> Result<(u64, PeerNode), NodeError> {
+    if info.id == 0 {
+        return Err(NodeError::invalid(
+            &format!("{field}.id"),
+            "must be 1 or more",
+        ));
+    }
+    for (k, v) in [
+        ("peer_addr", &info.peer_addr),
+        ("client_addr", &info.client_addr),
+    ] {
+        if v.parse::<std::net::SocketAddr>().is_err() {
+            return Err(NodeError::invalid(
+                &format!("{field}.{k}"),
+                format!("{v:?} is not host:port"),
+            ));
+        }
+    }
+    Ok((
+        info.id,
+        PeerNode {
+            peer_addr: info.peer_addr,
+            client_addr: info.client_addr,
+            region: info.region,
+        },
+    ))
+}
+
+#[tonic::async_trait]
+impl pb::cluster_server::Cluster for Api {
+    async fn init(
+        &self,
+        req: Request<pb::InitClusterRequest>,
+    ) -> Result<Response<pb::InitClusterResponse>, Status> {
+        let mut members = BTreeMap::new();
+        for (i, n) in req.into_inner().nodes.into_iter().enumerate() {
+            let (id, node) = peer_node(&format!("nodes[{i}]"), n)?;
+            members.insert(id, node);
+        }
+        if !members.is_empty() && !members.contains_key(&self.node.id()) {
+            return Err(
+                NodeError::invalid("nodes", "must include the node receiving the call").into(),
+            );
+        }
+        self.node.init(members).await?;
+        Ok(Response::new(pb::InitClusterResponse {}))
+    }
+
+    async fn status(
+        &self,
+        _req: Request<pb::ClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
+        let m = self.node.metrics();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let last_log = m.last_log_index.unwrap_or(0);
+        let membership = m.membership_config.membership();
+        let members = m
+            .membership_config
+            .nodes()
+            .map(|(id, n)| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned().flatten())
+                    .map(|l| l.index)
+                    .or_else(|| (*id == m.id).then_some(last_log))
+                    .unwrap_or(0);
+                pb::MemberStatus {
+                    node: Some(node_info(*id, n)),
+                    voter: membership.voter_ids().any(|v| v == *id),
+                    matched_index: matched,
+                    lag: if m.replication.is_some() {
+                        last_log.saturating_sub(matched)
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect();
+        let leader_client_addr = m
+            .current_leader
+            .and_then(|l| self.node.member(l))
+            .map(|n| n.client_addr)
+            .unwrap_or_default();
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        Ok(Response::new(pb::ClusterStatus {
+            node_id: m.id,
+            region: self.node.cfg.region.clone(),
+            role: role.into(),
+            term: m.current_term,
+            leader_id: m.current_leader.unwrap_or(0),
+            leader_client_addr,
+            last_log_index: last_log,
+            // openraft 0.9 does not publish the commit index; entries are
+            // applied as soon as they commit, so applied is its lower bound.
+            commit_index: applied,
+            applied_index: applied,
+            members,
+        }))
+    }
+
+    async fn add_node(
+        &self,
+        req: Request<pb::AddNodeRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = req.into_inner();
+        let info = req
+            .node
+            .ok_or_else(|| NodeError::invalid("node", "required"))?;
+        let (id, node) = peer_node("node", info)?;
+        let v = self
+            .node
+            .change_membership(ForwardRequest::AddNode {
+                id,
+                node,
+                learner_only: req.learner_only,
+            })
+            .await?;
+        Ok(Response::new(pb::MembershipResponse {
+            voters: v.voters,
+            learners: v.learners,
+            commit_index: v.index,
+        }))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let id = req.into_inner().id;
+        let v = self
+            .node
+            .change_membership(ForwardRequest::RemoveNode { id })
+            .await?;
+        Ok(Response::new(pb::MembershipResponse {
+            voters: v.voters,
+            learners: v.learners,
+            commit_index: v.index,
+        }))
+    }
+}

@@ -1,0 +1,109 @@
+//! HTTP on the http port: `/healthz` (process up), `/readyz` (member of a
+//! cluster with a known leader; the leader must have heard from a quorum
+//! recently) and `/metrics` (Prometheus text).
+
+use crate::node::Node;
+use axum::extract::State as Ax;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use openraft::ServerState;
+use pager_core::IncidentStatus;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(node)
+}
+
+async fn readyz(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
+    let m = node.metrics();
+    let quorum_ok = match m.state {
+        ServerState::Leader => m
+            .millis_since_quorum_ack
+            .is_some_and(|ms| ms <= node.cfg.raft.election_timeout_max),
+        _ => true,
+    };
+    let ready = m.current_leader.is_some() && quorum_ok;
+    let body = serde_json::json!({
+        "ready": ready,
+        "node": m.id,
+        "leader": m.current_leader,
+        "term": m.current_term,
+        "quorum": quorum_ok,
+    });
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}
+
+async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
+    let m = node.metrics();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge("pagerd_raft_term", "Current Raft term.", m.current_term);
+    gauge(
+        "pagerd_raft_is_leader",
+        "1 when this node is the leader.",
+        u64::from(m.state == ServerState::Leader),
+    );
+    gauge(
+        "pagerd_raft_last_log_index",
+        "Last log index on this node.",
+        m.last_log_index.unwrap_or(0),
+    );
+    gauge(
+        "pagerd_raft_applied_index",
+        "Last applied log index.",
+        m.last_applied.map(|l| l.index).unwrap_or(0),
+    );
+    gauge(
+        "pagerd_raft_has_leader",
+        "1 when a leader is known.",
+        u64::from(m.current_leader.is_some()),
+    );
+    let (counts, stats, pending) = node.read(|s| {
+        let mut c = [0u64; 3];
+        for i in s.incidents.values() {
+            c[match i.status {
+                IncidentStatus::Triggered => 0,
+                IncidentStatus::Acknowledged => 1,
+                IncidentStatus::Resolved => 2,
+            }] += 1;
+        }
+        (c, s.stats.clone(), s.pending_deliveries().count() as u64)
+    });
+    let _ = writeln!(
+        out,
+        "# HELP pagerd_incidents Incidents by status.\n# TYPE pagerd_incidents gauge"
+    );
+    for (i, st) in ["triggered", "acknowledged", "resolved"].iter().enumerate() {
+        let _ = writeln!(out, "pagerd_incidents{{status=\"{st}\"}} {}", counts[i]);
+    }
+    let _ = writeln!(out, "# HELP pagerd_deliveries_total Deliveries by outcome.\n# TYPE pagerd_deliveries_total counter");
+    for (k, v) in [
+        ("created", stats.deliveries_created),
+        ("sent", stats.deliveries_sent),
+        ("failed", stats.deliveries_failed),
+        ("reclaimed", stats.deliveries_reclaimed),
+        ("in_doubt", stats.deliveries_in_doubt),
+    ] {
+        let _ = writeln!(out, "pagerd_deliveries_total{{outcome=\"{k}\"}} {v}");
+    }
+    let _ = writeln!(out, "# HELP pagerd_deliveries_pending Deliveries waiting to be sent.\n# TYPE pagerd_deliveries_pending gauge\npagerd_deliveries_pending {pending}");
+    let _ = writeln!(out, "# HELP pagerd_events_total Events accepted.\n# TYPE pagerd_events_total counter\npagerd_events_total {}", stats.events);
+    ([("content-type", "text/plain; version=0.0.4")], out)
+}

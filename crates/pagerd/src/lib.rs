@@ -1,0 +1,221 @@
+//! pagerd: the daemon. It wires the pure domain (`pager-core`), the
+//! replicated log (`pager-raft`) and the channels (`pager-notify`) together.
+//!
+//! ```text
+//!  client port (gRPC) ──► grpc::Api ──► Node::write ──► leader: stamp + propose
+//!  peer port  (gRPC) ──► Raft RPCs, Forward (followers' writes)   │
+//!  http port         ──► /healthz /readyz /metrics               ▼
+//!                                          every node applies (pager-core)
+//!  leader only: scheduler (Tick at the next deadline)  dispatcher (send, Outcome)
+//! ```
+//!
+//! Layout: [`config`] (figment layers, validation), [`node`] (Raft handle and
+//! write path), [`grpc`] and [`convert`] (public API), [`http`], [`scheduler`],
+//! [`dispatcher`], [`error`] (one mapping to gRPC status).
+
+pub mod config;
+pub mod convert;
+pub mod dispatcher;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod node;
+pub mod scheduler;
+
+use anyhow::Context as _;
+use config::NodeConfig;
+use node::Node;
+use pager_proto::pager::v1 as pb;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+/// Listening sockets, bound before start (tests bind port 0 and learn the ports).
+pub struct Listeners {
+    pub client: TcpListener,
+    pub peer: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(cfg: &NodeConfig) -> anyhow::Result<Listeners> {
+        let bind = |a: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("bind {what} address {a}"))
+        };
+        Ok(Listeners {
+            client: bind(cfg.client_listen, "client").await?,
+            peer: bind(cfg.peer_listen, "peer").await?,
+            http: bind(cfg.http_listen, "http").await?,
+        })
+    }
+}
+
+/// A started node. Dropping it does not stop it: call [`Running::shutdown`].
+pub struct Running {
+    pub node: Arc<Node>,
+    pub client_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Resolves when the Raft log file is closed (so it may be reopened).
+    log_closed: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl Running {
+    /// Stop serving, stop Raft, and wait for every task.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.node.raft.shutdown().await {
+            error!(cause = %e, "raft shutdown");
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.log_closed.await;
+    }
+}
+
+/// Open the stores, start Raft, the servers, the scheduler and the dispatcher.
+pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Running> {
+    let cfg = Arc::new(cfg);
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("create data dir {}", cfg.data_dir.display()))?;
+    let notifier =
+        pager_notify::Notifier::new(cfg.notify.clone()).context("set up notification channels")?;
+
+    let (log_store, sm_store) = pager_raft::open(&cfg.data_dir)
+        .await
+        .context("open raft storage")?;
+    let log_closed = Box::pin(log_store.closed());
+    let state = sm_store.state();
+    let applied = sm_store.subscribe_applied();
+    let peers = pager_raft::PeerClients::new(cfg.rpc_timeout);
+    let network = pager_raft::Network::new(peers.clone());
+    let raft = pager_raft::Raft::new(
+        cfg.node_id,
+        Arc::new(cfg.raft.clone()),
+        network,
+        log_store,
+        sm_store,
+    )
+    .await
+    .context("start raft")?;
+    let node = Arc::new(Node {
+        cfg: cfg.clone(),
+        raft,
+        state,
+        peers,
+        applied,
+    });
+
+    let (stop, stopped) = watch::channel(false);
+    let until_stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let client_addr = listeners.client.local_addr()?;
+    let peer_addr = listeners.peer.local_addr()?;
+    let http_addr = listeners.http.local_addr()?;
+    let mut tasks = Vec::new();
+
+    // Peer port: Raft RPCs and forwarded writes.
+    let fwd_node = node.clone();
+    let forward: pager_raft::ForwardFn = Arc::new(move |body: Vec<u8>| {
+        let n = fwd_node.clone();
+        Box::pin(async move { n.handle_forward(body).await })
+    });
+    let (raft, shutdown) = (node.raft.clone(), until_stop(stopped.clone()));
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = pager_raft::serve_peers(listeners.peer, raft, forward, shutdown).await {
+            error!(cause = %e, "peer server stopped");
+        }
+    }));
+
+    // Client port: the public API, TCP_NODELAY on every accepted socket.
+    let api = grpc::Api { node: node.clone() };
+    let incoming =
+        tonic::transport::server::TcpIncoming::from_listener(listeners.client, true, None)
+            .map_err(|e| anyhow::anyhow!("client listener: {e}"))?;
+    let shutdown = until_stop(stopped.clone());
+    tasks.push(tokio::spawn(async move {
+        let res = tonic::transport::Server::builder()
+            .add_service(pb::events_server::EventsServer::new(api.clone()))
+            .add_service(pb::incidents_server::IncidentsServer::new(api.clone()))
+            .add_service(pb::config_server::ConfigServer::new(api.clone()))
+            .add_service(pb::cluster_server::ClusterServer::new(api))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        if let Err(e) = res {
+            error!(cause = %e, "client server stopped");
+        }
+    }));
+
+    // HTTP: health, readiness, metrics.
+    let app = http::router(node.clone());
+    let shutdown = until_stop(stopped.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listeners.http, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            error!(cause = %e, "http server stopped");
+        }
+    }));
+
+    tasks.push(tokio::spawn(scheduler::run(node.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(dispatcher::run(
+        node.clone(),
+        notifier,
+        stopped.clone(),
+    )));
+
+    if cfg.bootstrap
+        && !node
+            .raft
+            .is_initialized()
+            .await
+            .context("read raft state")?
+    {
+        let members: BTreeMap<u64, pager_raft::PeerNode> = cfg
+            .members
+            .iter()
+            .map(|m| {
+                let region = if m.region.is_empty() {
+                    cfg.region.clone()
+                } else {
+                    m.region.clone()
+                };
+                (
+                    m.id,
+                    pager_raft::PeerNode {
+                        peer_addr: m.peer.clone(),
+                        client_addr: m.client.clone(),
+                        region,
+                    },
+                )
+            })
+            .collect();
+        info!(
+            node = cfg.node_id,
+            members = members.len().max(1),
+            "bootstrapping a new cluster"
+        );
+        node.init(members).await.context("initialise cluster")?;
+    }
+    info!(node = cfg.node_id, region = %cfg.region, client = %client_addr, peer = %peer_addr, http = %http_addr, "pagerd started");
+    Ok(Running {
+        node,
+        client_addr,
+        peer_addr,
+        http_addr,
+        stop,
+        tasks,
+        log_closed,
+    })
+}

@@ -1,0 +1,325 @@
+//! The node runtime: the Raft handle, the replicated state, and the write
+//! path. A write is stamped and proposed here when this node leads, or
+//! forwarded to the leader over the peer port; either way the caller gets the
+//! leader's answer once the command is applied.
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ServerState;
+use pager_core::{Command, Rejection, Response, State};
+use pager_raft::{PeerClients, PeerNode, Raft, RaftMetrics, StateHandle};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// What a follower sends the leader over `raft.v1.Raft/Forward`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardRequest {
+    Write(Command),
+    AddNode {
+        id: u64,
+        node: PeerNode,
+        learner_only: bool,
+    },
+    RemoveNode {
+        id: u64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardReply {
+    Written(Written),
+    Membership(MembershipView),
+}
+
+/// A command applied by the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Written {
+    pub response: Response,
+    /// Log index the command was committed at.
+    pub index: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MembershipView {
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub index: u64,
+}
+
+pub struct Node {
+    pub cfg: Arc<NodeConfig>,
+    pub raft: Raft,
+    pub state: StateHandle,
+    pub peers: PeerClients,
+    /// Last applied log id, published by the state machine after each apply batch.
+    pub applied: watch::Receiver<Option<pager_raft::LogId>>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Node {
+    pub fn id(&self) -> u64 {
+        self.cfg.node_id
+    }
+
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        self.state.read(f)
+    }
+
+    pub fn metrics(&self) -> RaftMetrics {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// `Some(term)` while this node is the leader.
+    pub fn leader_term(&self) -> Option<u64> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (m.state == ServerState::Leader).then_some(m.current_term)
+    }
+
+    /// Propose `cmd` through the leader (this node or another) and return the
+    /// applied response. Bounded by the write timeout: without a quorum it
+    /// fails with `Unavailable`, and retrying is safe for idempotent commands.
+    pub async fn write(&self, cmd: Command) -> Result<Written, NodeError> {
+        let deadline = tokio::time::Instant::now() + self.cfg.write_timeout;
+        match tokio::time::timeout_at(deadline, self.route(ForwardRequest::Write(cmd))).await {
+            Ok(Ok(ForwardReply::Written(w))) => Ok(w),
+            Ok(Ok(ForwardReply::Membership(_))) => {
+                Err(NodeError::Fatal("unexpected reply to a write".into()))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(NodeError::Unavailable(format!(
+                "not committed within {} ms (no quorum or no leader); safe to retry",
+                self.cfg.write_timeout.as_millis()
+            ))),
+        }
+    }
+
+    pub async fn change_membership(
+        &self,
+        req: ForwardRequest,
+    ) -> Result<MembershipView, NodeError> {
+        match self.route(req).await? {
+            ForwardReply::Membership(m) => Ok(m),
+            ForwardReply::Written(_) => Err(NodeError::Fatal(
+                "unexpected reply to a membership change".into(),
+            )),
+        }
+    }
+
+    /// Serve locally when leading, else forward to the leader; wait for a
+    /// leader to be known when none is (the caller bounds the wait).
+    async fn route(&self, req: ForwardRequest) -> Result<ForwardReply, NodeError> {
+        loop {
+            match self.serve_local(req.clone()).await {
+                Err(NodeError::NotLeader {
+                    leader_id: Some(id),
+                    ..
+                }) if id != self.id() => {
+                    let Some(peer) = self.peer_addr_of(id) else {
+                        return Err(NodeError::NotLeader {
+                            leader_id: Some(id),
+                            leader_addr: None,
+                        });
+                    };
+                    return self.forward(&peer, &req).await;
+                }
+                Err(NodeError::NotLeader {
+                    leader_id: None, ..
+                }) => {
+                    // Election under way: wait for a leader, then try again.
+                    let mut m = self.raft.metrics();
+                    let _ = m.wait_for(|m| m.current_leader.is_some()).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Carry out a request on this node, which must be the leader.
+    pub async fn serve_local(&self, req: ForwardRequest) -> Result<ForwardReply, NodeError> {
+        match req {
+            ForwardRequest::Write(mut cmd) => {
+                // The leader has applied every write it acknowledged, so this
+                // check sees the latest config; an unknown key costs no log entry.
+                if let Command::Ingest { event, .. } = &cmd {
+                    if self.read(|s| s.service_for_key(&event.routing_key).is_none()) {
+                        return Err(NodeError::Rejected(Rejection::NotFound {
+                            field: "routing_key".into(),
+                            what: "integration key".into(),
+                        }));
+                    }
+                }
+                cmd.stamp(now_ms().max(self.read(|s| s.clock)));
+                match self.raft.client_write(cmd).await {
+                    Ok(r) => Ok(ForwardReply::Written(Written {
+                        response: r.data,
+                        index: r.log_id.index,
+                    })),
+                    Err(e) => Err(self.client_write_error(e)),
+                }
+            }
+            ForwardRequest::AddNode {
+                id,
+                node,
+                learner_only,
+            } => {
+                self.raft
+                    .add_learner(id, node, true)
+                    .await
+                    .map_err(|e| self.client_write_error(e))?;
+                if !learner_only {
+                    let mut voters = self.voters();
+                    voters.insert(id);
+                    self.raft
+                        .change_membership(voters, false)
+                        .await
+                        .map_err(|e| self.client_write_error(e))?;
+                }
+                Ok(ForwardReply::Membership(self.membership_view()))
+            }
+            ForwardRequest::RemoveNode { id } => {
+                let mut voters = self.voters();
+                if !voters.remove(&id) && !self.learners().contains(&id) {
+                    return Err(NodeError::invalid(
+                        "id",
+                        format!("node {id} is not a member"),
+                    ));
+                }
+                if voters.is_empty() {
+                    return Err(NodeError::Precondition(
+                        "cannot remove the last voter".into(),
+                    ));
+                }
+                self.raft
+                    .change_membership(voters, false)
+                    .await
+                    .map_err(|e| self.client_write_error(e))?;
+                Ok(ForwardReply::Membership(self.membership_view()))
+            }
+        }
+    }
+
+    async fn forward(&self, peer: &str, req: &ForwardRequest) -> Result<ForwardReply, NodeError> {
+        let body = serde_json::to_vec(req)
+            .map_err(|e| NodeError::Fatal(format!("encode forward: {e}")))?;
+        let reply = self
+            .peers
+            .forward(peer, body, self.cfg.write_timeout)
+            .await
+            .map_err(|s| {
+                NodeError::Unavailable(format!("forward to leader at {peer}: {}", s.message()))
+            })?;
+        let reply: Result<ForwardReply, NodeError> = serde_json::from_slice(&reply)
+            .map_err(|e| NodeError::Fatal(format!("decode reply from leader at {peer}: {e}")))?;
+        reply
+    }
+
+    /// The handler for `Forward` RPCs from followers.
+    pub async fn handle_forward(&self, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+        let req: ForwardRequest = serde_json::from_slice(&body)
+            .map_err(|e| tonic::Status::invalid_argument(format!("forward request: {e}")))?;
+        let res = match tokio::time::timeout(self.cfg.write_timeout, self.serve_local(req)).await {
+            Ok(r) => r,
+            Err(_) => Err(NodeError::Unavailable(
+                "leader could not commit in time".into(),
+            )),
+        };
+        serde_json::to_vec(&res)
+            .map_err(|e| tonic::Status::internal(format!("encode forward reply: {e}")))
+    }
+
+    fn client_write_error(&self, e: RaftError<u64, ClientWriteError<u64, PeerNode>>) -> NodeError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => NodeError::NotLeader {
+                leader_id: f.leader_id,
+                leader_addr: f.leader_node.map(|n| n.client_addr),
+            },
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+                NodeError::Precondition(c.to_string())
+            }
+            RaftError::Fatal(f) => NodeError::Fatal(f.to_string()),
+        }
+    }
+
+    pub fn peer_addr_of(&self, id: u64) -> Option<String> {
+        self.metrics()
+            .membership_config
+            .nodes()
+            .find(|(nid, _)| **nid == id)
+            .map(|(_, n)| n.peer_addr.clone())
+    }
+
+    pub fn member(&self, id: u64) -> Option<PeerNode> {
+        self.metrics()
+            .membership_config
+            .nodes()
+            .find(|(nid, _)| **nid == id)
+            .map(|(_, n)| n.clone())
+    }
+
+    pub fn voters(&self) -> BTreeSet<u64> {
+        self.metrics()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    pub fn learners(&self) -> BTreeSet<u64> {
+        self.metrics()
+            .membership_config
+            .membership()
+            .learner_ids()
+            .collect()
+    }
+
+    pub fn membership_view(&self) -> MembershipView {
+        let m = self.metrics();
+        MembershipView {
+            voters: self.voters().into_iter().collect(),
+            learners: self.learners().into_iter().collect(),
+            index: m.last_applied.map(|l| l.index).unwrap_or(0),
+        }
+    }
+
+    /// Initialise a new cluster. `members` empty: this node alone.
+    pub async fn init(&self, members: BTreeMap<u64, PeerNode>) -> Result<(), NodeError> {
+        let members = if members.is_empty() {
+            BTreeMap::from([(self.id(), self.self_node())])
+        } else {
+            members
+        };
+        self.raft.initialize(members).await.map_err(|e| match e {
+            RaftError::APIError(e) => NodeError::Precondition(e.to_string()),
+            RaftError::Fatal(f) => NodeError::Fatal(f.to_string()),
+        })
+    }
+
+    pub fn self_node(&self) -> PeerNode {
+        PeerNode {
+            peer_addr: self.cfg.peer_advertise.clone(),
+            client_addr: self.cfg.client_advertise.clone(),
+            region: self.cfg.region.clone(),
+        }
+    }
+
+    /// Wait until this node knows a leader, up to `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<u64> {
+        let mut m = self.raft.metrics();
+        let r = tokio::time::timeout(timeout, m.wait_for(|m| m.current_leader.is_some())).await;
+        match r {
+            Ok(Ok(m)) => m.current_leader,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! An in-process cluster on loopback: real Raft over real gRPC sockets, real
+//! redb files in a temp dir, a fake Twilio and a real SMTP server.
+
+#![allow(dead_code)]
+
+use pager_notify::fake::smtp::SmtpServer;
+use pager_notify::fake::twilio::FakeTwilio;
+use pager_proto::pager::v1 as pb;
+use pagerd::config::{RawConfig, RawMember, RawSmtp, RawTwilio};
+use pagerd::{Listeners, Running};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+pub const SID: &str = "AC00000000000000000000000000000001";
+pub const TOKEN: &str = "test-auth-token";
+
+pub struct Addrs {
+    pub client: SocketAddr,
+    pub peer: SocketAddr,
+    pub http: SocketAddr,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Option<Running>>,
+    pub addrs: Vec<Addrs>,
+    pub twilio: FakeTwilio,
+    pub smtp: SmtpServer,
+    pub dir: tempfile::TempDir,
+    pub write_timeout_ms: u64,
+}
+
+async fn bind() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback")
+}
+
+impl Cluster {
+    pub async fn start(n: usize) -> Cluster {
+        let twilio = FakeTwilio::start(SID, TOKEN).await;
+        let smtp = SmtpServer::start().expect("start smtp server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            let l = Listeners {
+                client: bind().await,
+                peer: bind().await,
+                http: bind().await,
+            };
+            addrs.push(Addrs {
+                client: l.client.local_addr().unwrap(),
+                peer: l.peer.local_addr().unwrap(),
+                http: l.http.local_addr().unwrap(),
+            });
+            listeners.push(l);
+        }
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            addrs,
+            twilio,
+            smtp,
+            dir,
+            write_timeout_ms: 2_000,
+        };
+        for (i, l) in listeners.into_iter().enumerate() {
+            let running = pagerd::start(c.config(i + 1), l)
+                .await
+                .expect("node starts");
+            c.nodes.push(Some(running));
+        }
+        c.leader().await;
+        c
+    }
+
+    pub fn config(&self, id: usize) -> pagerd::config::NodeConfig {
+        let regions = ["us-east", "eu-west", "ap-south", "us-west", "eu-central"];
+        let a = &self.addrs[id - 1];
+        let mut raw = RawConfig::default();
+        raw.node_id = id as u64;
+        raw.region = regions[(id - 1) % regions.len()].into();
+        raw.data_dir = self.data_dir(id);
+        raw.listen.client = a.client.to_string();
+        raw.listen.peer = a.peer.to_string();
+        raw.listen.http = a.http.to_string();
+        raw.cluster.bootstrap = id == 1;
+        raw.cluster.members = self
+            .addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| RawMember {
+                id: i as u64 + 1,
+                peer: a.peer.to_string(),
+                client: a.client.to_string(),
+                region: regions[i % regions.len()].into(),
+            })
+            .collect();
+        raw.raft.heartbeat_interval_ms = 50;
+        raw.raft.election_timeout_min_ms = 300;
+        raw.raft.election_timeout_max_ms = 600;
+        raw.raft.rpc_timeout_ms = 300;
+        raw.twilio = Some(RawTwilio {
+            base_url: self.twilio.base_url(),
+            account_sid: SID.into(),
+            auth_token: Some(TOKEN.into()),
+            auth_token_file: None,
+            from: Some("+15550009999".into()),
+            messaging_service_sid: None,
+            timeout_ms: 2_000,
+        });
+        raw.smtp = Some(RawSmtp {
+            host: self.smtp.addr().ip().to_string(),
+            port: self.smtp.addr().port(),
+            tls: "none".into(),
+            username: None,
+            password: None,
+            password_file: None,
+            from: "pagerd@example.com".into(),
+            timeout_ms: 2_000,
+        });
+        raw.console.enabled = false;
+        raw.dispatch.write_timeout_ms = self.write_timeout_ms;
+        raw.validate().expect("test config is valid")
+    }
+
+    pub fn data_dir(&self, id: usize) -> PathBuf {
+        self.dir.path().join(format!("node{id}"))
+    }
+
+    pub fn node(&self, id: usize) -> &Running {
+        self.nodes[id - 1].as_ref().expect("node is running")
+    }
+
+    /// Wait until some running node is leader and every running node knows it.
+    pub async fn leader(&self) -> usize {
+        let running: Vec<u64> = (1..=self.nodes.len())
+            .filter(|&i| self.nodes[i - 1].is_some())
+            .map(|i| i as u64)
+            .collect();
+        let first = self.nodes.iter().flatten().next().expect("a running node");
+        let mut m = first.node.raft.metrics();
+        let leader = tokio::time::timeout(
+            Duration::from_secs(10),
+            m.wait_for(|m| m.current_leader.is_some_and(|l| running.contains(&l))),
+        )
+        .await
+        .expect("a live leader within 10 s")
+        .expect("metrics")
+        .current_leader
+        .expect("leader") as usize;
+        let mut m = self.node(leader).node.raft.metrics();
+        m.wait_for(|m| m.state == openraft::ServerState::Leader)
+            .await
+            .expect("leader metrics");
+        for r in self.nodes.iter().flatten() {
+            let mut m = r.node.raft.metrics();
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                m.wait_for(|m| m.current_leader == Some(leader as u64)),
+            )
+            .await
+            .expect("every node learns the leader")
+            .expect("metrics");
+        }
+        leader
+    }
+
+    pub fn follower(&self, leader: usize) -> usize {
+        (1..=self.nodes.len())
+            .find(|&i| i != leader && self.nodes[i - 1].is_some())
+            .expect("a running follower")
+    }
+
+    /// SIGKILL stand-in for in-process nodes: stop serving and drop everything.
+    pub async fn kill(&mut self, id: usize) {
+        if let Some(r) = self.nodes[id - 1].take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// Restart a node on its old ports and data dir.
+    pub async fn restart(&mut self, id: usize) {
+        let a = &self.addrs[id - 1];
+        let l = Listeners {
+            client: TcpListener::bind(a.client).await.expect("rebind client"),
+            peer: TcpListener::bind(a.peer).await.expect("rebind peer"),
+            http: TcpListener::bind(a.http).await.expect("rebind http"),
+        };
+        let running = pagerd::start(self.config(id), l)
+            .await
+            .expect("node restarts");
+        self.nodes[id - 1] = Some(running);
+    }
+
+    pub async fn channel(&self, id: usize) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addrs[id - 1].client))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect client port")
+    }
+
+    pub async fn events(&self, id: usize) -> pb::events_client::EventsClient<Channel> {
+        pb::events_client::EventsClient::new(self.channel(id).await)
+    }
+
+    pub async fn incidents(&self, id: usize) -> pb::incidents_client::IncidentsClient<Channel> {
+        pb::incidents_client::IncidentsClient::new(self.channel(id).await)
+    }
+
+    pub async fn apply(&self, id: usize, doc: &str) -> pb::ApplyConfigResponse {
+        let mut c = pb::config_client::ConfigClient::new(self.channel(id).await);
+        c.apply(pb::ApplyConfigRequest {
+            document: doc.into(),
+            format: "toml".into(),
+            dry_run: false,
+        })
+        .await
+        .expect("config applies")
+        .into_inner()
+    }
+
+    /// Wait until node `id` has applied at least `index`.
+    pub async fn applied(&self, id: usize, index: u64) {
+        let mut rx = self.node(id).node.applied.clone();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            rx.wait_for(|l| l.map(|l| l.index).unwrap_or(0) >= index),
+        )
+        .await
+        .expect("node catches up in time")
+        .expect("applied channel open");
+    }
+
+    pub async fn shutdown(mut self) {
+        for i in 1..=self.nodes.len() {
+            self.kill(i).await;
+        }
+    }
+}
+
+pub fn trigger(key: &str, dedup: &str) -> pb::SendEventRequest {
+    pb::SendEventRequest {
+        routing_key: key.into(),
+        action: pb::EventAction::Trigger as i32,
+        dedup_key: dedup.into(),
+        summary: "disk full on db1".into(),
+        source: "db1".into(),
+        severity: "critical".into(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,274 @@
+//! The foundation slice in process: three nodes, a trigger pages by SMS and
+//! email, level 2 fires after its delay even when the leader dies, acknowledge
+//! on a follower stops paging, and a restarted node catches up.
+
+mod common;
+
+use common::{trigger, Cluster};
+use pager_proto::pager::v1 as pb;
+use std::time::{Duration, UNIX_EPOCH};
+use tracing::info;
+
+const ONCALL: &str = r#"
+[users.alice]
+contact_methods = [
+  { name = "sms", type = "sms", address = "+15550100001" },
+  { name = "email", type = "email", address = "alice@example.com" },
+]
+notification_rules.high = [ { after = "0", contact = "sms" }, { after = "0", contact = "email" } ]
+[users.bob]
+contact_methods = [ { name = "sms", type = "sms", address = "+15550100002" } ]
+notification_rules.high = [ { after = "0", contact = "sms" } ]
+[escalation_policies.db]
+repeat = 1
+levels = [
+  { escalate_after = "3s", targets = [ { user = "alice" } ] },
+  { escalate_after = "3s", targets = [ { user = "bob" } ] },
+]
+[services.database]
+integration_keys = ["db-key-0001"]
+escalation_policy = "db"
+runbook_url = "https://runbooks.example.com/db"
+"#;
+
+fn ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pages_escalates_across_failover_and_stops_on_ack() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let follower = c.follower(leader);
+    c.apply(follower, ONCALL).await;
+
+    info!("--- trigger through a follower");
+    let sent = c
+        .events(follower)
+        .await
+        .send(trigger("db-key-0001", "disk-full-db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(sent.incident_id > 0 && !sent.folded && sent.commit_index > 0);
+    let sms = c
+        .twilio
+        .wait_for_messages(1, Duration::from_secs(5))
+        .await
+        .expect("level-1 SMS");
+    assert_eq!(sms[0].to, "+15550100001");
+    assert!(
+        sms[0].body.contains("disk full on db1") && sms[0].body.contains("runbooks.example.com/db")
+    );
+    let mail = c
+        .smtp
+        .wait_for_mails(1, Duration::from_secs(5))
+        .await
+        .expect("level-1 email");
+    assert_eq!(mail[0].to, vec!["alice@example.com".to_string()]);
+
+    info!("--- the same dedup key folds in and pages nobody new");
+    let again = c
+        .events(leader)
+        .await
+        .send(trigger("db-key-0001", "disk-full-db1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.incident_id, again.folded), (sent.incident_id, true));
+    let inc = c
+        .incidents(leader)
+        .await
+        .get(pb::GetIncidentRequest {
+            id: sent.incident_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((inc.deliveries.len(), inc.folded_events), (2, 1));
+
+    info!("--- kill the leader before the level-2 deadline");
+    let created = inc.created_at_ms;
+    let leader_before = c.leader().await;
+    c.kill(leader_before).await;
+    let new_leader = c.leader().await;
+    assert_ne!(new_leader, leader_before);
+    let sms = c
+        .twilio
+        .wait_for_messages(2, Duration::from_secs(10))
+        .await
+        .expect("level-2 SMS from the new leader");
+    assert_eq!(sms[1].to, "+15550100002");
+    let late = ms(sms[1].received_at).saturating_sub(created + 3_000);
+    info!(late_ms = late, "level 2 paged after failover");
+    assert!(
+        late < 3_000,
+        "level 2 late by {late} ms, more than an election"
+    );
+
+    info!("--- acknowledge on a follower stops paging");
+    let f = c.follower(new_leader);
+    let acked = c
+        .incidents(f)
+        .await
+        .acknowledge(pb::IncidentActionRequest {
+            id: sent.incident_id,
+            by: "bob".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let inc = acked.incident.unwrap();
+    assert_eq!(inc.status, pb::IncidentStatus::Acknowledged as i32);
+    assert_eq!(inc.acknowledged_by, "bob");
+    c.applied(new_leader, acked.commit_index).await;
+    let leader_node = &c.node(new_leader).node;
+    assert_eq!(
+        leader_node.read(|s| s.next_deadline()),
+        None,
+        "no timer left to page anyone"
+    );
+    assert_eq!(leader_node.read(|s| s.pending_deliveries().count()), 0);
+
+    info!("--- resolve event with the same dedup key");
+    let mut ev = trigger("db-key-0001", "disk-full-db1");
+    ev.action = pb::EventAction::Resolve as i32;
+    let r = c.events(f).await.send(ev).await.unwrap().into_inner();
+    assert_eq!(r.incident_id, sent.incident_id);
+
+    info!("--- restart the killed node: it catches up and serves the same state");
+    c.restart(leader_before).await;
+    c.applied(leader_before, r.commit_index).await;
+    c.applied(new_leader, r.commit_index).await;
+    let (a, b) = (&c.node(leader_before).node, &c.node(new_leader).node);
+    let inc_a = a.read(|s| s.incidents.get(&sent.incident_id).cloned());
+    let inc_b = b.read(|s| s.incidents.get(&sent.incident_id).cloned());
+    assert_eq!(inc_a, inc_b);
+    assert_eq!(inc_a.unwrap().status, pager_core::IncidentStatus::Resolved);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_events_get_field_errors_and_apply_nothing() {
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    c.apply(leader, ONCALL).await;
+    let mut ev = c.events(c.follower(leader)).await;
+    let cases: Vec<(pb::SendEventRequest, tonic::Code, &str)> = vec![
+        (
+            pb::SendEventRequest {
+                routing_key: "".into(),
+                ..trigger("x", "a")
+            },
+            tonic::Code::InvalidArgument,
+            "routing_key",
+        ),
+        (
+            trigger("no-such-key-1", "a"),
+            tonic::Code::NotFound,
+            "routing_key",
+        ),
+        (
+            pb::SendEventRequest {
+                summary: "".into(),
+                ..trigger("db-key-0001", "a")
+            },
+            tonic::Code::InvalidArgument,
+            "summary",
+        ),
+        (
+            pb::SendEventRequest {
+                severity: "sev1".into(),
+                ..trigger("db-key-0001", "a")
+            },
+            tonic::Code::InvalidArgument,
+            "severity",
+        ),
+        (
+            pb::SendEventRequest {
+                custom_details: [("blob".to_string(), "x".repeat(600 * 1024))]
+                    .into_iter()
+                    .collect(),
+                ..trigger("db-key-0001", "a")
+            },
+            tonic::Code::InvalidArgument,
+            "payload",
+        ),
+    ];
+    for (req, code, field) in cases {
+        let err = ev.send(req).await.expect_err("rejected");
+        assert_eq!(err.code(), code, "{field}: {}", err.message());
+        assert!(
+            err.message().starts_with(field),
+            "message names {field}: {}",
+            err.message()
+        );
+    }
+    let list = c
+        .incidents(leader)
+        .await
+        .list(pb::ListIncidentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.incidents.is_empty(), "nothing was applied");
+    assert!(c.twilio.messages().is_empty());
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_quorum_writes_fail_fast_and_retry_is_safe() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    c.apply(leader, ONCALL).await;
+    let survivor = c.follower(leader);
+    let other = (1..=3).find(|&i| i != leader && i != survivor).unwrap();
+    c.kill(leader).await;
+    c.kill(other).await;
+
+    info!("--- a write with no quorum fails with Unavailable within the bound");
+    let started = std::time::Instant::now();
+    let err = c
+        .events(survivor)
+        .await
+        .send(trigger("db-key-0001", "k1"))
+        .await
+        .expect_err("no quorum");
+    let took = started.elapsed();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{}", err.message());
+    assert!(
+        took < Duration::from_millis(c.write_timeout_ms + 2_000),
+        "took {took:?}"
+    );
+
+    info!("--- quorum back: retrying the same dedup key opens exactly one incident");
+    c.restart(other).await;
+    c.leader().await;
+    let mut events = c.events(survivor).await;
+    let first = events
+        .send(trigger("db-key-0001", "k1"))
+        .await
+        .expect("commits")
+        .into_inner();
+    let again = events
+        .send(trigger("db-key-0001", "k1"))
+        .await
+        .expect("commits")
+        .into_inner();
+    assert_eq!(first.incident_id, again.incident_id);
+    let list = c
+        .incidents(survivor)
+        .await
+        .list(pb::ListIncidentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        list.incidents
+            .iter()
+            .filter(|i| i.dedup_key == "k1")
+            .count(),
+        1
+    );
+    c.shutdown().await;
+}
