@@ -79,10 +79,12 @@ impl Cluster {
     pub fn config(&self, id: usize) -> pagerd::config::NodeConfig {
         let regions = ["us-east", "eu-west", "ap-south", "us-west", "eu-central"];
         let a = &self.addrs[id - 1];
-        let mut raw = RawConfig::default();
-        raw.node_id = id as u64;
-        raw.region = regions[(id - 1) % regions.len()].into();
-        raw.data_dir = self.data_dir(id);
+        let mut raw = RawConfig {
+            node_id: id as u64,
+            region: regions[(id - 1) % regions.len()].into(),
+            data_dir: self.data_dir(id),
+            ..RawConfig::default()
+        };
         raw.listen.client = a.client.to_string();
         raw.listen.peer = a.peer.to_string();
         raw.listen.http = a.http.to_string();
