@@ -77,6 +77,8 @@ impl Api {
 
     async fn act(&self, cmd: Command) -> Result<Response<pb::IncidentActionResponse>, Status> {
         let w = self.node.write(cmd).await?;
+        // The answer shows the incident as of this write, even on a follower.
+        self.node.wait_applied(w.index).await?;
         match w.response {
             CoreResponse::Incident { id } => Ok(Response::new(pb::IncidentActionResponse {
                 incident: Some(self.incident(id)?),

@@ -313,6 +313,25 @@ impl Node {
         }
     }
 
+    /// Wait until this node has applied `index` (read-your-writes after a
+    /// write the leader applied), bounded by the write timeout.
+    pub async fn wait_applied(&self, index: u64) -> Result<(), NodeError> {
+        let mut rx = self.applied.clone();
+        let caught_up = async {
+            rx.wait_for(|l| l.is_some_and(|l| l.index >= index))
+                .await
+                .map(|_| ())
+        };
+        let result = tokio::time::timeout(self.cfg.write_timeout, caught_up).await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(NodeError::Unavailable("node is shutting down".into())),
+            Err(_) => Err(NodeError::Unavailable(format!(
+                "committed at index {index} but this node has not applied it yet; read from the leader"
+            ))),
+        }
+    }
+
     /// Wait until this node knows a leader, up to `timeout`.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Option<u64> {
         let mut m = self.raft.metrics();

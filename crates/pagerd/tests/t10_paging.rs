@@ -272,3 +272,46 @@ async fn without_quorum_writes_fail_fast_and_retry_is_safe() {
     );
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_from_a_follower_show_the_write_just_made() {
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let f = c.follower(leader);
+    c.apply(f, ONCALL).await;
+    let mut incidents = c.incidents(f).await;
+    for i in 0..20 {
+        let sent = c
+            .events(f)
+            .await
+            .send(trigger("db-key-0001", &format!("k{i}")))
+            .await
+            .unwrap()
+            .into_inner();
+        let ack = incidents
+            .acknowledge(pb::IncidentActionRequest {
+                id: sent.incident_id,
+                by: "alice".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            ack.incident.unwrap().status,
+            pb::IncidentStatus::Acknowledged as i32
+        );
+        let res = incidents
+            .resolve(pb::IncidentActionRequest {
+                id: sent.incident_id,
+                by: "alice".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            res.incident.unwrap().status,
+            pb::IncidentStatus::Resolved as i32
+        );
+    }
+    c.shutdown().await;
+}
