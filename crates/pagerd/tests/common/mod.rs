@@ -30,6 +30,8 @@ pub struct Cluster {
     pub smtp: SmtpServer,
     pub dir: tempfile::TempDir,
     pub write_timeout_ms: u64,
+    /// Snapshot every this many entries (small in tests that exercise snapshots).
+    pub snapshot_every: u64,
 }
 
 async fn bind() -> TcpListener {
@@ -40,6 +42,10 @@ async fn bind() -> TcpListener {
 
 impl Cluster {
     pub async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, 5_000).await
+    }
+
+    pub async fn start_with(n: usize, snapshot_every: u64) -> Cluster {
         let twilio = FakeTwilio::start(SID, TOKEN).await;
         let smtp = SmtpServer::start().expect("start smtp server");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -65,6 +71,7 @@ impl Cluster {
             smtp,
             dir,
             write_timeout_ms: 2_000,
+            snapshot_every,
         };
         for (i, l) in listeners.into_iter().enumerate() {
             let running = pagerd::start(c.config(i + 1), l)
@@ -104,6 +111,8 @@ impl Cluster {
         raw.raft.election_timeout_min_ms = 300;
         raw.raft.election_timeout_max_ms = 600;
         raw.raft.rpc_timeout_ms = 300;
+        raw.raft.snapshot_every_entries = self.snapshot_every;
+        raw.raft.max_in_snapshot_log_to_keep = 0;
         raw.twilio = Some(RawTwilio {
             base_url: self.twilio.base_url(),
             account_sid: SID.into(),
