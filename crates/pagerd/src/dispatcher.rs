@@ -52,7 +52,9 @@ async fn dispatch(
     term: u64,
 ) {
     let batch: Vec<(Page, u32)> = {
-        let busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        // Sends of an earlier term of ours settle or get re-claimed; forget them.
+        busy.retain(|k| k.2 == term);
         node.read(|s| {
             s.pending_deliveries()
                 .filter(|d| d.claim_term == term && !busy.contains(&(d.id, d.attempt, term)))

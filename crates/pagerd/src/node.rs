@@ -116,29 +116,33 @@ impl Node {
         }
     }
 
-    /// Serve locally when leading, else forward to the leader; wait for a
-    /// leader to be known when none is (the caller bounds the wait).
+    /// Serve locally when leading, else forward to the leader. While no
+    /// leader is known, or the one asked has just lost leadership (it refused
+    /// without applying anything), wait for the next leader and try again;
+    /// the caller bounds the whole wait.
     async fn route(&self, req: ForwardRequest) -> Result<ForwardReply, NodeError> {
+        let mut metrics = self.raft.metrics();
         loop {
-            match self.serve_local(req.clone()).await {
+            let res = match self.serve_local(req.clone()).await {
                 Err(NodeError::NotLeader {
                     leader_id: Some(id),
-                    ..
-                }) if id != self.id() => {
-                    let Some(peer) = self.peer_addr_of(id) else {
+                    leader_addr,
+                }) if id != self.id() => match self.peer_addr_of(id) {
+                    Some(peer) => self.forward(&peer, &req).await,
+                    None => {
                         return Err(NodeError::NotLeader {
                             leader_id: Some(id),
-                            leader_addr: None,
-                        });
-                    };
-                    return self.forward(&peer, &req).await;
-                }
-                Err(NodeError::NotLeader {
-                    leader_id: None, ..
-                }) => {
-                    // Election under way: wait for a leader, then try again.
-                    let mut m = self.raft.metrics();
-                    let _ = m.wait_for(|m| m.current_leader.is_some()).await;
+                            leader_addr,
+                        })
+                    }
+                },
+                other => other,
+            };
+            match res {
+                Err(NodeError::NotLeader { .. }) => {
+                    // Election under way: wait for the membership view to change.
+                    let _ = metrics.borrow_and_update();
+                    let _ = metrics.changed().await;
                 }
                 other => return other,
             }
@@ -149,10 +153,12 @@ impl Node {
     pub async fn serve_local(&self, req: ForwardRequest) -> Result<ForwardReply, NodeError> {
         match req {
             ForwardRequest::Write(mut cmd) => {
-                // The leader has applied every write it acknowledged, so this
-                // check sees the latest config; an unknown key costs no log entry.
+                // Only on the leader, which has applied every write it
+                // acknowledged: an unknown key then costs no log entry. A
+                // follower's copy may lag, so it forwards; apply decides anyway.
                 if let Command::Ingest { event, .. } = &cmd {
-                    if self.read(|s| s.service_for_key(&event.routing_key).is_none()) {
+                    let leading = self.leader_term().is_some();
+                    if leading && self.read(|s| s.service_for_key(&event.routing_key).is_none()) {
                         return Err(NodeError::Rejected(Rejection::NotFound {
                             field: "routing_key".into(),
                             what: "integration key".into(),
