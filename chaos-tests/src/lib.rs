@@ -1,1 +1,45 @@
-//! chaos
+//! chaos-tests: real `pagerd` processes, real faults, invariant checks, and the benchmark.
+//!
+//! A scenario starts a [`cluster::Cluster`] of OS processes on loopback, pointed at a fake
+//! Twilio and a real SMTP server living in the test process (`pager-notify`'s `fakes`), drives
+//! it through the public gRPC API only, injects [`faults`], records what its clients saw in a
+//! [`history::History`], and checks the [`invariants`] against the cluster's state and the
+//! pages the providers received ([`pages`]). [`report`] prints one line per scenario. The
+//! layout follows etcd's `tests/robustness`:
+//!
+//! - [`binary`]: find (or build once) the `pagerd` executable.
+//! - [`cluster`]: start, SIGKILL and restart nodes; wait for a leader or an applied index.
+//! - [`client`]: gRPC clients of `pager.v1`.
+//! - [`workload`]: on-call documents and the model of the pages they require.
+//! - [`faults`]: kill the leader (failover measured), restart a node.
+//! - [`history`]: accepted events, acknowledgements, expected pages, faults.
+//! - [`pages`]: what the providers received.
+//! - [`invariants`]: one invariant per file.
+//! - [`report`]: the scenario line.
+//!
+//! Scenarios are in `tests/`, numbered per area: `t10_real_processes` (paging across a leader
+//! SIGKILL, acknowledgement, restart), `t90_issue_*` (ignored reproductions of open pagerd
+//! bugs). The benchmark is `src/bin/bench.rs`; its figures are in `BENCH-RESULTS.md`.
+//!
+//! Environment: `PAGERD_BIN` (the binary to run), `CHAOS_KEEP` (keep configs, logs and data),
+//! `CHAOS_PAGERD_LOG` (the nodes' log filter), `RUST_LOG` (this process's).
+
+pub mod binary;
+pub mod client;
+pub mod cluster;
+pub mod faults;
+pub mod history;
+pub mod invariants;
+pub mod pages;
+pub mod report;
+pub mod workload;
+
+/// Log to the test's captured output; `RUST_LOG` overrides the default `info`. Idempotent.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

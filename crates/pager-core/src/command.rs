@@ -27,9 +27,14 @@ pub enum Command {
         incident: IncidentId,
         by: String,
     },
-    /// Fire every timer due at `at`; in a new term, re-claim deliveries that
-    /// older terms claimed but never recorded an outcome for.
+    /// Fire every timer due at `at`.
     Tick { at: Millis },
+    /// The first command a leader *process* commits in its term, before it
+    /// sends anything: every unsettled delivery is re-claimed for this term
+    /// (an earlier leader, or an earlier process of this node in the same
+    /// term after a fast restart, may have sent it: a possible duplicate,
+    /// counted), then due timers fire as in `Tick`.
+    Takeover { at: Millis },
     /// What happened when the leader sent `attempt` of `delivery`.
     Outcome {
         at: Millis,
@@ -47,6 +52,7 @@ impl Command {
             | Command::Acknowledge { at, .. }
             | Command::Resolve { at, .. }
             | Command::Tick { at }
+            | Command::Takeover { at }
             | Command::Outcome { at, .. } => *at,
         }
     }
@@ -59,6 +65,7 @@ impl Command {
             | Command::Acknowledge { at, .. }
             | Command::Resolve { at, .. }
             | Command::Tick { at }
+            | Command::Takeover { at }
             | Command::Outcome { at, .. } => *at = now,
         }
     }

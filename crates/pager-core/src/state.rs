@@ -92,7 +92,12 @@ impl State {
             Command::Acknowledge { incident, by, .. } => self.acknowledge(&mut cx, *incident, by),
             Command::Resolve { incident, by, .. } => self.resolve(&mut cx, *incident, by),
             Command::Tick { .. } => {
-                self.tick(&mut cx);
+                self.fire_due(&mut cx);
+                Response::Noop
+            }
+            Command::Takeover { .. } => {
+                self.reclaim_unsettled(&mut cx);
+                self.fire_due(&mut cx);
                 Response::Noop
             }
             Command::Outcome {
@@ -370,14 +375,10 @@ impl State {
         }
     }
 
-    fn tick(&mut self, cx: &mut Cx) {
-        // A new term re-claims what older terms claimed and never settled.
-        let stale: Vec<DeliveryId> = self
-            .pending_deliveries()
-            .filter(|d| d.claim_term < cx.meta.term)
-            .map(|d| d.id)
-            .collect();
-        for id in stale {
+    /// Re-claim for this term every delivery that is claimed and unsettled.
+    fn reclaim_unsettled(&mut self, cx: &mut Cx) {
+        let unsettled: Vec<DeliveryId> = self.pending.iter().copied().collect();
+        for id in unsettled {
             if let Some(d) = self.deliveries.get_mut(&id) {
                 d.claim_term = cx.meta.term;
                 d.reclaims += 1;
@@ -393,6 +394,9 @@ impl State {
                 });
             }
         }
+    }
+
+    fn fire_due(&mut self, cx: &mut Cx) {
         while let Some((key, timer)) = self.timers.pop_due(cx.at) {
             let incident = timer.incident();
             let live = match self.incidents.get_mut(&incident) {

@@ -105,7 +105,7 @@ fn to_commands(ops: &[Op]) -> Vec<(u64, Command)> {
             },
             Op::NewTerm => {
                 term += 1;
-                Command::Tick { at }
+                Command::Takeover { at }
             }
         };
         out.push((term, cmd));

@@ -428,12 +428,15 @@ fn permanent_failure_is_final() {
 }
 
 #[test]
-fn new_term_reclaims_unsettled_deliveries_once() {
+fn takeover_reclaims_unsettled_deliveries_in_a_new_term() {
     let mut log = Log::new();
     log.trigger(T0, "k");
     assert_eq!(log.state.deliveries[&1].claim_term, 1);
+    // A plain tick in a later term re-claims nothing.
     log.term = 2;
-    let (_, effects) = log.apply(Command::Tick { at: T0 + 1_000 });
+    let (_, effects) = log.apply(Command::Tick { at: T0 + 500 });
+    assert_eq!(effects, vec![]);
+    let (_, effects) = log.apply(Command::Takeover { at: T0 + 1_000 });
     assert_eq!(
         effects,
         vec![
@@ -449,8 +452,42 @@ fn new_term_reclaims_unsettled_deliveries_once() {
     );
     assert_eq!(log.state.deliveries[&1].claim_term, 2);
     assert_eq!(log.state.stats.deliveries_reclaimed, 1);
-    // A second tick in the same term does not re-claim again.
-    let (_, effects) = log.apply(Command::Tick { at: T0 + 2_000 });
+}
+
+#[test]
+fn takeover_in_the_same_term_counts_a_possible_duplicate() {
+    // A leader killed while a page was in flight and restarted before anyone
+    // else stood comes back leading the same term: its new process cannot
+    // know whether the old one sent the page.
+    let mut log = Log::new();
+    log.trigger(T0, "k");
+    let (_, effects) = log.apply(Command::Takeover { at: T0 + 1_000 });
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Reclaimed {
+                delivery: 1,
+                term: 1
+            },
+            Effect::Deliver {
+                delivery: 1,
+                term: 1
+            }
+        ]
+    );
+    assert_eq!(log.state.deliveries[&1].reclaims, 1);
+    assert_eq!(log.state.stats.deliveries_reclaimed, 1);
+    // Settled deliveries are never re-claimed.
+    let sent = SendResult::Sent {
+        provider_id: "SM1".into(),
+    };
+    log.apply(Command::Outcome {
+        at: T0 + 1_100,
+        delivery: 1,
+        attempt: 1,
+        result: sent,
+    });
+    let (_, effects) = log.apply(Command::Takeover { at: T0 + 2_000 });
     assert_eq!(effects, vec![]);
 }
 

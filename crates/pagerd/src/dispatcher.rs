@@ -27,6 +27,7 @@ pub async fn run(
 ) {
     let mut metrics = node.raft.metrics();
     let mut applied = node.applied.clone();
+    let mut took_over = node.takeover_term.subscribe();
     let in_flight: InFlight = Arc::default();
     let permits = Arc::new(Semaphore::new(node.cfg.dispatch_concurrency));
     loop {
@@ -34,10 +35,14 @@ pub async fn run(
             return;
         }
         if let Some(term) = node.leader_term() {
-            dispatch(&node, &notifier, &in_flight, &permits, term).await;
+            // Nothing goes out before this process's takeover committed.
+            if *took_over.borrow_and_update() == term {
+                dispatch(&node, &notifier, &in_flight, &permits, term).await;
+            }
         }
         tokio::select! {
             _ = applied.changed() => {}
+            _ = took_over.changed() => {}
             _ = metrics.changed() => {}
             _ = shutdown.changed() => {}
         }

@@ -117,6 +117,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         state,
         peers,
         applied,
+        takeover_term: watch::Sender::new(0),
     });
 
     let (stop, stopped) = watch::channel(false);

@@ -57,6 +57,11 @@ pub struct Node {
     pub peers: PeerClients,
     /// Last applied log id, published by the state machine after each apply batch.
     pub applied: watch::Receiver<Option<pager_raft::LogId>>,
+    /// The term in which *this process* committed its `Takeover`. The
+    /// dispatcher sends only in that term: until then, deliveries claimed by
+    /// the term may have been sent by an earlier process (written by the
+    /// scheduler, read by the dispatcher).
+    pub takeover_term: watch::Sender<u64>,
 }
 
 pub fn now_ms() -> u64 {

@@ -1,9 +1,11 @@
 //! The leader's clock. Timers live in the replicated state; the scheduler only
-//! sleeps until the earliest one and proposes `Tick{at}`. A node that becomes
-//! leader proposes a Tick at once, so overdue work (and deliveries left in
-//! doubt by the old leader) fire within one election.
+//! sleeps until the earliest one and proposes `Tick{at}`. A process that
+//! becomes leader first commits a `Takeover`: deliveries left unsettled by an
+//! earlier leader (or by an earlier process of this node, restarted fast
+//! enough to lead the same term again) are re-claimed and counted, and
+//! overdue timers fire, all within one election.
 
-use crate::node::{now_ms, Node};
+use crate::node::{now_ms, ForwardRequest, Node};
 use pager_core::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,6 @@ use tracing::{info, warn};
 pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut metrics = node.raft.metrics();
     let mut applied = node.applied.clone();
-    let mut ticked_term = 0u64;
     loop {
         if *shutdown.borrow() {
             return;
@@ -24,13 +25,10 @@ pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<boo
             }
             continue;
         };
-        if term != ticked_term {
-            info!(
-                node = node.id(),
-                term, "became leader: proposing a tick for overdue work"
-            );
-            if propose_tick(&node).await {
-                ticked_term = term;
+        if *node.takeover_term.borrow() != term {
+            info!(node = node.id(), term, "became leader: proposing takeover");
+            if propose(&node, Command::Takeover { at: 0 }).await {
+                node.takeover_term.send_replace(term);
             }
             continue;
         }
@@ -39,11 +37,11 @@ pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<boo
             .map(|due| Duration::from_millis(due.saturating_sub(now_ms())));
         match wait {
             Some(d) if d.is_zero() => {
-                propose_tick(&node).await;
+                propose(&node, Command::Tick { at: 0 }).await;
             }
             Some(d) => {
                 tokio::select! {
-                    _ = tokio::time::sleep(d) => { propose_tick(&node).await; }
+                    _ = tokio::time::sleep(d) => { propose(&node, Command::Tick { at: 0 }).await; }
                     _ = applied.changed() => {}
                     _ = metrics.changed() => {}
                     _ = shutdown.changed() => {}
@@ -60,16 +58,13 @@ pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<boo
     }
 }
 
-/// Propose a tick as leader; false if it did not commit (lost leadership or no quorum).
-async fn propose_tick(node: &Node) -> bool {
-    match node
-        .serve_local(crate::node::ForwardRequest::Write(Command::Tick { at: 0 }))
-        .await
-    {
+/// Propose as leader; false if it did not commit (lost leadership or no quorum).
+async fn propose(node: &Node, cmd: Command) -> bool {
+    match node.serve_local(ForwardRequest::Write(cmd)).await {
         Ok(_) => true,
         Err(e) => {
-            warn!(node = node.id(), cause = %e, "tick not committed");
-            // Do not spin while leadership settles.
+            warn!(node = node.id(), cause = %e, "scheduler proposal not committed");
+            // Back off briefly rather than spin while leadership settles.
             tokio::time::sleep(Duration::from_millis(50)).await;
             false
         }

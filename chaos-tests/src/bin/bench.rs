@@ -1,0 +1,562 @@
+//! The benchmark: figures from a local three-node cluster of real `pagerd` processes with the
+//! default configuration (redb fsyncs every commit; Raft heartbeat 100 ms, election timeout
+//! 500-1000 ms), a fake Twilio and an SMTP server in this process. Not a test: it prints
+//! figures and asserts nothing about them.
+//!
+//! ```text
+//! cargo run --release -p chaos-tests --bin bench -- [--json] [--events N] [--kills K]
+//! ```
+//!
+//! 1. Throughput: `Events.Send` triggers with distinct dedup keys sent to the leader by one
+//!    client (N/10 events), then by 64 concurrent clients, each on its own HTTP/2 connection
+//!    (N events). The service's policy notifies its user an hour later, so only the ingest
+//!    path is measured.
+//!    Per-event latency in an HDR histogram.
+//! 2. Commit to page: sequential triggers of a service that pages one SMS at once; from
+//!    `Send` returning to the fake Twilio receiving the request (and from `Send` issued).
+//! 3. Failover: trigger an incident whose level 2 is due 1 s later, SIGKILL the leader at once,
+//!    and measure the kill to the new leader's level-2 SMS at the fake Twilio (raw), the kill
+//!    to a new leader visible in `Cluster.Status`, and the page's delay after its deadline.
+//!    The killed node is restarted and caught up between rounds.
+//!
+//! Finally the invariants run over everything the clients were told (no accepted event lost
+//! on any node; pages by deadline + 3 s) and the scenario line is printed.
+
+use anyhow::{bail, Context as _};
+use chaos_tests::cluster::{Cluster, ClusterOptions, SmtpTarget, TwilioTarget};
+use chaos_tests::history::{from_epoch_ms, Accepted, History};
+use chaos_tests::invariants::{self, Bounds};
+use chaos_tests::pages;
+use chaos_tests::report::{percentiles, ScenarioReport};
+use chaos_tests::workload::{OnCall, User};
+use chaos_tests::{client, faults};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use pager_notify::fake::smtp::{self, SmtpServer};
+use pager_notify::fake::twilio::{self, FakeTwilio};
+use pager_proto::pager::v1 as pb;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Parser, Debug)]
+#[command(about = "pagerd benchmark on a local three-node cluster of real processes")]
+struct Args {
+    /// Print one JSON object (after the table).
+    #[arg(long)]
+    json: bool,
+    /// Events sent by the concurrent clients; one client sends a tenth of this.
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    /// Concurrent clients of the second throughput phase.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Triggers of the commit-to-page phase.
+    #[arg(long, default_value_t = 200)]
+    triggers: usize,
+    /// Leader kills of the failover phase.
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
+}
+
+const BULK_KEY: &str = "bench-bulk-0001";
+const LATENCY_KEY: &str = "bench-latency-01";
+const FAILOVER_KEY: &str = "bench-failover-1";
+const LATENCY_SMS: &str = "+15550200001";
+const FAILOVER_SMS: &str = "+15550200002";
+/// Delay of the failover policy's level 2.
+const LEVEL2_MS: u64 = 1_000;
+/// How late after its deadline a page may be (the invariant's failover bound).
+const FAILOVER_BOUND: Duration = Duration::from_secs(3);
+const WAIT: Duration = Duration::from_secs(30);
+
+fn oncall() -> OnCall {
+    OnCall::default()
+        // Paged but notified only an hour later: the bench never sees those notifications.
+        .user(
+            User::new("later")
+                .email("later@example.com")
+                .after(3_600_000),
+        )
+        .user(User::new("lat").sms(LATENCY_SMS))
+        .user(User::new("oncall").sms(FAILOVER_SMS))
+        .policy("quiet", 0, &[(3_600_000, &["later"])])
+        .policy("sms-now", 0, &[(3_600_000, &["lat"])])
+        .policy(
+            "two-step",
+            0,
+            &[(LEVEL2_MS, &["later"]), (LEVEL2_MS, &["oncall"])],
+        )
+        .service("bulk", BULK_KEY, "quiet")
+        .service("latency", LATENCY_KEY, "sms-now")
+        .service("failover", FAILOVER_KEY, "two-step")
+}
+
+fn histogram() -> Histogram<u64> {
+    // Microseconds, 1 µs to 10 min, 3 significant digits.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+fn us(d: Duration) -> u64 {
+    (d.as_micros() as u64).max(1)
+}
+
+fn fmt_us(v: u64) -> String {
+    if v >= 10_000 {
+        format!("{:.0} ms", v as f64 / 1_000.0)
+    } else {
+        format!("{:.2} ms", v as f64 / 1_000.0)
+    }
+}
+
+fn fmt_ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+struct Throughput {
+    clients: usize,
+    events: usize,
+    errors: usize,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+    accepted: Vec<Accepted>,
+}
+
+impl Throughput {
+    fn rate(&self) -> f64 {
+        (self.events - self.errors) as f64 / self.elapsed.as_secs_f64()
+    }
+    fn json(&self) -> Value {
+        json!({
+            "clients": self.clients,
+            "events": self.events,
+            "errors": self.errors,
+            "seconds": self.elapsed.as_secs_f64(),
+            "events_per_s": self.rate(),
+            "latency_us": {
+                "p50": self.latency.value_at_quantile(0.5),
+                "p99": self.latency.value_at_quantile(0.99),
+                "p999": self.latency.value_at_quantile(0.999),
+                "max": self.latency.max(),
+            },
+        })
+    }
+}
+
+/// `events` triggers with distinct dedup keys from `clients` concurrent clients to `node`.
+async fn throughput(
+    c: &Cluster,
+    node: u64,
+    clients: usize,
+    events: usize,
+    tag: &str,
+) -> anyhow::Result<Throughput> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for _ in 0..clients {
+        // One connection per client.
+        let mut ev = client::events(&c.channel(node)?);
+        let (next, tag) = (next.clone(), tag.to_string());
+        tasks.spawn(async move {
+            let mut h = histogram();
+            let mut accepted = Vec::new();
+            let mut errors = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= events {
+                    return (h, accepted, errors);
+                }
+                let dedup = format!("{tag}-{i}");
+                let t = Instant::now();
+                match ev
+                    .send(client::trigger(BULK_KEY, &dedup, "bench event"))
+                    .await
+                {
+                    Ok(r) => {
+                        let _ = h.record(us(t.elapsed()));
+                        let r = r.into_inner();
+                        accepted.push(Accepted {
+                            incident: r.incident_id,
+                            dedup_key: r.dedup_key,
+                            folded: r.folded,
+                            commit_index: r.commit_index,
+                            via: node,
+                        });
+                    }
+                    Err(s) => {
+                        errors += 1;
+                        if errors <= 3 {
+                            eprintln!("bench: Events.Send {dedup}: {s}");
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let mut out = Throughput {
+        clients,
+        events,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latency: histogram(),
+        accepted: Vec::with_capacity(events),
+    };
+    while let Some(done) = tasks.join_next().await {
+        let (h, accepted, errors) = done.context("client task")?;
+        out.latency.add(&h).context("merge histograms")?;
+        out.accepted.extend(accepted);
+        out.errors += errors;
+    }
+    out.elapsed = started.elapsed();
+    Ok(out)
+}
+
+struct ToPage {
+    from_return: Histogram<u64>,
+    from_issue: Histogram<u64>,
+    /// Pages received before `Send` returned to the client (counted as 0 from return).
+    before_return: usize,
+}
+
+/// Sequential triggers paging one SMS each; commit (Send returned) to Twilio request received.
+async fn commit_to_page(
+    c: &Cluster,
+    node: u64,
+    twilio: &FakeTwilio,
+    n: usize,
+    history: &mut History,
+    doc: &OnCall,
+) -> anyhow::Result<ToPage> {
+    let mut ev = client::events(&c.channel(node)?);
+    let mut inc = client::incidents(&c.channel(node)?);
+    let mut out = ToPage {
+        from_return: histogram(),
+        from_issue: histogram(),
+        before_return: 0,
+    };
+    for i in 0..n {
+        let issued = SystemTime::now();
+        let r = ev
+            .send(client::trigger(
+                LATENCY_KEY,
+                &format!("latency-{i}"),
+                "latency probe",
+            ))
+            .await
+            .with_context(|| format!("latency trigger {i}"))?
+            .into_inner();
+        let returned = SystemTime::now();
+        let sms = pages::wait_for_sms(twilio, r.incident_id, LATENCY_SMS, WAIT).await?;
+        match sms.received_at.duration_since(returned) {
+            Ok(d) => {
+                let _ = out.from_return.record(us(d));
+            }
+            Err(_) => {
+                out.before_return += 1;
+                let _ = out.from_return.record(1);
+            }
+        }
+        let from_issue = sms.received_at.duration_since(issued).unwrap_or_default();
+        let _ = out.from_issue.record(us(from_issue));
+        let created = inc
+            .get(pb::GetIncidentRequest { id: r.incident_id })
+            .await
+            .with_context(|| format!("get incident {}", r.incident_id))?
+            .into_inner()
+            .created_at_ms;
+        history
+            .expected
+            .extend(doc.expected_pages("latency", r.incident_id, created, None));
+        history.accepted.push(Accepted {
+            incident: r.incident_id,
+            dedup_key: r.dedup_key,
+            folded: r.folded,
+            commit_index: r.commit_index,
+            via: node,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Failover {
+    kill_to_page: Vec<Duration>,
+    election: Vec<Duration>,
+    late_after_deadline: Vec<Duration>,
+}
+
+async fn failover(
+    c: &mut Cluster,
+    twilio: &FakeTwilio,
+    kills: usize,
+    history: &mut History,
+    doc: &OnCall,
+) -> anyhow::Result<Failover> {
+    let mut out = Failover::default();
+    for round in 0..kills {
+        let leader = c.wait_for_leader(WAIT).await?;
+        let r = client::events(&c.channel(leader.id)?)
+            .send(client::trigger(
+                FAILOVER_KEY,
+                &format!("failover-{round}"),
+                "failover probe",
+            ))
+            .await
+            .with_context(|| format!("failover trigger {round}"))?
+            .into_inner();
+        let kill = faults::kill_known_leader(c, history, leader, WAIT).await?;
+        let sms = pages::wait_for_sms(twilio, r.incident_id, FAILOVER_SMS, WAIT)
+            .await
+            .with_context(|| format!("round {round}: level-2 page after killing the leader"))?;
+        let created = client::incidents(&c.channel(kill.new.id)?)
+            .get(pb::GetIncidentRequest { id: r.incident_id })
+            .await
+            .with_context(|| format!("get incident {}", r.incident_id))?
+            .into_inner()
+            .created_at_ms;
+        let due = from_epoch_ms(created + LEVEL2_MS);
+        let kill_to_page = sms
+            .received_at
+            .duration_since(kill.killed.wall)
+            .unwrap_or_default();
+        let late = sms.received_at.duration_since(due).unwrap_or_default();
+        eprintln!(
+            "bench: failover {}/{kills}: killed node {}, node {} leads after {} ms, page {} ms after the kill, {} ms after its deadline",
+            round + 1,
+            kill.old.id,
+            kill.new.id,
+            kill.election.as_millis(),
+            kill_to_page.as_millis(),
+            late.as_millis()
+        );
+        out.kill_to_page.push(kill_to_page);
+        out.election.push(kill.election);
+        out.late_after_deadline.push(late);
+        history.accepted.push(Accepted {
+            incident: r.incident_id,
+            dedup_key: r.dedup_key,
+            folded: r.folded,
+            commit_index: r.commit_index,
+            via: leader.id,
+        });
+        // Level 2's SMS; level 1's hour-late email is never due during the bench.
+        history.expected.extend(
+            doc.expected_pages("failover", r.incident_id, created, None)
+                .into_iter()
+                .filter(|p| p.to == FAILOVER_SMS),
+        );
+        let restarted = Instant::now();
+        let (_, index) = faults::restart(c, history, kill.old.id, WAIT).await?;
+        eprintln!(
+            "bench: node {} restarted and caught up to index {index} in {} ms",
+            kill.old.id,
+            restarted.elapsed().as_millis()
+        );
+    }
+    Ok(out)
+}
+
+fn dist(v: &[Duration]) -> Value {
+    let p = percentiles(v, &[50.0, 100.0]);
+    json!({
+        "n": v.len(),
+        "p50_ms": p.first().map(|d| d.as_millis() as u64),
+        "max_ms": p.get(1).map(|d| d.as_millis() as u64),
+        "all_ms": v.iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>(),
+    })
+}
+
+fn p50_max(v: &[Duration]) -> (String, String) {
+    match percentiles(v, &[50.0, 100.0]).as_slice() {
+        [a, b] => (fmt_ms(*a), fmt_ms(*b)),
+        _ => ("-".into(), "-".into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.events < 10 || args.clients == 0 {
+        bail!("--events must be at least 10 and --clients at least 1");
+    }
+    let total = Instant::now();
+    let say = |msg: String| eprintln!("bench: [{:6.1} s] {msg}", total.elapsed().as_secs_f64());
+    let twilio = FakeTwilio::start(twilio::TEST_ACCOUNT_SID, twilio::TEST_AUTH_TOKEN).await;
+    let smtp = SmtpServer::start().context("start the SMTP server")?;
+    let mut c = Cluster::start(ClusterOptions {
+        twilio: Some(TwilioTarget {
+            base_url: twilio.base_url(),
+            account_sid: twilio::TEST_ACCOUNT_SID.into(),
+            auth_token: twilio::TEST_AUTH_TOKEN.into(),
+            from: twilio::TEST_FROM.into(),
+            timeout_ms: 5_000,
+        }),
+        smtp: Some(SmtpTarget {
+            addr: smtp.addr(),
+            from: smtp::TEST_FROM.into(),
+            timeout_ms: 5_000,
+        }),
+        ..ClusterOptions::default()
+    })
+    .await
+    .context("start the cluster")?;
+    say(format!("3 nodes up under {}", c.root().display()));
+    let doc = oncall();
+    let leader = c.wait_for_leader(WAIT).await?;
+    client::config(&c.channel(leader.id)?)
+        .apply(pb::ApplyConfigRequest {
+            document: doc.to_toml(),
+            format: "toml".into(),
+            dry_run: false,
+        })
+        .await
+        .context("apply the on-call document")?;
+    let mut history = History::default();
+
+    let single = args.events / 10;
+    say(format!("{single} events from 1 client"));
+    let one = throughput(&c, leader.id, 1, single, "one").await?;
+    say(format!(
+        "{} events from {} clients",
+        args.events, args.clients
+    ));
+    let many = throughput(&c, leader.id, args.clients, args.events, "many").await?;
+    history.accepted.extend(one.accepted.iter().cloned());
+    history.accepted.extend(many.accepted.iter().cloned());
+
+    say(format!("{} triggers, commit to page", args.triggers));
+    let leader = c.wait_for_leader(WAIT).await?;
+    let to_page = commit_to_page(&c, leader.id, &twilio, args.triggers, &mut history, &doc).await?;
+
+    say(format!("{} leader kills", args.kills));
+    let fo = failover(&mut c, &twilio, args.kills, &mut history, &doc).await?;
+
+    say("checking invariants".into());
+    let observed = pages::observed(Some(&twilio), Some(&smtp));
+    let findings = invariants::check_all(
+        &c,
+        &history,
+        &observed,
+        Bounds {
+            failover: FAILOVER_BOUND,
+            in_flight_after_ack: 1,
+            catch_up: WAIT,
+        },
+    )
+    .await?;
+    let report = ScenarioReport::new("bench", &history, &findings);
+    let took = total.elapsed();
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "pagerd bench: 3 pagerd processes on 127.0.0.1, fsync on, {cores} cores, {} build, {:.0} s in all",
+        chaos_tests::binary::profile(),
+        took.as_secs_f64()
+    );
+    println!();
+    println!(
+        "{:<38} {:>7} {:>10} {:>10} {:>10} {:>10}",
+        "phase", "n", "events/s", "p50", "p99", "p99.9"
+    );
+    for t in [&one, &many] {
+        println!(
+            "{:<38} {:>7} {:>10.0} {:>10} {:>10} {:>10}",
+            format!(
+                "Events.Send, {} client{}",
+                t.clients,
+                if t.clients == 1 { "" } else { "s" }
+            ),
+            t.events,
+            t.rate(),
+            fmt_us(t.latency.value_at_quantile(0.5)),
+            fmt_us(t.latency.value_at_quantile(0.99)),
+            fmt_us(t.latency.value_at_quantile(0.999)),
+        );
+    }
+    println!(
+        "{:<38} {:>7} {:>10} {:>10} {:>10} {:>10}",
+        "Send returned -> Twilio received",
+        args.triggers,
+        "",
+        fmt_us(to_page.from_return.value_at_quantile(0.5)),
+        fmt_us(to_page.from_return.value_at_quantile(0.99)),
+        "",
+    );
+    println!(
+        "{:<38} {:>7} {:>10} {:>10} {:>10} {:>10}",
+        "Send issued -> Twilio received",
+        args.triggers,
+        "",
+        fmt_us(to_page.from_issue.value_at_quantile(0.5)),
+        fmt_us(to_page.from_issue.value_at_quantile(0.99)),
+        "",
+    );
+    println!();
+    println!(
+        "{:<38} {:>7} {:>10} {:>10}",
+        "failover", "kills", "p50", "max"
+    );
+    for (name, v) in [
+        ("SIGKILL leader -> new leader's page", &fo.kill_to_page),
+        ("SIGKILL leader -> new leader (Status)", &fo.election),
+        ("page delay after its deadline", &fo.late_after_deadline),
+    ] {
+        let (p50, max) = p50_max(v);
+        println!("{:<38} {:>7} {:>10} {:>10}", name, v.len(), p50, max);
+    }
+    println!();
+    if to_page.before_return > 0 {
+        println!(
+            "{} of {} pages reached Twilio before Send returned (counted as 0).",
+            to_page.before_return, args.triggers
+        );
+    }
+    if one.errors + many.errors > 0 {
+        println!("Events.Send errors: {}", one.errors + many.errors);
+    }
+    println!("{report}");
+    for v in &report.violations {
+        println!("  {v}");
+    }
+    if args.json {
+        let out = json!({
+            "machine": { "cores": cores, "build": chaos_tests::binary::profile() },
+            "seconds": took.as_secs_f64(),
+            "throughput": [one.json(), many.json()],
+            "commit_to_page_us": {
+                "n": args.triggers,
+                "from_send_returned": {
+                    "p50": to_page.from_return.value_at_quantile(0.5),
+                    "p99": to_page.from_return.value_at_quantile(0.99),
+                },
+                "from_send_issued": {
+                    "p50": to_page.from_issue.value_at_quantile(0.5),
+                    "p99": to_page.from_issue.value_at_quantile(0.99),
+                },
+                "before_send_returned": to_page.before_return,
+            },
+            "failover": {
+                "kill_to_page": dist(&fo.kill_to_page),
+                "kill_to_new_leader": dist(&fo.election),
+                "page_delay_after_deadline": dist(&fo.late_after_deadline),
+            },
+            "report": {
+                "accepted": report.events_accepted,
+                "lost": report.lost,
+                "pages_expected": report.pages_expected,
+                "missed": report.missed,
+                "duplicates": report.duplicates,
+                "worst_delay_after_deadline_ms": report.worst_delay.map(|d| d.as_millis() as u64),
+                "violations": report.violations.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+            },
+        });
+        println!("{out}");
+    }
+    if !report.is_clean() {
+        c.print_log_tails(20);
+        bail!("invariants broke: see the report above");
+    }
+    Ok(())
+}

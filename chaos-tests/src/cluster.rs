@@ -1,0 +1,872 @@
+//! A cluster of real `pagerd` processes on loopback.
+//!
+//! Each node gets a directory under one temp dir: `node<id>/` is its `data_dir` (redb log,
+//! snapshots) and also holds the generated `pagerd.toml` and `pagerd.log`, where the process's
+//! stdout and stderr go (appended across restarts, each run opened by a `=== chaos-tests` line).
+//! Node 1 bootstraps the cluster with every member (`cluster.bootstrap = true`), the others
+//! wait to be contacted, as in `config/cluster/node*.toml`.
+//!
+//! Ports: the harness binds `127.0.0.1:0` three times per node to learn free ports, closes those
+//! sockets and writes the ports into the configs. Between the close and `pagerd`'s own bind
+//! another process (or an outgoing connection of this one, which draws from the same
+//! ephemeral range) may take a port. That race is tiny but real, so a node that exits with
+//! "Address already in use" while starting is handled: at cluster start every node gets new
+//! ports and the cluster starts again from empty data dirs; at a restart (which must reuse the
+//! ports the other members know) the harness retries a few times, then fails saying so.
+//!
+//! Processes are stopped with `Child::kill`, which is SIGKILL on Unix: no shutdown code runs.
+//! Dropping the [`Cluster`] kills every process; when the thread is panicking (a failed test)
+//! it also prints the tail of every node's log and keeps the temp dir, naming it (set
+//! `CHAOS_KEEP=1` to keep it after a passing run too). If the test process itself is killed
+//! (SIGKILL, or a runner's timeout), the `pagerd` children outlive it: tying their lives to
+//! ours needs `prctl(PR_SET_PDEATHSIG)`, i.e. the `libc` crate, which this crate does not use.
+//!
+//! Waiting is done by polling `Cluster.Status` on every live node every [`POLL`] against a hard
+//! deadline: there is no other way to observe another process's Raft state, and a poll on
+//! loopback costs well under a millisecond. A leader counts only once every live node names it
+//! and it says it leads: a restarted ex-leader reports itself leader of its old term for a
+//! moment (openraft restores its committed vote) until it hears of the newer term.
+
+use crate::binary;
+use crate::client;
+use anyhow::{anyhow, bail, Context as _};
+use pager_proto::pager::v1 as pb;
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+use tonic::transport::Channel;
+
+/// Interval between two status polls.
+pub const POLL: Duration = Duration::from_millis(10);
+/// Bound on one `Cluster.Status` call (a live node on loopback answers in about a millisecond).
+pub const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+/// Fresh ports tried at cluster start when a port was taken ("address in use").
+const START_ATTEMPTS: u32 = 4;
+/// Tries to restart a node on its old ports when one is taken.
+const RESTART_ATTEMPTS: u32 = 5;
+/// Lines of each log printed when something fails.
+pub const TAIL_LINES: usize = 40;
+/// Set to keep the temp dir (configs, logs, data) after a passing run too.
+pub const KEEP_ENV: &str = "CHAOS_KEEP";
+
+/// Overrides the default `log.filter` of the nodes (e.g. `debug,openraft=info`).
+pub const LOG_ENV: &str = "CHAOS_PAGERD_LOG";
+
+const REGIONS: [&str; 5] = ["us-east", "eu-west", "ap-south", "us-west", "eu-central"];
+
+/// `[raft]` timings of every node. The default is `pagerd`'s own default (a LAN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub rpc_timeout_ms: u64,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            rpc_timeout_ms: 1000,
+        }
+    }
+}
+
+/// Where the nodes' `[twilio]` section points (a `FakeTwilio` of the test, usually).
+#[derive(Debug, Clone)]
+pub struct TwilioTarget {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from: String,
+    pub timeout_ms: u64,
+}
+
+/// Where the nodes' `[smtp]` section points (plain SMTP, no credentials).
+#[derive(Debug, Clone)]
+pub struct SmtpTarget {
+    pub addr: SocketAddr,
+    pub from: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub nodes: usize,
+    pub timings: Timings,
+    /// `dispatch.write_timeout_ms`.
+    pub write_timeout_ms: u64,
+    pub twilio: Option<TwilioTarget>,
+    pub smtp: Option<SmtpTarget>,
+    /// `log.filter` of every node.
+    pub log_filter: String,
+    /// Bound on a node starting to serve, and on the first leader election.
+    pub start_timeout: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            nodes: 3,
+            timings: Timings::default(),
+            write_timeout_ms: 5_000,
+            twilio: None,
+            smtp: None,
+            log_filter: std::env::var(LOG_ENV).unwrap_or_else(|_| "info,openraft=warn".into()),
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A node's three listening addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub client: SocketAddr,
+    pub peer: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// The leader as every live node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leader {
+    pub id: u64,
+    pub term: u64,
+}
+
+/// A node SIGKILLed by [`Cluster::kill`].
+#[derive(Debug, Clone, Copy)]
+pub struct Killed {
+    pub id: u64,
+    /// Just before the signal was sent.
+    pub at: Instant,
+    pub wall: SystemTime,
+}
+
+struct NodeProc {
+    id: u64,
+    dir: PathBuf,
+    ports: Ports,
+    /// The process while it should be running; `None` once killed (or never started).
+    child: Mutex<Option<Child>>,
+    /// Offset in `pagerd.log` where the current run's output starts.
+    run_from: u64,
+    /// Used for status polls; replaced at each start.
+    status: Channel,
+    starts: u32,
+}
+
+impl NodeProc {
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("pagerd.toml")
+    }
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("pagerd.log")
+    }
+    fn child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why a node did not come up.
+enum StartError {
+    /// It exited because a port was taken.
+    AddrInUse(String),
+    Other(anyhow::Error),
+}
+
+/// See the module documentation.
+pub struct Cluster {
+    opts: ClusterOptions,
+    bin: PathBuf,
+    root: tempfile::TempDir,
+    nodes: Vec<NodeProc>,
+}
+
+impl Cluster {
+    /// Start `opts.nodes` processes and wait until every node knows the same leader.
+    pub async fn start(opts: ClusterOptions) -> anyhow::Result<Cluster> {
+        if opts.nodes == 0 {
+            bail!("a cluster needs at least one node");
+        }
+        let bin = binary::pagerd()?;
+        let root = tempfile::Builder::new()
+            .prefix("pagerd-chaos-")
+            .tempdir()
+            .context("create the cluster's temp dir")?;
+        let mut cluster = Cluster {
+            bin,
+            nodes: Vec::new(),
+            root,
+            opts,
+        };
+        for attempt in 1..=START_ATTEMPTS {
+            cluster.fresh_nodes()?;
+            match cluster.start_all().await {
+                Ok(()) => {
+                    return match cluster.wait_for_leader(cluster.opts.start_timeout).await {
+                        Ok(_) => Ok(cluster),
+                        Err(e) => Err(cluster.failed_start(e)),
+                    };
+                }
+                Err(StartError::AddrInUse(msg)) if attempt < START_ATTEMPTS => {
+                    eprintln!("chaos-tests: {msg}; starting again on new ports");
+                    cluster.kill_all();
+                }
+                Err(StartError::AddrInUse(msg)) => {
+                    let e = anyhow!("{msg}, {START_ATTEMPTS} times with fresh ports");
+                    return Err(cluster.failed_start(e));
+                }
+                Err(StartError::Other(e)) => return Err(cluster.failed_start(e)),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// The cluster will be dropped without a panic: print the logs and keep them.
+    fn failed_start(&mut self, e: anyhow::Error) -> anyhow::Error {
+        self.kill_all();
+        self.print_log_tails(TAIL_LINES);
+        self.root.disable_cleanup(true);
+        e.context(format!(
+            "start a cluster of {} (configs, logs and data kept in {})",
+            self.opts.nodes,
+            self.root.path().display()
+        ))
+    }
+
+    /// New ports and empty node directories for every node.
+    fn fresh_nodes(&mut self) -> anyhow::Result<()> {
+        let ports = free_ports(self.opts.nodes)?;
+        self.nodes.clear();
+        for (i, ports) in ports.into_iter().enumerate() {
+            let id = i as u64 + 1;
+            let dir = self.root.path().join(format!("node{id}"));
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("clear {}", dir.display()))?;
+            }
+            std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+            self.nodes.push(NodeProc {
+                id,
+                dir,
+                ports,
+                child: Mutex::new(None),
+                run_from: 0,
+                status: client::channel(ports.client, STATUS_TIMEOUT)?,
+                starts: 0,
+            });
+        }
+        for node in &self.nodes {
+            let text = self.config_toml(node);
+            std::fs::write(node.config_path(), text)
+                .with_context(|| format!("write {}", node.config_path().display()))?;
+        }
+        Ok(())
+    }
+
+    async fn start_all(&mut self) -> Result<(), StartError> {
+        for i in 0..self.nodes.len() {
+            self.spawn(i).map_err(StartError::Other)?;
+        }
+        let deadline = Instant::now() + self.opts.start_timeout;
+        for i in 0..self.nodes.len() {
+            self.wait_serving(i, deadline).await?;
+        }
+        Ok(())
+    }
+
+    /// The node's TOML config. Strings are written as JSON strings, which are valid TOML basic
+    /// strings.
+    fn config_toml(&self, node: &NodeProc) -> String {
+        let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+        let t = &self.opts.timings;
+        let mut out = String::new();
+        let _ = writeln!(out, "# Generated by chaos-tests for node {}.", node.id);
+        let _ = writeln!(out, "node_id = {}", node.id);
+        let _ = writeln!(out, "region = {}", q(region(node.id)));
+        let _ = writeln!(out, "data_dir = {}", q(&node.dir.to_string_lossy()));
+        let _ = writeln!(out, "\n[listen]");
+        let _ = writeln!(out, "client = {}", q(&node.ports.client.to_string()));
+        let _ = writeln!(out, "peer = {}", q(&node.ports.peer.to_string()));
+        let _ = writeln!(out, "http = {}", q(&node.ports.http.to_string()));
+        let _ = writeln!(out, "\n[cluster]");
+        let _ = writeln!(out, "bootstrap = {}", node.id == 1);
+        let _ = writeln!(out, "members = [");
+        for m in &self.nodes {
+            let _ = writeln!(
+                out,
+                "  {{ id = {}, peer = {}, client = {}, region = {} }},",
+                m.id,
+                q(&m.ports.peer.to_string()),
+                q(&m.ports.client.to_string()),
+                q(region(m.id))
+            );
+        }
+        let _ = writeln!(out, "]");
+        let _ = writeln!(out, "\n[raft]");
+        let _ = writeln!(out, "heartbeat_interval_ms = {}", t.heartbeat_interval_ms);
+        let _ = writeln!(
+            out,
+            "election_timeout_min_ms = {}",
+            t.election_timeout_min_ms
+        );
+        let _ = writeln!(
+            out,
+            "election_timeout_max_ms = {}",
+            t.election_timeout_max_ms
+        );
+        let _ = writeln!(out, "rpc_timeout_ms = {}", t.rpc_timeout_ms);
+        if let Some(tw) = &self.opts.twilio {
+            let _ = writeln!(out, "\n[twilio]");
+            let _ = writeln!(out, "base_url = {}", q(&tw.base_url));
+            let _ = writeln!(out, "account_sid = {}", q(&tw.account_sid));
+            let _ = writeln!(out, "auth_token = {}", q(&tw.auth_token));
+            let _ = writeln!(out, "from = {}", q(&tw.from));
+            let _ = writeln!(out, "timeout_ms = {}", tw.timeout_ms);
+        }
+        if let Some(s) = &self.opts.smtp {
+            let _ = writeln!(out, "\n[smtp]");
+            let _ = writeln!(out, "host = {}", q(&s.addr.ip().to_string()));
+            let _ = writeln!(out, "port = {}", s.addr.port());
+            let _ = writeln!(out, "tls = \"none\"");
+            let _ = writeln!(out, "from = {}", q(&s.from));
+            let _ = writeln!(out, "timeout_ms = {}", s.timeout_ms);
+        }
+        // pagerd needs a channel; with no provider, pages go to the console (the node's log).
+        let console = self.opts.twilio.is_none() && self.opts.smtp.is_none();
+        let _ = writeln!(out, "\n[console]\nenabled = {console}");
+        let _ = writeln!(out, "\n[dispatch]");
+        let _ = writeln!(out, "write_timeout_ms = {}", self.opts.write_timeout_ms);
+        let _ = writeln!(out, "\n[log]\nformat = \"text\"");
+        let _ = writeln!(out, "filter = {}", q(&self.opts.log_filter));
+        out
+    }
+
+    /// Start node `i`'s process, output appended to its log.
+    fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let bin = self.bin.clone();
+        let node = &mut self.nodes[i];
+        if node.child().is_some() {
+            bail!("node {} is already running", node.id);
+        }
+        let log_path = node.log_path();
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("open {}", log_path.display()))?;
+        node.starts += 1;
+        writeln!(
+            log,
+            "=== chaos-tests: start #{} of node {} ({})",
+            node.starts,
+            node.id,
+            bin.display()
+        )
+        .with_context(|| format!("write {}", log_path.display()))?;
+        node.run_from = log
+            .metadata()
+            .with_context(|| format!("stat {}", log_path.display()))?
+            .len();
+        let stderr = log
+            .try_clone()
+            .with_context(|| format!("duplicate {}", log_path.display()))?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--config")
+            .arg(node.config_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(stderr))
+            .env("NO_COLOR", "1");
+        // PAGERD_* variables of the test's environment would override the generated config.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PAGERD_") {
+                cmd.env_remove(key);
+            }
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {} for node {}", bin.display(), node.id))?;
+        *node.child() = Some(child);
+        node.status = client::channel(node.ports.client, STATUS_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// Wait until node `i` answers `Cluster.Status`, or report why it exited.
+    async fn wait_serving(&self, i: usize, deadline: Instant) -> Result<(), StartError> {
+        let node = &self.nodes[i];
+        loop {
+            let exited = node
+                .child()
+                .as_mut()
+                .map(|c| c.try_wait())
+                .transpose()
+                .map_err(|e| StartError::Other(anyhow!("wait for node {}: {e}", node.id)))?
+                .flatten();
+            if let Some(status) = exited {
+                *node.child() = None;
+                let out = self.run_output(node);
+                let msg = format!("node {} exited while starting ({status})", node.id);
+                let taken = out
+                    .lines()
+                    .find(|l| l.contains("Address already in use") || l.contains("os error 98"));
+                if let Some(line) = taken {
+                    return Err(StartError::AddrInUse(format!(
+                        "{msg}, a port was taken: {}",
+                        line.trim()
+                    )));
+                }
+                return Err(StartError::Other(anyhow!(
+                    "{msg}; its output:\n{}",
+                    tail(&out, TAIL_LINES)
+                )));
+            }
+            if self.status(node.id).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(StartError::Other(anyhow!(
+                    "node {} did not answer Cluster.Status within {:?}; log tail:\n{}",
+                    node.id,
+                    self.opts.start_timeout,
+                    self.log_tail(node.id, TAIL_LINES)
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn node(&self, id: u64) -> anyhow::Result<&NodeProc> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .ok_or_else(|| anyhow!("no node {id} in a cluster of {}", self.nodes.len()))
+    }
+
+    fn index(&self, id: u64) -> anyhow::Result<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .ok_or_else(|| anyhow!("no node {id} in a cluster of {}", self.nodes.len()))
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Nodes that should be running (started and not killed by the harness).
+    pub fn live(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child().is_some())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    pub fn is_live(&self, id: u64) -> bool {
+        self.node(id).is_ok_and(|n| n.child().is_some())
+    }
+
+    pub fn ports(&self, id: u64) -> anyhow::Result<Ports> {
+        Ok(self.node(id)?.ports)
+    }
+
+    pub fn options(&self) -> &ClusterOptions {
+        &self.opts
+    }
+
+    /// The temp dir holding every node's directory.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A new channel to node `id`'s client port, each call bounded by the write timeout plus
+    /// a margin (a write may legitimately take that long before failing `Unavailable`).
+    pub fn channel(&self, id: u64) -> anyhow::Result<Channel> {
+        let timeout = Duration::from_millis(self.opts.write_timeout_ms) + Duration::from_secs(5);
+        client::channel(self.node(id)?.ports.client, timeout)
+    }
+
+    /// `Cluster.Status` of node `id`, bounded by [`STATUS_TIMEOUT`].
+    pub async fn status(&self, id: u64) -> anyhow::Result<pb::ClusterStatus> {
+        let node = self.node(id)?;
+        let mut c = client::cluster(&node.status);
+        match tokio::time::timeout(STATUS_TIMEOUT, c.status(pb::ClusterStatusRequest {})).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(s)) => Err(anyhow!("node {id}: Cluster.Status: {s}")),
+            Err(_) => Err(anyhow!(
+                "node {id}: Cluster.Status: no answer in {STATUS_TIMEOUT:?}"
+            )),
+        }
+    }
+
+    /// Fail if a node that should be running has exited, with the end of its log.
+    pub fn check_processes(&self) -> anyhow::Result<()> {
+        for node in &self.nodes {
+            let mut child = node.child();
+            let exited = match child.as_mut() {
+                Some(c) => c
+                    .try_wait()
+                    .with_context(|| format!("wait for node {}", node.id))?,
+                None => None,
+            };
+            if let Some(status) = exited {
+                *child = None;
+                drop(child);
+                bail!(
+                    "node {} exited on its own ({status}); its output:\n{}",
+                    node.id,
+                    tail(&self.run_output(node), TAIL_LINES)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until some live node leads and every live node names it as leader.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<Leader> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_processes()?;
+            let live = self.live();
+            let mut statuses = Vec::with_capacity(live.len());
+            for &id in &live {
+                statuses.push((id, self.status(id).await));
+            }
+            if let Some(leader) = agreed_leader(&live, &statuses) {
+                return Ok(leader);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no leader known by every live node {live:?} within {timeout:?}; last statuses: {}",
+                    describe(&statuses)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Wait until some live node other than `old` reports itself leader of a later term (the
+    /// first sign of a finished election; other nodes may not know yet). Returns it and the
+    /// instant it was seen.
+    pub async fn wait_for_new_leader(
+        &self,
+        old: Leader,
+        timeout: Duration,
+    ) -> anyhow::Result<(Leader, Instant)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_processes()?;
+            let mut statuses = Vec::new();
+            for id in self.live().into_iter().filter(|&id| id != old.id) {
+                let s = self.status(id).await;
+                if let Ok(st) = &s {
+                    if st.role == "leader" && st.term > old.term {
+                        return Ok((Leader { id, term: st.term }, Instant::now()));
+                    }
+                }
+                statuses.push((id, s));
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no node but {} became leader after term {} within {timeout:?}; last statuses: {}",
+                    old.id,
+                    old.term,
+                    describe(&statuses)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A live node other than `leader`.
+    pub fn follower_of(&self, leader: u64) -> anyhow::Result<u64> {
+        self.live()
+            .into_iter()
+            .find(|&id| id != leader)
+            .ok_or_else(|| anyhow!("no live node besides {leader}"))
+    }
+
+    /// Wait until node `id` has applied log index `index`; returns its applied index.
+    pub async fn wait_applied(
+        &self,
+        id: u64,
+        index: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_processes()?;
+            let last = match self.status(id).await {
+                Ok(s) if s.applied_index >= index => return Ok(s.applied_index),
+                Ok(s) => Ok(s.applied_index),
+                Err(e) => Err(e),
+            };
+            if Instant::now() > deadline {
+                bail!(
+                    "node {id} did not apply index {index} within {timeout:?}; last seen: {last:?}"
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Wait until every live node has applied what `leader` had applied when this was called.
+    pub async fn wait_all_caught_up(&self, leader: u64, timeout: Duration) -> anyhow::Result<u64> {
+        let target = self.status(leader).await?.applied_index;
+        for id in self.live() {
+            self.wait_applied(id, target, timeout).await?;
+        }
+        Ok(target)
+    }
+
+    /// SIGKILL node `id` and reap it.
+    pub fn kill(&mut self, id: u64) -> anyhow::Result<Killed> {
+        let i = self.index(id)?;
+        self.check_processes()?;
+        let mut child = self.nodes[i]
+            .child()
+            .take()
+            .ok_or_else(|| anyhow!("node {id} is not running"))?;
+        let wall = SystemTime::now();
+        let at = Instant::now();
+        child.kill().with_context(|| format!("SIGKILL node {id}"))?;
+        child
+            .wait()
+            .with_context(|| format!("reap node {id} after SIGKILL"))?;
+        Ok(Killed { id, at, wall })
+    }
+
+    /// Start node `id` again with its config, ports and data dir; returns once it serves
+    /// `Cluster.Status` (not once it caught up: see [`Cluster::wait_applied`]).
+    pub async fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        let i = self.index(id)?;
+        if self.nodes[i].child().is_some() {
+            bail!("node {id} is running; kill it first");
+        }
+        for attempt in 1..=RESTART_ATTEMPTS {
+            self.spawn(i)?;
+            let deadline = Instant::now() + self.opts.start_timeout;
+            match self.wait_serving(i, deadline).await {
+                Ok(()) => return Ok(()),
+                Err(StartError::AddrInUse(msg)) if attempt < RESTART_ATTEMPTS => {
+                    // Another socket holds one of the node's ports; it may go away.
+                    eprintln!("chaos-tests: {msg}; retrying the restart");
+                    tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+                }
+                Err(StartError::AddrInUse(msg)) => {
+                    bail!("{msg}; gave up after {RESTART_ATTEMPTS} restarts on the same ports")
+                }
+                Err(StartError::Other(e)) => return Err(e),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    fn kill_all(&mut self) {
+        for node in &self.nodes {
+            if let Some(mut child) = node.child().take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// The whole log of node `id` (every run).
+    pub fn log(&self, id: u64) -> anyhow::Result<String> {
+        let path = self.node(id)?.log_path();
+        std::fs::read(&path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .with_context(|| format!("read {}", path.display()))
+    }
+
+    /// The last `lines` lines of node `id`'s log, or why they cannot be read.
+    pub fn log_tail(&self, id: u64, lines: usize) -> String {
+        match self.log(id) {
+            Ok(text) => tail(&text, lines),
+            Err(e) => format!("({e:#})"),
+        }
+    }
+
+    /// Output of the node's current (or last) run.
+    fn run_output(&self, node: &NodeProc) -> String {
+        let path = node.log_path();
+        let read = || -> std::io::Result<String> {
+            let mut f = std::fs::File::open(&path)?;
+            f.seek(SeekFrom::Start(node.run_from))?;
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf)?;
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        };
+        read().unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()))
+    }
+
+    /// Print the end of every node's log to stderr.
+    pub fn print_log_tails(&self, lines: usize) {
+        for node in &self.nodes {
+            eprintln!(
+                "----- node {} ({}), last {lines} lines of {}:\n{}",
+                node.id,
+                if node.child().is_some() {
+                    "running"
+                } else {
+                    "stopped"
+                },
+                node.log_path().display(),
+                self.log_tail(node.id, lines)
+            );
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_all();
+        let keep = std::env::var_os(KEEP_ENV).is_some();
+        if std::thread::panicking() {
+            self.print_log_tails(TAIL_LINES);
+        }
+        if std::thread::panicking() || keep {
+            self.root.disable_cleanup(true);
+            eprintln!(
+                "chaos-tests: kept configs, logs and data in {}",
+                self.root.path().display()
+            );
+        }
+    }
+}
+
+fn region(id: u64) -> &'static str {
+    REGIONS[(id as usize - 1) % REGIONS.len()]
+}
+
+/// `n` sets of three distinct free loopback ports. All sockets are open at once so the OS
+/// hands out distinct ports, then closed: see the module documentation for the race.
+fn free_ports(n: usize) -> anyhow::Result<Vec<Ports>> {
+    let mut held = Vec::with_capacity(3 * n);
+    for _ in 0..3 * n {
+        let l = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0 to find a free port")?;
+        held.push(l);
+    }
+    let addrs = held
+        .iter()
+        .map(|l| l.local_addr().context("local address of a probe socket"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    drop(held);
+    Ok(addrs
+        .chunks(3)
+        .map(|a| Ports {
+            client: a[0],
+            peer: a[1],
+            http: a[2],
+        })
+        .collect())
+}
+
+fn agreed_leader(
+    live: &[u64],
+    statuses: &[(u64, anyhow::Result<pb::ClusterStatus>)],
+) -> Option<Leader> {
+    let mut leader = None;
+    for (_, s) in statuses {
+        let s = s.as_ref().ok()?;
+        if s.leader_id == 0 || !live.contains(&s.leader_id) {
+            return None;
+        }
+        match leader {
+            None => leader = Some(s.leader_id),
+            Some(l) if l == s.leader_id => {}
+            Some(_) => return None,
+        }
+    }
+    let id = leader?;
+    let (_, own) = statuses.iter().find(|(n, _)| *n == id)?;
+    let own = own.as_ref().ok()?;
+    (own.role == "leader").then_some(Leader { id, term: own.term })
+}
+
+fn describe(statuses: &[(u64, anyhow::Result<pb::ClusterStatus>)]) -> String {
+    statuses
+        .iter()
+        .map(|(id, s)| match s {
+            Ok(s) => format!(
+                "node {id}: {} term {} leader {} applied {}",
+                s.role, s.term, s.leader_id, s.applied_index
+            ),
+            Err(e) => format!("node {id}: {e:#}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+        assert_eq!(tail("", 3), "");
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(3).expect("free ports");
+        let mut all: Vec<SocketAddr> = ports
+            .iter()
+            .flat_map(|p| [p.client, p.peer, p.http])
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 9);
+        assert!(all.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    fn st(id: u64, role: &str, leader: u64) -> (u64, anyhow::Result<pb::ClusterStatus>) {
+        (
+            id,
+            Ok(pb::ClusterStatus {
+                node_id: id,
+                role: role.into(),
+                term: 3,
+                leader_id: leader,
+                ..Default::default()
+            }),
+        )
+    }
+
+    #[test]
+    fn a_leader_counts_once_every_live_node_names_it_and_it_leads() {
+        let live = [1, 2, 3];
+        let ok = [
+            st(1, "follower", 2),
+            st(2, "leader", 2),
+            st(3, "follower", 2),
+        ];
+        assert_eq!(agreed_leader(&live, &ok), Some(Leader { id: 2, term: 3 }));
+        let split = [
+            st(1, "follower", 2),
+            st(2, "leader", 2),
+            st(3, "follower", 1),
+        ];
+        assert_eq!(agreed_leader(&live, &split), None);
+        let dead = [st(2, "follower", 1), st(3, "follower", 1)];
+        assert_eq!(agreed_leader(&[2, 3], &dead), None, "node 1 was killed");
+        let stale = [st(1, "candidate", 2), st(2, "follower", 2)];
+        assert_eq!(agreed_leader(&[1, 2], &stale), None);
+    }
+}

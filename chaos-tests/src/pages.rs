@@ -1,0 +1,124 @@
+//! What the providers received: every SMS and call at the fake Twilio and every mail at the
+//! SMTP server, as one list of [`ObservedPage`]s. The incident a page belongs to is read from
+//! its text, which `pager-core`'s renderer starts with `[pagerd] #<incident>` (SMS body, mail
+//! subject) or `Incident <incident>.` (voice).
+
+use pager_notify::fake::smtp::SmtpServer;
+use pager_notify::fake::twilio::{FakeTwilio, RecordedMessage};
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PageChannel {
+    Sms,
+    Voice,
+    Email,
+}
+
+impl PageChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageChannel::Sms => "sms",
+            PageChannel::Voice => "voice",
+            PageChannel::Email => "email",
+        }
+    }
+}
+
+/// One page a provider accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedPage {
+    pub channel: PageChannel,
+    /// Phone number or email address.
+    pub to: String,
+    /// `None` when the text names no incident (not a page of pagerd's).
+    pub incident: Option<u64>,
+    /// When the provider accepted it (the fake's clock: this process's).
+    pub received_at: SystemTime,
+}
+
+/// Every page received so far, oldest first.
+pub fn observed(twilio: Option<&FakeTwilio>, smtp: Option<&SmtpServer>) -> Vec<ObservedPage> {
+    let mut pages = Vec::new();
+    if let Some(t) = twilio {
+        pages.extend(t.messages().into_iter().map(|m| ObservedPage {
+            channel: PageChannel::Sms,
+            incident: incident_in(&m.body),
+            to: m.to,
+            received_at: m.received_at,
+        }));
+        pages.extend(t.calls().into_iter().map(|c| ObservedPage {
+            channel: PageChannel::Voice,
+            incident: c.twiml.as_deref().and_then(incident_in),
+            to: c.to,
+            received_at: c.received_at,
+        }));
+    }
+    if let Some(s) = smtp {
+        for m in s.mails() {
+            let incident = m.header("Subject").as_deref().and_then(incident_in);
+            for to in &m.to {
+                pages.push(ObservedPage {
+                    channel: PageChannel::Email,
+                    to: to.clone(),
+                    incident,
+                    received_at: m.received_at,
+                });
+            }
+        }
+    }
+    pages.sort_by_key(|p| p.received_at);
+    pages
+}
+
+/// Wait for the first SMS to `to` about `incident` (woken by each message the fake records).
+pub async fn wait_for_sms(
+    twilio: &FakeTwilio,
+    incident: u64,
+    to: &str,
+    timeout: Duration,
+) -> anyhow::Result<RecordedMessage> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let messages = twilio.messages();
+        if let Some(m) = messages
+            .iter()
+            .find(|m| m.to == to && incident_in(&m.body) == Some(incident))
+        {
+            return Ok(m.clone());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            anyhow::bail!("no SMS to {to} about incident {incident} within {timeout:?}");
+        }
+        // Returns at the next message, or when `left` ran out.
+        let _ = twilio.wait_for_messages(messages.len() + 1, left).await;
+    }
+}
+
+/// The incident id in a page's text: the number after `[pagerd] #` or `Incident `.
+pub fn incident_in(text: &str) -> Option<u64> {
+    ["[pagerd] #", "Incident "].iter().find_map(|marker| {
+        let rest = &text[text.find(marker)? + marker.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incident_ids_are_read_from_each_channel_text() {
+        assert_eq!(
+            incident_in("[pagerd] #42 CRITICAL database: disk full. Ack: pagerctl incident ack 42"),
+            Some(42)
+        );
+        assert_eq!(
+            incident_in("<Say>pagerd alert. Incident 7. Service db.</Say>"),
+            Some(7)
+        );
+        assert_eq!(incident_in("hello"), None);
+        assert_eq!(incident_in("[pagerd] #x"), None);
+    }
+}
