@@ -3,7 +3,7 @@
 
 use crate::delivery::DeliveryId;
 use crate::event::Event;
-use crate::incident::IncidentId;
+use crate::incident::{Assignee, IncidentId, Role};
 use crate::oncall::OnCallDoc;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,59 @@ pub enum Command {
     /// term after a fast restart, may have sent it: a possible duplicate,
     /// counted), then due timers fire as in `Tick`.
     Takeover { at: Millis },
+    /// Stop paging until `until`, then trigger again.
+    Snooze {
+        at: Millis,
+        incident: IncidentId,
+        until: Millis,
+        by: String,
+    },
+    /// Replace the primary escalation with a user or a policy, from its first level.
+    Reassign {
+        at: Millis,
+        incident: IncidentId,
+        to: Assignee,
+        by: String,
+    },
+    /// Page level `level` (1-based) of the primary escalation now.
+    Escalate {
+        at: Millis,
+        incident: IncidentId,
+        level: u32,
+        by: String,
+    },
+    /// Page more people: each target is paged now, and a policy (or a team's
+    /// policy) escalates on its own track if nobody answers.
+    AddResponders {
+        at: Millis,
+        incident: IncidentId,
+        targets: Vec<Responder>,
+        by: String,
+    },
+    /// Resolve `incident` as a duplicate of `into`; later triggers with its
+    /// dedup key fold into `into`.
+    Merge {
+        at: Millis,
+        incident: IncidentId,
+        into: IncidentId,
+        by: String,
+    },
+    /// Set (or clear, with an empty user) the incident commander or liaison.
+    SetRole {
+        at: Millis,
+        incident: IncidentId,
+        role: Role,
+        user: String,
+        by: String,
+    },
+    AddNote {
+        at: Millis,
+        incident: IncidentId,
+        text: String,
+        by: String,
+    },
+    /// A heartbeat monitor pinged with its key.
+    Heartbeat { at: Millis, key: String },
     /// What happened when the leader sent `attempt` of `delivery`.
     Outcome {
         at: Millis,
@@ -53,6 +106,14 @@ impl Command {
             | Command::Resolve { at, .. }
             | Command::Tick { at }
             | Command::Takeover { at }
+            | Command::Snooze { at, .. }
+            | Command::Reassign { at, .. }
+            | Command::Escalate { at, .. }
+            | Command::AddResponders { at, .. }
+            | Command::Merge { at, .. }
+            | Command::SetRole { at, .. }
+            | Command::AddNote { at, .. }
+            | Command::Heartbeat { at, .. }
             | Command::Outcome { at, .. } => *at,
         }
     }
@@ -66,9 +127,27 @@ impl Command {
             | Command::Resolve { at, .. }
             | Command::Tick { at }
             | Command::Takeover { at }
+            | Command::Snooze { at, .. }
+            | Command::Reassign { at, .. }
+            | Command::Escalate { at, .. }
+            | Command::AddResponders { at, .. }
+            | Command::Merge { at, .. }
+            | Command::SetRole { at, .. }
+            | Command::AddNote { at, .. }
+            | Command::Heartbeat { at, .. }
             | Command::Outcome { at, .. } => *at = now,
         }
     }
+}
+
+/// Who to add to an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Responder {
+    User(String),
+    /// A team: its escalation policy when it has one, else all its members.
+    Team(String),
+    Policy(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +236,10 @@ pub enum Effect {
         incident: IncidentId,
     },
     IncidentResolved {
+        incident: IncidentId,
+    },
+    /// A snoozed or acknowledged incident was triggered again.
+    IncidentRetriggered {
         incident: IncidentId,
     },
     Escalated {

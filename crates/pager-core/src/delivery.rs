@@ -45,6 +45,9 @@ pub struct Delivery {
     pub contact: String,
     pub method: ContactKind,
     pub address: String,
+    /// A copy for a shadow (in training), not a responder.
+    #[serde(default)]
+    pub shadow: bool,
     /// 1 for the first send; raised by each retry.
     pub attempt: u32,
     /// Raft term of the log entry that created or last re-claimed it.

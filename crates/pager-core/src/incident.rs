@@ -1,4 +1,5 @@
-//! Incidents: triggered → acknowledged → resolved, with a timeline.
+//! Incidents: triggered → acknowledged → resolved, with escalation tracks,
+//! roles and a timeline of every change with who and when.
 
 use crate::event::Severity;
 use crate::oncall::Urgency;
@@ -27,6 +28,43 @@ impl IncidentStatus {
     }
 }
 
+/// One escalation running on an incident: the service's policy (track 0),
+/// or a responder request. A `User` track pages one user once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Track {
+    pub assignee: Assignee,
+    /// Level now paging (0-based) and completed repeats of the policy.
+    pub level: u32,
+    pub repeat: u32,
+    /// Every level and repeat passed (the fallback, if any, was paged).
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Assignee {
+    Policy(String),
+    User(String),
+}
+
+impl Track {
+    pub fn new(assignee: Assignee) -> Track {
+        Track {
+            assignee,
+            level: 0,
+            repeat: 0,
+            done: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Commander,
+    Liaison,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: IncidentId,
@@ -44,16 +82,20 @@ pub struct Incident {
     pub acknowledged_by: String,
     pub resolved_at: Option<Millis>,
     pub resolved_by: String,
-    /// The escalation policy as it was named when the incident opened.
-    pub policy: String,
-    /// Level now paging (0-based) and how many times the policy has repeated.
-    pub level: u32,
-    pub repeat: u32,
+    /// Acknowledge by this instant (from the service's tier).
+    pub ack_due: Option<Millis>,
+    pub snoozed_until: Option<Millis>,
+    /// Resolved as a duplicate of this incident.
+    pub merged_into: Option<IncidentId>,
+    pub commander: String,
+    pub liaison: String,
+    /// Track 0 is the service's policy (or the reassignment); others are responders.
+    pub tracks: Vec<Track>,
     /// Triggers folded into this incident after the first.
     pub folded: u64,
     /// Deliveries of this incident, in creation order.
     pub deliveries: Vec<u64>,
-    /// Timers of this incident still pending, so acknowledge can cancel them.
+    /// Timers of this incident still pending, so actions can cancel them.
     pub timers: BTreeSet<TimerKey>,
     pub timeline: Vec<TimelineEntry>,
 }
@@ -61,6 +103,9 @@ pub struct Incident {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub at: Millis,
+    /// Who made the change: a user, "api", "event from <source>", or "pagerd".
+    #[serde(default)]
+    pub by: String,
     pub what: String,
 }
 
@@ -69,9 +114,18 @@ impl Incident {
         self.status != IncidentStatus::Resolved
     }
 
-    pub(crate) fn note(&mut self, at: Millis, what: impl Into<String>) {
+    /// Level and repeat of the primary track, for display.
+    pub fn escalation(&self) -> (u32, u32) {
+        self.tracks
+            .first()
+            .map(|t| (t.level, t.repeat))
+            .unwrap_or((0, 0))
+    }
+
+    pub(crate) fn note(&mut self, at: Millis, by: &str, what: impl Into<String>) {
         self.timeline.push(TimelineEntry {
             at,
+            by: by.to_string(),
             what: what.into(),
         });
     }

@@ -16,17 +16,24 @@
 //! Layout:
 //! - [`state`]: [`State`] and [`State::apply`], escalation and delivery rules
 //! - [`command`]: [`Command`], [`Response`], [`Effect`], [`Rejection`]
-//! - [`oncall`]: the on-call document and its validation
+//! - [`oncall`]: the on-call document and its validation; [`diff`]: what a new one changes
+//! - [`schedule`]: who is on call at an instant (rotations, restrictions, overrides, DST)
+//! - [`routing`]: rules that route, re-rate or suppress incoming events
+//! - [`query`]: who is on call for a service or user; simulated page plans
 //! - [`event`], [`incident`], [`delivery`], [`timer`]: the rows of the state
 //! - [`render`]: the text of a page
 //! - [`time`]: instants and spans (`"5m"`)
 
 pub mod command;
 pub mod delivery;
+pub mod diff;
 pub mod event;
 pub mod incident;
 pub mod oncall;
+pub mod query;
 pub mod render;
+pub mod routing;
+pub mod schedule;
 pub mod state;
 pub mod time;
 pub mod timer;

@@ -5,6 +5,8 @@
 //! kept in `BTreeMap`s so that export → apply is a no-op and snapshots are
 //! byte-identical across replicas.
 
+use crate::routing::RoutingRule;
+use crate::schedule::Schedule;
 use crate::time::Span;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,12 +15,56 @@ use std::fmt;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnCallDoc {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<String, User>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub teams: BTreeMap<String, Team>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schedules: BTreeMap<String, Schedule>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub escalation_policies: BTreeMap<String, EscalationPolicy>,
-    #[serde(default)]
+    /// Response tiers and their acknowledgement SLA.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tiers: BTreeMap<String, Tier>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub services: BTreeMap<String, Service>,
+    /// Monitors that expect a ping every `interval`; a missed one opens an incident.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub heartbeats: BTreeMap<String, Heartbeat>,
+    /// Ordered rules on incoming events (see [`crate::routing`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routing_rules: Vec<RoutingRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub members: Vec<String>,
+    /// Policy used when the team is added as a responder (else all members are paged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_policy: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// An incident should be acknowledged within this.
+    pub ack_sla: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub service: String,
+    pub interval: Span,
+    /// The key a monitor pings with (`POST /v1/heartbeat/{key}`).
+    pub key: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub summary: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -122,6 +168,10 @@ pub struct EscalationPolicy {
     /// nobody acknowledged (0: page each level once).
     #[serde(default)]
     pub repeat: u32,
+    /// Paged when every level and repeat passed without an acknowledgement,
+    /// or when nobody at all is on call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Target>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,10 +182,14 @@ pub struct EscalationLevel {
     pub targets: Vec<Target>,
 }
 
+/// Who a level (or a responder request) pages: a user, whoever a schedule
+/// has on call at the instant the level fires, or every member of a team.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     User(String),
+    Schedule(String),
+    Team(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -147,10 +201,45 @@ pub struct Service {
     pub integration_keys: Vec<String>,
     pub escalation_policy: String,
     #[serde(default)]
-    pub urgency: Urgency,
+    pub urgency: UrgencyRule,
     /// Carried by every page of this service.
     #[serde(default)]
     pub runbook_url: String,
+    /// Name of a tier (its acknowledgement SLA applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Triggers without a dedup key fold into the service's newest open
+    /// incident opened within this window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grouping_window: Option<Span>,
+    /// An acknowledged incident that is not resolved re-triggers after this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_timeout: Option<Span>,
+    /// An open incident is resolved this long after it opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_resolve_after: Option<Span>,
+}
+
+/// How a service decides an incident's urgency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UrgencyRule {
+    #[default]
+    High,
+    Low,
+    /// critical and error: high; warning and info: low.
+    Severity,
+}
+
+impl UrgencyRule {
+    /// The urgencies incidents of this service can have.
+    pub fn possible(self) -> &'static [Urgency] {
+        match self {
+            UrgencyRule::High => &[Urgency::High],
+            UrgencyRule::Low => &[Urgency::Low],
+            UrgencyRule::Severity => &[Urgency::High, Urgency::Low],
+        }
+    }
 }
 
 /// One problem in a document, with the path of the field at fault.
@@ -194,6 +283,7 @@ impl OnCallDoc {
     pub fn validate(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut bad = |path: String, message: String| out.push(Problem { path, message });
+        let is_user = |u: &str| self.users.contains_key(u);
 
         for (uname, user) in &self.users {
             let base = format!("users.{uname}");
@@ -235,6 +325,45 @@ impl OnCallDoc {
             }
         }
 
+        for (tname, team) in &self.teams {
+            let base = format!("teams.{tname}");
+            check_name(&base, tname, &mut bad);
+            for (i, m) in team.members.iter().enumerate() {
+                if !is_user(m) {
+                    bad(
+                        format!("{base}.members[{i}]"),
+                        format!("unknown user {m:?}"),
+                    );
+                }
+            }
+            if let Some(p) = &team.escalation_policy {
+                if !self.escalation_policies.contains_key(p) {
+                    bad(
+                        format!("{base}.escalation_policy"),
+                        format!("unknown policy {p:?}"),
+                    );
+                }
+            }
+        }
+
+        for (sname, schedule) in &self.schedules {
+            let base = format!("schedules.{sname}");
+            check_name(&base, sname, &mut bad);
+            for p in schedule.validate(&base, &is_user) {
+                bad(p.path, p.message);
+            }
+        }
+
+        for (tname, tier) in &self.tiers {
+            check_name(&format!("tiers.{tname}"), tname, &mut bad);
+            if tier.ack_sla == Span::ZERO {
+                bad(
+                    format!("tiers.{tname}.ack_sla"),
+                    "must be more than 0".into(),
+                );
+            }
+        }
+
         for (pname, policy) in &self.escalation_policies {
             let base = format!("escalation_policies.{pname}");
             check_name(&base, pname, &mut bad);
@@ -256,23 +385,36 @@ impl OnCallDoc {
                     );
                 }
                 if level.escalate_after < Span::from_secs(1)
-                    && (policy.levels.len() > 1 || policy.repeat > 0)
+                    && (policy.levels.len() > 1 || policy.repeat > 0 || policy.fallback.is_some())
                 {
                     bad(format!("{p}.escalate_after"), "must be at least 1s".into());
                 }
                 for (j, t) in level.targets.iter().enumerate() {
-                    let Target::User(u) = t;
-                    if !self.users.contains_key(u) {
-                        bad(
-                            format!("{p}.targets[{j}].user"),
-                            format!("unknown user {u:?}"),
-                        );
-                    }
+                    self.check_target(&format!("{p}.targets[{j}]"), t, &mut bad);
                 }
+            }
+            if let Some(t) = &policy.fallback {
+                self.check_target(&format!("{base}.fallback"), t, &mut bad);
             }
         }
 
-        let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut keys: BTreeMap<String, String> = BTreeMap::new();
+        let mut key_ok =
+            |path: String, key: &str, owner: String, bad: &mut dyn FnMut(String, String)| {
+                if key.len() < 8
+                    || key.len() > 128
+                    || !key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    bad(
+                        path,
+                        "must be 8 to 128 characters of letters, digits, '-' or '_'".into(),
+                    );
+                } else if let Some(other) = keys.insert(key.to_string(), owner) {
+                    bad(path, format!("key already used by {other}"));
+                }
+            };
         for (sname, svc) in &self.services {
             let base = format!("services.{sname}");
             check_name(&base, sname, &mut bad);
@@ -283,19 +425,25 @@ impl OnCallDoc {
                 );
             }
             for (i, key) in svc.integration_keys.iter().enumerate() {
-                let p = format!("{base}.integration_keys[{i}]");
-                if key.len() < 8
-                    || key.len() > 128
-                    || !key
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                {
-                    bad(
-                        p,
-                        "must be 8 to 128 characters of letters, digits, '-' or '_'".into(),
-                    );
-                } else if let Some(other) = keys.insert(key, sname) {
-                    bad(p, format!("key already used by service {other:?}"));
+                key_ok(
+                    format!("{base}.integration_keys[{i}]"),
+                    key,
+                    format!("service {sname:?}"),
+                    &mut bad,
+                );
+            }
+            if let Some(t) = &svc.tier {
+                if !self.tiers.contains_key(t) {
+                    bad(format!("{base}.tier"), format!("unknown tier {t:?}"));
+                }
+            }
+            for (field, span) in [
+                ("grouping_window", svc.grouping_window),
+                ("ack_timeout", svc.ack_timeout),
+                ("auto_resolve_after", svc.auto_resolve_after),
+            ] {
+                if span.is_some_and(|s| s < Span::from_secs(1)) {
+                    bad(format!("{base}.{field}"), "must be at least 1s".into());
                 }
             }
             match self.escalation_policies.get(&svc.escalation_policy) {
@@ -304,27 +452,123 @@ impl OnCallDoc {
                     format!("unknown policy {:?}", svc.escalation_policy),
                 ),
                 Some(policy) => {
-                    // Reachability: everyone on the path can be notified at this urgency.
-                    for level in &policy.levels {
-                        for Target::User(u) in &level.targets {
-                            if let Some(user) = self.users.get(u) {
-                                if user.notification_rules.for_urgency(svc.urgency).is_empty() {
-                                    bad(
-                                        format!("users.{u}.notification_rules.{}", svc.urgency.as_str()),
-                                        format!(
-                                            "user is on the escalation path of service {sname:?} ({} urgency) but has no rule for it",
-                                            svc.urgency.as_str()
-                                        ),
-                                    );
-                                }
+                    // Reachability: everyone who can be paged for this service
+                    // has a rule for every urgency the service can produce.
+                    let mut users = BTreeSet::new();
+                    for t in policy
+                        .levels
+                        .iter()
+                        .flat_map(|l| l.targets.iter())
+                        .chain(policy.fallback.iter())
+                    {
+                        users.extend(self.target_users(t));
+                    }
+                    for u in users {
+                        let Some(user) = self.users.get(u) else {
+                            continue;
+                        };
+                        for urgency in svc.urgency.possible() {
+                            if user.notification_rules.for_urgency(*urgency).is_empty() {
+                                bad(
+                                    format!("users.{u}.notification_rules.{}", urgency.as_str()),
+                                    format!(
+                                        "user is on the escalation path of service {sname:?} ({} urgency) but has no rule for it",
+                                        urgency.as_str()
+                                    ),
+                                );
                             }
                         }
                     }
                 }
             }
         }
+
+        for (hname, hb) in &self.heartbeats {
+            let base = format!("heartbeats.{hname}");
+            check_name(&base, hname, &mut bad);
+            if !self.services.contains_key(&hb.service) {
+                bad(
+                    format!("{base}.service"),
+                    format!("unknown service {:?}", hb.service),
+                );
+            }
+            if hb.interval < Span::from_secs(10) {
+                bad(format!("{base}.interval"), "must be at least 10s".into());
+            }
+            key_ok(
+                format!("{base}.key"),
+                &hb.key,
+                format!("heartbeat {hname:?}"),
+                &mut bad,
+            );
+        }
+        out.extend(crate::routing::validate(&self.routing_rules, &|s| {
+            self.services.contains_key(s)
+        }));
         out.sort_by(|a, b| a.path.cmp(&b.path).then(a.message.cmp(&b.message)));
         out.dedup();
+        out
+    }
+
+    fn check_target(&self, path: &str, t: &Target, bad: &mut impl FnMut(String, String)) {
+        let (kind, name, known) = match t {
+            Target::User(u) => ("user", u, self.users.contains_key(u)),
+            Target::Schedule(s) => ("schedule", s, self.schedules.contains_key(s)),
+            Target::Team(t) => ("team", t, self.teams.contains_key(t)),
+        };
+        if !known {
+            bad(format!("{path}.{kind}"), format!("unknown {kind} {name:?}"));
+        }
+    }
+
+    /// Every user a target can ever page (all of a schedule's users and shadows).
+    pub fn target_users<'a>(&'a self, t: &'a Target) -> Vec<&'a str> {
+        match t {
+            Target::User(u) => vec![u.as_str()],
+            Target::Team(name) => self
+                .teams
+                .get(name)
+                .map(|t| t.members.iter().map(String::as_str).collect())
+                .unwrap_or_default(),
+            Target::Schedule(name) => self
+                .schedules
+                .get(name)
+                .map(|s| {
+                    let layers = s
+                        .layers
+                        .iter()
+                        .flat_map(|l| l.users.iter().chain(l.shadows.iter()));
+                    layers
+                        .chain(s.overrides.iter().map(|o| &o.user))
+                        .map(String::as_str)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Schedules with nobody on call somewhere in `[from, to)`: (path, gaps).
+    pub fn schedule_gaps(
+        &self,
+        from: crate::time::Millis,
+        to: crate::time::Millis,
+    ) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (name, s) in &self.schedules {
+            let gaps = s.gaps(from, to);
+            if let Some((start, end)) = gaps.first() {
+                out.push(Problem {
+                    path: format!("schedules.{name}"),
+                    message: format!(
+                        "nobody on call for {} stretch(es) in the next {} days, the first from {} to {}",
+                        gaps.len(),
+                        (to - from) / 86_400_000,
+                        crate::time::rfc3339(*start),
+                        crate::time::rfc3339(*end)
+                    ),
+                });
+            }
+        }
         out
     }
 

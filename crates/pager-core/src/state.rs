@@ -7,16 +7,24 @@
 //!   State::apply ──► Response (to the proposer)
 //!      │         └─► Vec<Effect> (Deliver, WakeAt, IncidentOpened, …)
 //!      ▼
-//!   incidents · deliveries · timers (all data, all replicated)
+//!   incidents · deliveries · timers · heartbeats (all data, all replicated)
 //! ```
+//!
+//! Escalation: an incident runs one or more *tracks* (track 0: the service's
+//! policy or a reassignment; others: responders). Paging a level resolves
+//! its targets at that instant (users, schedules, teams); a level with
+//! nobody on call is skipped at once; after the last level and repeat the
+//! policy's fallback is paged. Each paged user's notification rules become
+//! deliveries now or `Notify` timers.
 
-use crate::command::{Command, Effect, Rejection, Response, SendResult};
+use crate::command::{Command, Effect, Rejection, Responder, Response, SendResult};
 use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, MAX_ATTEMPTS};
-use crate::event::{Event, EventAction};
-use crate::incident::{Incident, IncidentId, IncidentStatus};
-use crate::oncall::{OnCallDoc, Target};
+use crate::event::{Event, EventAction, Severity};
+use crate::incident::{Assignee, Incident, IncidentId, IncidentStatus, Role, Track};
+use crate::oncall::{OnCallDoc, Target, Urgency, UrgencyRule};
+use crate::routing::{Decision, Router};
 use crate::time::Millis;
-use crate::timer::{Timer, Timers};
+use crate::timer::{Timer, TimerKey, Timers};
 use crate::LogMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,21 +50,55 @@ pub struct Stats {
     pub deliveries_reclaimed: u64,
     /// Failed attempts whose request may have reached the provider anyway.
     pub deliveries_in_doubt: u64,
+    /// Events a routing rule suppressed (recorded, nobody paged).
+    pub events_suppressed: u64,
+}
+
+/// A heartbeat monitor's progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatState {
+    pub last_seen: Millis,
+    /// The pending `HeartbeatMissed` timer.
+    pub timer: Option<TimerKey>,
+    /// The incident a missed ping opened, until a ping resolves it.
+    pub incident: Option<IncidentId>,
+}
+
+/// Longest note, in bytes.
+pub const MAX_NOTE_BYTES: usize = 4096;
+/// Most tracks (primary plus responders) on one incident.
+pub const MAX_TRACKS: usize = 16;
+
+/// The compiled routing rules: derived from `config`, never serialized,
+/// rebuilt on config apply and on first use after a snapshot restore.
+#[derive(Debug, Clone, Default)]
+struct RouterCache(Option<Router>);
+
+impl PartialEq for RouterCache {
+    fn eq(&self, _: &Self) -> bool {
+        true // derived data: equal whenever the configs are
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub config: OnCallDoc,
     pub config_version: u64,
+    #[serde(skip)]
+    router: RouterCache,
     /// Integration key → service name; derived from `config` on apply.
     key_index: BTreeMap<String, String>,
     pub incidents: BTreeMap<IncidentId, Incident>,
-    /// Open incidents by service, then dedup key.
+    /// Open incidents by service, then dedup key (a merged incident's key
+    /// points at the incident it was merged into).
     open_by_key: BTreeMap<String, BTreeMap<String, IncidentId>>,
+    /// Per service, the newest incident opened without a dedup key, for grouping.
+    last_ungrouped: BTreeMap<String, IncidentId>,
     pub deliveries: BTreeMap<DeliveryId, Delivery>,
     /// Deliveries in `Pending`: what the leader has to send.
     pending: BTreeSet<DeliveryId>,
     pub timers: Timers,
+    pub heartbeats: BTreeMap<String, HeartbeatState>,
     next_incident: IncidentId,
     next_delivery: DeliveryId,
     /// The latest `at` applied: replicated time never runs backwards.
@@ -71,6 +113,20 @@ struct Cx {
     meta: LogMeta,
     at: Millis,
     effects: Vec<Effect>,
+}
+
+fn rejected_invalid(field: &str, reason: impl Into<String>) -> Response {
+    Response::Rejected(Rejection::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    })
+}
+
+fn not_found_incident() -> Response {
+    Response::Rejected(Rejection::NotFound {
+        field: "id".into(),
+        what: "incident".into(),
+    })
 }
 
 impl State {
@@ -100,6 +156,41 @@ impl State {
                 self.fire_due(&mut cx);
                 Response::Noop
             }
+            Command::Snooze {
+                incident,
+                until,
+                by,
+                ..
+            } => self.snooze(&mut cx, *incident, *until, by),
+            Command::Reassign {
+                incident, to, by, ..
+            } => self.reassign(&mut cx, *incident, to, by),
+            Command::Escalate {
+                incident,
+                level,
+                by,
+                ..
+            } => self.escalate_now(&mut cx, *incident, *level, by),
+            Command::AddResponders {
+                incident,
+                targets,
+                by,
+                ..
+            } => self.add_responders(&mut cx, *incident, targets, by),
+            Command::Merge {
+                incident, into, by, ..
+            } => self.merge(&mut cx, *incident, *into, by),
+            Command::SetRole {
+                incident,
+                role,
+                user,
+                by,
+                ..
+            } => self.set_role(&mut cx, *incident, *role, user, by),
+            Command::AddNote {
+                incident, text, by, ..
+            } => self.add_note(&mut cx, *incident, text, by),
+            Command::Heartbeat { key, .. } => self.heartbeat(&mut cx, key),
             Command::Outcome {
                 delivery,
                 attempt,
@@ -157,21 +248,37 @@ impl State {
             }
         }
         for (key, timer) in self.timers.iter() {
-            let inc = timer.incident();
-            match self.incidents.get(&inc) {
-                Some(i) if i.timers.contains(key) => {}
-                _ => return Err(format!("timer {key:?} not indexed on incident {inc}")),
+            match timer.incident() {
+                Some(inc) => match self.incidents.get(&inc) {
+                    Some(i) if i.timers.contains(key) => {
+                        if timer.pages() && i.status != IncidentStatus::Triggered {
+                            return Err(format!(
+                                "paging timer {key:?} on {:?} incident {inc}",
+                                i.status
+                            ));
+                        }
+                        if i.status == IncidentStatus::Resolved {
+                            return Err(format!("timer {key:?} on resolved incident {inc}"));
+                        }
+                    }
+                    _ => return Err(format!("timer {key:?} not indexed on incident {inc}")),
+                },
+                None => {
+                    let Timer::HeartbeatMissed { name } = timer else {
+                        continue;
+                    };
+                    if self.heartbeats.get(name).and_then(|h| h.timer) != Some(*key) {
+                        return Err(format!("heartbeat timer {key:?} not indexed on {name}"));
+                    }
+                }
             }
         }
         for inc in self.incidents.values() {
-            if inc.status != IncidentStatus::Triggered && !inc.timers.is_empty() {
-                return Err(format!(
-                    "incident {} is {:?} but has timers",
-                    inc.id, inc.status
-                ));
+            if inc.timers.iter().any(|k| !self.timers.contains(k)) {
+                return Err(format!("incident {} indexes a timer that is gone", inc.id));
             }
             let indexed = self.open_incident(&inc.service, &inc.dedup_key) == Some(inc.id);
-            if inc.is_open() != indexed {
+            if inc.is_open() != indexed && inc.merged_into.is_none() {
                 return Err(format!(
                     "incident {} open={} but indexed={indexed}",
                     inc.id,
@@ -179,10 +286,19 @@ impl State {
                 ));
             }
         }
+        for keys in self.open_by_key.values() {
+            for id in keys.values() {
+                if !self.incidents.get(id).is_some_and(|i| i.is_open()) {
+                    return Err(format!(
+                        "dedup index points at incident {id}, which is not open"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
-    // ---- commands ----
+    // ---- configuration ----
 
     fn apply_config(&mut self, doc: &OnCallDoc) -> Response {
         let problems = doc.validate();
@@ -191,6 +307,7 @@ impl State {
         }
         self.config = doc.clone();
         self.config_version += 1;
+        self.router = RouterCache(Router::new(&doc.routing_rules).ok());
         self.key_index = doc
             .services
             .iter()
@@ -200,39 +317,113 @@ impl State {
                     .map(move |k| (k.clone(), name.clone()))
             })
             .collect();
+        // Monitors that left the document stop; their timers go with them.
+        let gone: Vec<String> = self
+            .heartbeats
+            .keys()
+            .filter(|n| !doc.heartbeats.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(key) = self.heartbeats.remove(&name).and_then(|h| h.timer) {
+                self.timers.remove(&key);
+            }
+        }
         Response::ConfigApplied {
             version: self.config_version,
         }
     }
 
+    // ---- events ----
+
     fn ingest(&mut self, cx: &mut Cx, event: &Event) -> Response {
         if let Err(rejection) = event.validate() {
             return Response::Rejected(rejection);
         }
-        let Some(service) = self.key_index.get(&event.routing_key).cloned() else {
+        let Some(owner) = self.key_index.get(&event.routing_key).cloned() else {
             return Response::Rejected(Rejection::NotFound {
                 field: "routing_key".into(),
                 what: "integration key".into(),
             });
         };
         self.stats.events += 1;
-        let dedup_key = if event.dedup_key.is_empty() {
-            format!("pgd-{}", cx.meta.index)
-        } else {
-            event.dedup_key.clone()
+        if self.router.0.is_none() && !self.config.routing_rules.is_empty() {
+            self.router = RouterCache(Router::new(&self.config.routing_rules).ok());
+        }
+        let decision = match &self.router.0 {
+            Some(router) => router.route(event, Some(&owner)),
+            None => Decision {
+                services: vec![owner],
+                ..Decision::default()
+            },
         };
-        let open = self.open_incident(&service, &dedup_key);
+        let mut event = event.clone();
+        if let Some(sev) = decision.severity {
+            event.severity = sev;
+        }
+        if decision.suppressed {
+            self.stats.events_suppressed += 1;
+            let dedup_key = if event.dedup_key.is_empty() {
+                format!("pgd-{}", cx.meta.index)
+            } else {
+                event.dedup_key
+            };
+            return Response::Event {
+                incident: None,
+                dedup_key,
+                folded: false,
+            };
+        }
+        // One event may page several services: the answer names the first.
+        let mut first = None;
+        for service in &decision.services {
+            if !self.config.services.contains_key(service) {
+                continue;
+            }
+            let r = self.ingest_to(cx, service, &event, &decision);
+            first.get_or_insert(r);
+        }
+        first.unwrap_or(Response::Event {
+            incident: None,
+            dedup_key: event.dedup_key,
+            folded: false,
+        })
+    }
+
+    /// Dedup, fold or open one service's incident for an event.
+    fn ingest_to(
+        &mut self,
+        cx: &mut Cx,
+        service: &str,
+        event: &Event,
+        decision: &Decision,
+    ) -> Response {
         let by = if event.source.is_empty() {
             "event".to_string()
         } else {
             format!("event from {}", event.source)
         };
+        let grouped = if event.dedup_key.is_empty() && event.action == EventAction::Trigger {
+            self.group_target(service, cx.at)
+        } else {
+            None
+        };
+        let dedup_key = match grouped {
+            Some(id) => self
+                .incidents
+                .get(&id)
+                .map(|i| i.dedup_key.clone())
+                .unwrap_or_default(),
+            None if event.dedup_key.is_empty() => format!("pgd-{}", cx.meta.index),
+            None => event.dedup_key.clone(),
+        };
+        let open = self.open_incident(service, &dedup_key);
         match (event.action, open) {
             (EventAction::Trigger, Some(id)) => {
                 self.stats.triggers_folded += 1;
                 if let Some(inc) = self.incidents.get_mut(&id) {
                     inc.folded += 1;
-                    inc.note(cx.at, format!("trigger folded in ({by})"));
+                    inc.note(cx.at, &by, "trigger folded in");
                 }
                 cx.effects.push(Effect::IncidentFolded { incident: id });
                 Response::Event {
@@ -242,7 +433,10 @@ impl State {
                 }
             }
             (EventAction::Trigger, None) => {
-                let id = self.open(cx, &service, dedup_key.clone(), event);
+                let id = self.open(cx, service, dedup_key.clone(), event, &by, decision);
+                if event.dedup_key.is_empty() {
+                    self.last_ungrouped.insert(service.to_string(), id);
+                }
                 Response::Event {
                     incident: Some(id),
                     dedup_key,
@@ -266,17 +460,54 @@ impl State {
         }
     }
 
-    fn open(&mut self, cx: &mut Cx, service: &str, dedup_key: String, event: &Event) -> IncidentId {
+    /// The open incident a key-less trigger folds into, per the service's grouping window.
+    fn group_target(&self, service: &str, at: Millis) -> Option<IncidentId> {
+        let window = self.config.services.get(service)?.grouping_window?;
+        let id = *self.last_ungrouped.get(service)?;
+        let inc = self.incidents.get(&id)?;
+        (inc.is_open() && at < inc.created_at + window.millis()).then_some(id)
+    }
+
+    fn urgency_of(&self, service: &str, severity: Severity) -> Urgency {
+        match self
+            .config
+            .services
+            .get(service)
+            .map(|s| s.urgency)
+            .unwrap_or_default()
+        {
+            UrgencyRule::High => Urgency::High,
+            UrgencyRule::Low => Urgency::Low,
+            UrgencyRule::Severity => match severity {
+                Severity::Critical | Severity::Error => Urgency::High,
+                Severity::Warning | Severity::Info => Urgency::Low,
+            },
+        }
+    }
+
+    fn open(
+        &mut self,
+        cx: &mut Cx,
+        service: &str,
+        dedup_key: String,
+        event: &Event,
+        by: &str,
+        decision: &Decision,
+    ) -> IncidentId {
         self.next_incident += 1;
         let id = self.next_incident;
-        let (policy, urgency, runbook_url) = match self.config.services.get(service) {
-            Some(s) => (
-                s.escalation_policy.clone(),
-                s.urgency,
-                s.runbook_url.clone(),
-            ),
-            None => (String::new(), Default::default(), String::new()),
-        };
+        let svc = self.config.services.get(service);
+        let policy = svc.map(|s| s.escalation_policy.clone()).unwrap_or_default();
+        let runbook_url = decision
+            .runbook_url
+            .clone()
+            .or_else(|| svc.map(|s| s.runbook_url.clone()))
+            .unwrap_or_default();
+        let ack_sla = svc
+            .and_then(|s| s.tier.as_ref())
+            .and_then(|t| self.config.tiers.get(t))
+            .map(|t| t.ack_sla.millis());
+        let auto_resolve = svc.and_then(|s| s.auto_resolve_after);
         let mut inc = Incident {
             id,
             service: service.to_string(),
@@ -284,7 +515,9 @@ impl State {
             summary: event.summary.clone(),
             source: event.source.clone(),
             severity: event.severity,
-            urgency,
+            urgency: decision
+                .urgency
+                .unwrap_or_else(|| self.urgency_of(service, event.severity)),
             runbook_url,
             custom_details: event.custom_details.clone(),
             status: IncidentStatus::Triggered,
@@ -293,15 +526,25 @@ impl State {
             acknowledged_by: String::new(),
             resolved_at: None,
             resolved_by: String::new(),
-            policy,
-            level: 0,
-            repeat: 0,
+            ack_due: ack_sla.map(|sla| cx.at + sla),
+            snoozed_until: None,
+            merged_into: None,
+            commander: String::new(),
+            liaison: String::new(),
+            tracks: vec![Track::new(Assignee::Policy(policy))],
             folded: 0,
             deliveries: Vec::new(),
             timers: BTreeSet::new(),
             timeline: Vec::new(),
         };
-        inc.note(cx.at, "triggered");
+        inc.note(cx.at, by, "triggered");
+        if !decision.matched.is_empty() {
+            inc.note(
+                cx.at,
+                "pagerd",
+                format!("routed by rule(s): {}", decision.matched.join(", ")),
+            );
+        }
         self.incidents.insert(id, inc);
         self.open_by_key
             .entry(service.to_string())
@@ -309,9 +552,18 @@ impl State {
             .insert(dedup_key, id);
         self.stats.incidents_opened += 1;
         cx.effects.push(Effect::IncidentOpened { incident: id });
-        self.page_level(cx, id, cx.at);
+        if let Some(span) = auto_resolve {
+            self.set_timer(
+                id,
+                cx.at + span.millis(),
+                Timer::AutoResolve { incident: id },
+            );
+        }
+        self.page_track(cx, id, 0, cx.at);
         id
     }
+
+    // ---- incident actions ----
 
     fn acknowledge(&mut self, cx: &mut Cx, id: IncidentId, by: &str) -> Response {
         let Some(inc) = self.incidents.get_mut(&id) else {
@@ -321,10 +573,18 @@ impl State {
             inc.status = IncidentStatus::Acknowledged;
             inc.acknowledged_at = Some(cx.at);
             inc.acknowledged_by = by.to_string();
-            inc.note(cx.at, format!("acknowledged by {by}"));
+            inc.note(cx.at, by, "acknowledged");
             cx.effects
                 .push(Effect::IncidentAcknowledged { incident: id });
             self.stop_paging(cx, id);
+            let timeout = self
+                .config
+                .services
+                .get(&self.incidents[&id].service)
+                .and_then(|s| s.ack_timeout);
+            if let Some(span) = timeout {
+                self.set_timer(id, cx.at + span.millis(), Timer::Retrigger { incident: id });
+            }
         }
         Response::Incident { id }
     }
@@ -337,43 +597,331 @@ impl State {
             inc.status = IncidentStatus::Resolved;
             inc.resolved_at = Some(cx.at);
             inc.resolved_by = by.to_string();
-            inc.note(cx.at, format!("resolved by {by}"));
-            let (service, key) = (inc.service.clone(), inc.dedup_key.clone());
+            inc.snoozed_until = None;
+            inc.note(cx.at, by, "resolved");
+            let service = inc.service.clone();
+            for key in std::mem::take(&mut inc.timers) {
+                self.timers.remove(&key);
+            }
             if let Some(keys) = self.open_by_key.get_mut(&service) {
-                keys.remove(&key);
+                keys.retain(|_, v| *v != id);
                 if keys.is_empty() {
                     self.open_by_key.remove(&service);
                 }
             }
             cx.effects.push(Effect::IncidentResolved { incident: id });
-            self.stop_paging(cx, id);
+            self.cancel_deliveries(cx, id);
         }
         Response::Incident { id }
     }
 
-    /// Cancel every timer and unsent delivery of an incident.
-    fn stop_paging(&mut self, cx: &mut Cx, id: IncidentId) {
-        let Some(inc) = self.incidents.get_mut(&id) else {
-            return;
+    fn snooze(&mut self, cx: &mut Cx, id: IncidentId, until: Millis, by: &str) -> Response {
+        let Some(inc) = self.incidents.get(&id) else {
+            return not_found_incident();
         };
-        for key in std::mem::take(&mut inc.timers) {
-            self.timers.remove(&key);
+        if !inc.is_open() {
+            return rejected_invalid("id", "incident is resolved");
         }
-        for did in &inc.deliveries {
-            if let Some(d) = self.deliveries.get_mut(did) {
-                if matches!(
-                    d.status,
-                    DeliveryStatus::Pending | DeliveryStatus::RetryWait
-                ) {
-                    d.status = DeliveryStatus::Cancelled;
-                    d.updated_at = cx.at;
-                    self.pending.remove(did);
-                    cx.effects
-                        .push(Effect::DeliveryCancelled { delivery: *did });
+        if until <= cx.at {
+            return rejected_invalid("until", "must be in the future");
+        }
+        if inc.status == IncidentStatus::Triggered {
+            self.acknowledge(cx, id, by);
+        }
+        self.clear_timers(id, |t| matches!(t, Timer::Retrigger { .. }));
+        self.set_timer(id, until, Timer::Retrigger { incident: id });
+        if let Some(inc) = self.incidents.get_mut(&id) {
+            inc.snoozed_until = Some(until);
+            inc.note(
+                cx.at,
+                by,
+                format!("snoozed until {}", crate::time::rfc3339(until)),
+            );
+        }
+        Response::Incident { id }
+    }
+
+    fn reassign(&mut self, cx: &mut Cx, id: IncidentId, to: &Assignee, by: &str) -> Response {
+        if !self.incidents.contains_key(&id) {
+            return not_found_incident();
+        }
+        let known = match to {
+            Assignee::Policy(p) => self.config.escalation_policies.contains_key(p),
+            Assignee::User(u) => self.config.users.contains_key(u),
+        };
+        if !known {
+            return Response::Rejected(Rejection::NotFound {
+                field: "to".into(),
+                what: format!("{to:?}"),
+            });
+        }
+        if !self.incidents[&id].is_open() {
+            return rejected_invalid("id", "incident is resolved");
+        }
+        self.stop_paging(cx, id);
+        if let Some(inc) = self.incidents.get_mut(&id) {
+            inc.tracks = vec![Track::new(to.clone())];
+            inc.note(cx.at, by, format!("reassigned to {}", assignee_text(to)));
+        }
+        self.retrigger(cx, id, by);
+        Response::Incident { id }
+    }
+
+    fn escalate_now(&mut self, cx: &mut Cx, id: IncidentId, level: u32, by: &str) -> Response {
+        let Some(inc) = self.incidents.get(&id) else {
+            return not_found_incident();
+        };
+        if !inc.is_open() {
+            return rejected_invalid("id", "incident is resolved");
+        }
+        let Some(Assignee::Policy(p)) = inc.tracks.first().map(|t| &t.assignee) else {
+            return rejected_invalid("level", "the incident is assigned to a user, not a policy");
+        };
+        let levels = self
+            .config
+            .escalation_policies
+            .get(p)
+            .map(|p| p.levels.len())
+            .unwrap_or(0) as u32;
+        if level == 0 || level > levels {
+            return rejected_invalid("level", format!("must be 1 to {levels}"));
+        }
+        self.stop_paging(cx, id);
+        if let Some(inc) = self.incidents.get_mut(&id) {
+            inc.tracks.truncate(1);
+            inc.tracks[0].level = level - 1;
+            inc.tracks[0].done = false;
+            inc.note(cx.at, by, format!("escalated to level {level}"));
+        }
+        self.retrigger(cx, id, by);
+        Response::Incident { id }
+    }
+
+    fn add_responders(
+        &mut self,
+        cx: &mut Cx,
+        id: IncidentId,
+        targets: &[Responder],
+        by: &str,
+    ) -> Response {
+        let Some(inc) = self.incidents.get(&id) else {
+            return not_found_incident();
+        };
+        if !inc.is_open() {
+            return rejected_invalid("id", "incident is resolved");
+        }
+        if targets.is_empty() {
+            return rejected_invalid("targets", "at least one responder");
+        }
+        let mut tracks = Vec::new();
+        for (i, r) in targets.iter().enumerate() {
+            let found = match r {
+                Responder::User(u) => self
+                    .config
+                    .users
+                    .contains_key(u)
+                    .then(|| vec![Assignee::User(u.clone())]),
+                Responder::Policy(p) => self
+                    .config
+                    .escalation_policies
+                    .contains_key(p)
+                    .then(|| vec![Assignee::Policy(p.clone())]),
+                Responder::Team(t) => {
+                    self.config
+                        .teams
+                        .get(t)
+                        .map(|team| match &team.escalation_policy {
+                            Some(p) => vec![Assignee::Policy(p.clone())],
+                            None => team
+                                .members
+                                .iter()
+                                .map(|m| Assignee::User(m.clone()))
+                                .collect(),
+                        })
+                }
+            };
+            match found {
+                Some(a) => tracks.extend(a),
+                None => {
+                    return Response::Rejected(Rejection::NotFound {
+                        field: format!("targets[{i}]"),
+                        what: format!("{r:?}"),
+                    })
                 }
             }
         }
+        if inc.tracks.len() + tracks.len() > MAX_TRACKS {
+            return rejected_invalid(
+                "targets",
+                format!("at most {MAX_TRACKS} escalations on one incident"),
+            );
+        }
+        let names: Vec<String> = tracks.iter().map(assignee_text).collect();
+        let inc = self.incidents.get_mut(&id).expect("checked above");
+        inc.note(cx.at, by, format!("responders added: {}", names.join(", ")));
+        let first = inc.tracks.len();
+        inc.tracks.extend(tracks.into_iter().map(Track::new));
+        let count = inc.tracks.len();
+        if inc.status == IncidentStatus::Acknowledged {
+            // Asking for help re-opens paging for the new responders only.
+            inc.status = IncidentStatus::Triggered;
+            self.clear_timers(id, |t| matches!(t, Timer::Retrigger { .. }));
+            cx.effects
+                .push(Effect::IncidentRetriggered { incident: id });
+        }
+        for t in first..count {
+            self.page_track(cx, id, t, cx.at);
+        }
+        Response::Incident { id }
     }
+
+    fn merge(&mut self, cx: &mut Cx, id: IncidentId, into: IncidentId, by: &str) -> Response {
+        if id == into {
+            return rejected_invalid("into", "cannot merge an incident into itself");
+        }
+        let (Some(src), Some(dst)) = (self.incidents.get(&id), self.incidents.get(&into)) else {
+            return not_found_incident();
+        };
+        if !dst.is_open() {
+            return rejected_invalid("into", "target incident is resolved");
+        }
+        if !src.is_open() {
+            return rejected_invalid("id", "incident is resolved");
+        }
+        let (service, key, same_service) = (
+            src.service.clone(),
+            src.dedup_key.clone(),
+            src.service == dst.service,
+        );
+        self.resolve(cx, id, by);
+        if let Some(src) = self.incidents.get_mut(&id) {
+            src.merged_into = Some(into);
+            src.note(cx.at, by, format!("merged into #{into}"));
+        }
+        if same_service {
+            // Later triggers with the duplicate's key fold into the survivor.
+            self.open_by_key
+                .entry(service)
+                .or_default()
+                .insert(key, into);
+        }
+        if let Some(dst) = self.incidents.get_mut(&into) {
+            dst.note(cx.at, by, format!("#{id} merged in as a duplicate"));
+        }
+        Response::Incident { id: into }
+    }
+
+    fn set_role(
+        &mut self,
+        cx: &mut Cx,
+        id: IncidentId,
+        role: Role,
+        user: &str,
+        by: &str,
+    ) -> Response {
+        if !user.is_empty() && !self.config.users.contains_key(user) {
+            return Response::Rejected(Rejection::NotFound {
+                field: "user".into(),
+                what: format!("user {user:?}"),
+            });
+        }
+        let Some(inc) = self.incidents.get_mut(&id) else {
+            return not_found_incident();
+        };
+        let (slot, name) = match role {
+            Role::Commander => (&mut inc.commander, "incident commander"),
+            Role::Liaison => (&mut inc.liaison, "communications liaison"),
+        };
+        *slot = user.to_string();
+        let what = if user.is_empty() {
+            format!("{name} cleared")
+        } else {
+            format!("{name}: {user}")
+        };
+        inc.note(cx.at, by, what);
+        Response::Incident { id }
+    }
+
+    fn add_note(&mut self, cx: &mut Cx, id: IncidentId, text: &str, by: &str) -> Response {
+        if text.trim().is_empty() || text.len() > MAX_NOTE_BYTES {
+            return rejected_invalid("text", format!("1 to {MAX_NOTE_BYTES} bytes"));
+        }
+        let Some(inc) = self.incidents.get_mut(&id) else {
+            return not_found_incident();
+        };
+        inc.note(cx.at, by, format!("note: {text}"));
+        Response::Incident { id }
+    }
+
+    // ---- heartbeats ----
+
+    fn heartbeat(&mut self, cx: &mut Cx, key: &str) -> Response {
+        let Some((name, hb)) = self.config.heartbeats.iter().find(|(_, h)| h.key == key) else {
+            return Response::Rejected(Rejection::NotFound {
+                field: "key".into(),
+                what: "heartbeat key".into(),
+            });
+        };
+        let (name, interval) = (name.clone(), hb.interval);
+        let st = self.heartbeats.entry(name.clone()).or_default();
+        st.last_seen = cx.at;
+        let (old, open) = (st.timer.take(), st.incident.take());
+        if let Some(k) = old {
+            self.timers.remove(&k);
+        }
+        let key = self.timers.insert(
+            cx.at + interval.millis(),
+            Timer::HeartbeatMissed { name: name.clone() },
+        );
+        if let Some(st) = self.heartbeats.get_mut(&name) {
+            st.timer = Some(key);
+        }
+        if let Some(id) = open {
+            self.resolve(cx, id, &format!("heartbeat {name}"));
+            return Response::Incident { id };
+        }
+        Response::Noop
+    }
+
+    fn heartbeat_missed(&mut self, cx: &mut Cx, name: &str) {
+        let Some(hb) = self.config.heartbeats.get(name).cloned() else {
+            return;
+        };
+        let Some(key) = self
+            .config
+            .services
+            .get(&hb.service)
+            .and_then(|s| s.integration_keys.first())
+            .cloned()
+        else {
+            return;
+        };
+        if let Some(st) = self.heartbeats.get_mut(name) {
+            st.timer = None;
+        }
+        let summary = if hb.summary.is_empty() {
+            format!("heartbeat {name} missed: no ping for {}", hb.interval)
+        } else {
+            hb.summary.clone()
+        };
+        let event = Event {
+            routing_key: key,
+            dedup_key: format!("heartbeat:{name}"),
+            summary,
+            source: "pagerd".into(),
+            ..Default::default()
+        };
+        if let Response::Event {
+            incident: Some(id), ..
+        } = self.ingest(cx, &event)
+        {
+            if let Some(st) = self.heartbeats.get_mut(name) {
+                st.incident = Some(id);
+            }
+        }
+    }
+
+    // ---- time ----
 
     /// Re-claim for this term every delivery that is claimed and unsettled.
     fn reclaim_unsettled(&mut self, cx: &mut Cx) {
@@ -398,27 +946,37 @@ impl State {
 
     fn fire_due(&mut self, cx: &mut Cx) {
         while let Some((key, timer)) = self.timers.pop_due(cx.at) {
-            let incident = timer.incident();
-            let live = match self.incidents.get_mut(&incident) {
-                Some(inc) => {
-                    inc.timers.remove(&key);
-                    inc.status == IncidentStatus::Triggered
-                }
-                None => false,
+            let status = match timer.incident() {
+                Some(id) => match self.incidents.get_mut(&id) {
+                    Some(inc) => {
+                        inc.timers.remove(&key);
+                        Some(inc.status)
+                    }
+                    None => continue,
+                },
+                None => None,
             };
-            if !live {
+            if timer.pages() && status != Some(IncidentStatus::Triggered) {
                 continue;
             }
             // Chained timers count from when this one was due, not from a late
             // tick, so an outage never stretches the escalation plan.
             match timer {
-                Timer::Escalate { incident } => self.escalate(cx, incident, key.at),
+                Timer::Escalate { incident, track } => {
+                    self.escalate(cx, incident, track as usize, key.at)
+                }
                 Timer::Notify {
                     incident,
                     user,
                     rule,
-                } => self.fire_rule(cx, incident, &user, rule as usize),
+                    shadow,
+                } => self.fire_rule(cx, incident, &user, rule as usize, shadow),
                 Timer::Retry { delivery, .. } => self.retry(cx, delivery),
+                Timer::Retrigger { incident } => self.retrigger(cx, incident, "pagerd"),
+                Timer::AutoResolve { incident } => {
+                    self.resolve(cx, incident, "pagerd (auto-resolve)");
+                }
+                Timer::HeartbeatMissed { name } => self.heartbeat_missed(cx, &name),
             }
         }
     }
@@ -453,7 +1011,7 @@ impl State {
                 self.pending.remove(&id);
                 self.stats.deliveries_sent += 1;
                 cx.effects.push(Effect::DeliverySent { delivery: id });
-                self.note(incident, cx.at, what);
+                self.note(incident, cx.at, "pagerd", what);
             }
             (
                 DeliveryStatus::Pending,
@@ -502,7 +1060,7 @@ impl State {
                     delivery: id,
                     retry_at,
                 });
-                self.note(incident, cx.at, what);
+                self.note(incident, cx.at, "pagerd", what);
             }
             (DeliveryStatus::Cancelled, SendResult::Sent { provider_id }) => {
                 // It was in flight when the incident was acknowledged.
@@ -516,73 +1074,241 @@ impl State {
 
     // ---- escalation ----
 
-    /// Page every target of the incident's current level and arm the timer
-    /// for the next level (or the next repeat of the policy), counting from `base`.
-    fn page_level(&mut self, cx: &mut Cx, id: IncidentId, base: Millis) {
-        let Some(inc) = self.incidents.get(&id) else {
-            return;
-        };
-        let Some(policy) = self.config.escalation_policies.get(&inc.policy) else {
-            let msg = format!(
-                "escalation policy {:?} no longer exists: nobody paged",
-                inc.policy
-            );
-            self.note(id, cx.at, msg);
-            return;
-        };
-        let (level_ix, repeat) = (inc.level as usize, inc.repeat);
-        let Some(level) = policy.levels.get(level_ix) else {
-            return;
-        };
-        let users: Vec<String> = level
-            .targets
-            .iter()
-            .map(|Target::User(u)| u.clone())
-            .collect();
-        let has_next = level_ix + 1 < policy.levels.len() || repeat < policy.repeat;
-        let next_at = base + level.escalate_after.millis();
-        cx.effects.push(Effect::Escalated {
-            incident: id,
-            level: level_ix as u32,
-            repeat,
-        });
-        self.note(
-            id,
-            cx.at,
-            format!(
-                "paging level {} (repeat {repeat}): {}",
-                level_ix + 1,
-                users.join(", ")
-            ),
-        );
-        for user in &users {
-            self.page_user(cx, id, user, base);
-        }
-        if has_next {
-            self.set_timer(id, next_at, Timer::Escalate { incident: id });
-        }
-    }
-
-    fn escalate(&mut self, cx: &mut Cx, id: IncidentId, base: Millis) {
+    /// Trigger an incident again (snooze over, acknowledgement timeout,
+    /// reassignment, manual escalation): every track pages from where it stands.
+    fn retrigger(&mut self, cx: &mut Cx, id: IncidentId, by: &str) {
         let Some(inc) = self.incidents.get_mut(&id) else {
             return;
         };
-        let levels = self
-            .config
-            .escalation_policies
-            .get(&inc.policy)
-            .map(|p| p.levels.len())
-            .unwrap_or(0);
-        if inc.level as usize + 1 < levels {
-            inc.level += 1;
-        } else {
-            inc.level = 0;
-            inc.repeat += 1;
+        if !inc.is_open() {
+            return;
         }
-        self.page_level(cx, id, base);
+        if inc.status == IncidentStatus::Acknowledged {
+            inc.status = IncidentStatus::Triggered;
+            inc.acknowledged_at = None;
+            inc.acknowledged_by.clear();
+            inc.snoozed_until = None;
+            inc.note(cx.at, by, "triggered again");
+            cx.effects
+                .push(Effect::IncidentRetriggered { incident: id });
+        }
+        self.clear_timers(id, |t| matches!(t, Timer::Retrigger { .. }));
+        let tracks = self.incidents[&id].tracks.len();
+        for t in 0..tracks {
+            if let Some(track) = self
+                .incidents
+                .get_mut(&id)
+                .and_then(|i| i.tracks.get_mut(t))
+            {
+                track.done = false;
+            }
+            self.page_track(cx, id, t, cx.at);
+        }
     }
 
-    fn page_user(&mut self, cx: &mut Cx, id: IncidentId, user: &str, base: Millis) {
+    /// Page the current level of track `t` (skipping levels with nobody on
+    /// call) and arm the timer for what comes next, counting from `base`.
+    fn page_track(&mut self, cx: &mut Cx, id: IncidentId, t: usize, base: Millis) {
+        let Some(track) = self
+            .incidents
+            .get(&id)
+            .and_then(|i| i.tracks.get(t))
+            .cloned()
+        else {
+            return;
+        };
+        let policy = match &track.assignee {
+            Assignee::User(u) => {
+                self.note(id, cx.at, "pagerd", format!("paging {u}"));
+                self.page_user(cx, id, u, base, false);
+                if let Some(tr) = self
+                    .incidents
+                    .get_mut(&id)
+                    .and_then(|i| i.tracks.get_mut(t))
+                {
+                    tr.done = true;
+                }
+                return;
+            }
+            Assignee::Policy(p) => match self.config.escalation_policies.get(p) {
+                Some(policy) => policy.clone(),
+                None => {
+                    self.note(
+                        id,
+                        cx.at,
+                        "pagerd",
+                        format!("escalation policy {p:?} no longer exists: nobody paged"),
+                    );
+                    return;
+                }
+            },
+        };
+        let (mut level, mut repeat) = (track.level as usize, track.repeat);
+        // At most one full pass looking for a level with someone on call.
+        for _ in 0..policy.levels.len().max(1) {
+            let Some(lv) = policy.levels.get(level) else {
+                break;
+            };
+            let (users, shadows) = self.resolve_targets(&lv.targets, base);
+            if users.is_empty() {
+                self.note(
+                    id,
+                    cx.at,
+                    "pagerd",
+                    format!("level {}: nobody on call, skipped", level + 1),
+                );
+                match next_step(&policy, level, repeat) {
+                    Some((l, r)) => (level, repeat) = (l, r),
+                    None => {
+                        self.page_fallback(cx, id, t, &policy.fallback, base);
+                        return;
+                    }
+                }
+                continue;
+            }
+            if let Some(tr) = self
+                .incidents
+                .get_mut(&id)
+                .and_then(|i| i.tracks.get_mut(t))
+            {
+                (tr.level, tr.repeat) = (level as u32, repeat);
+            }
+            cx.effects.push(Effect::Escalated {
+                incident: id,
+                level: level as u32,
+                repeat,
+            });
+            let mut who = users.join(", ");
+            if !shadows.is_empty() {
+                who.push_str(&format!(" (shadows: {})", shadows.join(", ")));
+            }
+            self.note(
+                id,
+                cx.at,
+                "pagerd",
+                format!("paging level {} (repeat {repeat}): {who}", level + 1),
+            );
+            for u in &users {
+                self.page_user(cx, id, u, base, false);
+            }
+            for u in &shadows {
+                self.page_user(cx, id, u, base, true);
+            }
+            if next_step(&policy, level, repeat).is_some() || policy.fallback.is_some() {
+                let at = base + lv.escalate_after.millis();
+                self.set_timer(
+                    id,
+                    at,
+                    Timer::Escalate {
+                        incident: id,
+                        track: t as u32,
+                    },
+                );
+            }
+            return;
+        }
+        // Nobody on call anywhere in the policy.
+        self.page_fallback(cx, id, t, &policy.fallback, base);
+    }
+
+    fn escalate(&mut self, cx: &mut Cx, id: IncidentId, t: usize, base: Millis) {
+        let Some(track) = self
+            .incidents
+            .get(&id)
+            .and_then(|i| i.tracks.get(t))
+            .cloned()
+        else {
+            return;
+        };
+        let Assignee::Policy(p) = &track.assignee else {
+            return;
+        };
+        let Some(policy) = self.config.escalation_policies.get(p).cloned() else {
+            return;
+        };
+        match next_step(&policy, track.level as usize, track.repeat) {
+            Some((level, repeat)) => {
+                if let Some(tr) = self
+                    .incidents
+                    .get_mut(&id)
+                    .and_then(|i| i.tracks.get_mut(t))
+                {
+                    (tr.level, tr.repeat) = (level as u32, repeat);
+                }
+                self.page_track(cx, id, t, base);
+            }
+            None => self.page_fallback(cx, id, t, &policy.fallback, base),
+        }
+    }
+
+    fn page_fallback(
+        &mut self,
+        cx: &mut Cx,
+        id: IncidentId,
+        t: usize,
+        fallback: &Option<Target>,
+        base: Millis,
+    ) {
+        if let Some(tr) = self
+            .incidents
+            .get_mut(&id)
+            .and_then(|i| i.tracks.get_mut(t))
+        {
+            tr.done = true;
+        }
+        let Some(target) = fallback else {
+            self.note(id, cx.at, "pagerd", "escalation policy exhausted");
+            return;
+        };
+        let (users, _) = self.resolve_targets(std::slice::from_ref(target), base);
+        if users.is_empty() {
+            self.note(
+                id,
+                cx.at,
+                "pagerd",
+                "escalation policy exhausted; fallback has nobody on call",
+            );
+            return;
+        }
+        self.note(
+            id,
+            cx.at,
+            "pagerd",
+            format!("paging fallback: {}", users.join(", ")),
+        );
+        for u in &users {
+            self.page_user(cx, id, u, base, false);
+        }
+    }
+
+    /// Users (responders, then shadows) the targets name at `at`, each once.
+    fn resolve_targets(&self, targets: &[Target], at: Millis) -> (Vec<String>, Vec<String>) {
+        let mut users: Vec<String> = Vec::new();
+        let mut shadows: Vec<String> = Vec::new();
+        for t in targets {
+            match t {
+                Target::User(u) => users.push(u.clone()),
+                Target::Team(name) => {
+                    if let Some(team) = self.config.teams.get(name) {
+                        users.extend(team.members.iter().cloned());
+                    }
+                }
+                Target::Schedule(name) => {
+                    if let Some(s) = self.config.schedules.get(name) {
+                        let on = s.on_call_at(at);
+                        users.extend(on.users);
+                        shadows.extend(on.shadows);
+                    }
+                }
+            }
+        }
+        let mut seen = BTreeSet::new();
+        users.retain(|u| seen.insert(u.clone()));
+        shadows.retain(|u| seen.insert(u.clone()));
+        (users, shadows)
+    }
+
+    fn page_user(&mut self, cx: &mut Cx, id: IncidentId, user: &str, base: Millis, shadow: bool) {
         let Some(inc) = self.incidents.get(&id) else {
             return;
         };
@@ -591,6 +1317,7 @@ impl State {
             self.note(
                 id,
                 cx.at,
+                "pagerd",
                 format!("user {user:?} no longer exists: not paged"),
             );
             return;
@@ -603,12 +1330,13 @@ impl State {
             .collect();
         for (rule, after) in delays.into_iter().enumerate() {
             if after == 0 {
-                self.fire_rule(cx, id, user, rule);
+                self.fire_rule(cx, id, user, rule, shadow);
             } else {
                 let timer = Timer::Notify {
                     incident: id,
                     user: user.to_string(),
                     rule: rule as u32,
+                    shadow,
                 };
                 self.set_timer(id, base + after, timer);
             }
@@ -616,7 +1344,7 @@ impl State {
     }
 
     /// Create the delivery for notification rule `rule` of `user`.
-    fn fire_rule(&mut self, cx: &mut Cx, id: IncidentId, user: &str, rule: usize) {
+    fn fire_rule(&mut self, cx: &mut Cx, id: IncidentId, user: &str, rule: usize, shadow: bool) {
         let Some(inc) = self.incidents.get(&id) else {
             return;
         };
@@ -639,6 +1367,7 @@ impl State {
             contact: cm.name.clone(),
             method: cm.kind,
             address: cm.address.clone(),
+            shadow,
             attempt: 1,
             claim_term: cx.meta.term,
             reclaims: 0,
@@ -678,6 +1407,46 @@ impl State {
         });
     }
 
+    /// Cancel the paging timers and unsent deliveries of an incident.
+    fn stop_paging(&mut self, cx: &mut Cx, id: IncidentId) {
+        self.clear_timers(id, Timer::pages);
+        self.cancel_deliveries(cx, id);
+    }
+
+    fn cancel_deliveries(&mut self, cx: &mut Cx, id: IncidentId) {
+        let Some(inc) = self.incidents.get(&id) else {
+            return;
+        };
+        for did in &inc.deliveries {
+            if let Some(d) = self.deliveries.get_mut(did) {
+                if matches!(
+                    d.status,
+                    DeliveryStatus::Pending | DeliveryStatus::RetryWait
+                ) {
+                    d.status = DeliveryStatus::Cancelled;
+                    d.updated_at = cx.at;
+                    self.pending.remove(did);
+                    cx.effects
+                        .push(Effect::DeliveryCancelled { delivery: *did });
+                }
+            }
+        }
+    }
+
+    /// Remove the incident's timers that `which` selects.
+    fn clear_timers(&mut self, id: IncidentId, which: impl Fn(&Timer) -> bool) {
+        let Some(inc) = self.incidents.get_mut(&id) else {
+            return;
+        };
+        let keys: Vec<TimerKey> = inc.timers.iter().copied().collect();
+        for key in keys {
+            if self.timers.get(&key).is_some_and(&which) {
+                self.timers.remove(&key);
+                inc.timers.remove(&key);
+            }
+        }
+    }
+
     fn set_timer(&mut self, id: IncidentId, at: Millis, timer: Timer) {
         let key = self.timers.insert(at, timer);
         if let Some(inc) = self.incidents.get_mut(&id) {
@@ -685,18 +1454,33 @@ impl State {
         }
     }
 
-    fn note(&mut self, id: IncidentId, at: Millis, what: String) {
+    fn note(&mut self, id: IncidentId, at: Millis, by: &str, what: impl Into<String>) {
         if let Some(inc) = self.incidents.get_mut(&id) {
-            inc.note(at, what);
+            inc.note(at, by, what);
         }
     }
 }
 
-fn not_found_incident() -> Response {
-    Response::Rejected(Rejection::NotFound {
-        field: "id".into(),
-        what: "incident".into(),
-    })
+/// The level and repeat after `level` of `repeat`, or None past the last.
+fn next_step(
+    policy: &crate::oncall::EscalationPolicy,
+    level: usize,
+    repeat: u32,
+) -> Option<(usize, u32)> {
+    if level + 1 < policy.levels.len() {
+        Some((level + 1, repeat))
+    } else if repeat < policy.repeat {
+        Some((0, repeat + 1))
+    } else {
+        None
+    }
+}
+
+fn assignee_text(a: &Assignee) -> String {
+    match a {
+        Assignee::Policy(p) => format!("policy {p}"),
+        Assignee::User(u) => format!("user {u}"),
+    }
 }
 
 /// Exponential backoff from 1 s, capped at 60 s, with a jitter of up to

@@ -17,28 +17,49 @@ pub struct TimerKey {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Timer {
-    /// Page the next escalation level (or repeat the policy).
-    Escalate { incident: IncidentId },
-    /// Fire notification rule `rule` of `user` for the level paged at `level`/`repeat`.
+    /// Page the next level of track `track` (or repeat its policy, or page the fallback).
+    Escalate { incident: IncidentId, track: u32 },
+    /// Fire notification rule `rule` of `user`.
     Notify {
         incident: IncidentId,
         user: String,
         rule: u32,
+        #[serde(default)]
+        shadow: bool,
     },
     /// Retry a delivery that failed with a retryable error.
     Retry {
         incident: IncidentId,
         delivery: DeliveryId,
     },
+    /// Snooze or acknowledgement timeout over: trigger the incident again.
+    Retrigger { incident: IncidentId },
+    /// The service's auto-resolve delay passed.
+    AutoResolve { incident: IncidentId },
+    /// A heartbeat monitor missed its ping.
+    HeartbeatMissed { name: String },
 }
 
 impl Timer {
-    pub fn incident(&self) -> IncidentId {
+    /// The incident whose timer index holds this timer, if any.
+    pub fn incident(&self) -> Option<IncidentId> {
         match self {
-            Timer::Escalate { incident }
+            Timer::Escalate { incident, .. }
             | Timer::Notify { incident, .. }
-            | Timer::Retry { incident, .. } => *incident,
+            | Timer::Retry { incident, .. }
+            | Timer::Retrigger { incident }
+            | Timer::AutoResolve { incident } => Some(*incident),
+            Timer::HeartbeatMissed { .. } => None,
         }
+    }
+
+    /// Timers that page; acknowledging an incident cancels them, and a
+    /// maintenance window defers them.
+    pub fn pages(&self) -> bool {
+        matches!(
+            self,
+            Timer::Escalate { .. } | Timer::Notify { .. } | Timer::Retry { .. }
+        )
     }
 }
 
@@ -58,6 +79,14 @@ impl Timers {
         };
         self.rows.insert(key, timer);
         key
+    }
+
+    pub fn get(&self, key: &TimerKey) -> Option<&Timer> {
+        self.rows.get(key)
+    }
+
+    pub fn contains(&self, key: &TimerKey) -> bool {
+        self.rows.contains_key(key)
     }
 
     pub fn remove(&mut self, key: &TimerKey) -> Option<Timer> {
