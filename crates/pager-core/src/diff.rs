@@ -20,16 +20,30 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
-fn section<T: PartialEq>(name: &str, old: &BTreeMap<String, T>, new: &BTreeMap<String, T>, out: &mut Vec<Change>) {
+fn section<T: PartialEq>(
+    name: &str,
+    old: &BTreeMap<String, T>,
+    new: &BTreeMap<String, T>,
+    out: &mut Vec<Change>,
+) {
     for (k, v) in old {
         match new.get(k) {
-            None => out.push(Change { path: format!("{name}.{k}"), kind: ChangeKind::Removed }),
-            Some(n) if n != v => out.push(Change { path: format!("{name}.{k}"), kind: ChangeKind::Changed }),
+            None => out.push(Change {
+                path: format!("{name}.{k}"),
+                kind: ChangeKind::Removed,
+            }),
+            Some(n) if n != v => out.push(Change {
+                path: format!("{name}.{k}"),
+                kind: ChangeKind::Changed,
+            }),
             Some(_) => {}
         }
     }
     for k in new.keys().filter(|k| !old.contains_key(*k)) {
-        out.push(Change { path: format!("{name}.{k}"), kind: ChangeKind::Added });
+        out.push(Change {
+            path: format!("{name}.{k}"),
+            kind: ChangeKind::Added,
+        });
     }
 }
 
@@ -40,7 +54,12 @@ impl OnCallDoc {
         section("users", &self.users, &new.users, &mut out);
         section("teams", &self.teams, &new.teams, &mut out);
         section("schedules", &self.schedules, &new.schedules, &mut out);
-        section("escalation_policies", &self.escalation_policies, &new.escalation_policies, &mut out);
+        section(
+            "escalation_policies",
+            &self.escalation_policies,
+            &new.escalation_policies,
+            &mut out,
+        );
         section("tiers", &self.tiers, &new.tiers, &mut out);
         section("services", &self.services, &new.services, &mut out);
         section("heartbeats", &self.heartbeats, &new.heartbeats, &mut out);
@@ -50,7 +69,10 @@ impl OnCallDoc {
                 (false, true) => ChangeKind::Removed,
                 _ => ChangeKind::Changed,
             };
-            out.push(Change { path: "routing_rules".into(), kind });
+            out.push(Change {
+                path: "routing_rules".into(),
+                kind,
+            });
         }
         out
     }

@@ -57,13 +57,21 @@ impl OnCallDoc {
                 .iter()
                 .enumerate()
                 .map(|(i, level)| {
-                    let mut out = LevelOnCall { level: i as u32 + 1, users: vec![], shadows: vec![], until: None };
+                    let mut out = LevelOnCall {
+                        level: i as u32 + 1,
+                        users: vec![],
+                        shadows: vec![],
+                        until: None,
+                    };
                     for t in &level.targets {
                         match t {
                             Target::User(u) => out.users.push(u.clone()),
-                            Target::Team(name) => {
-                                out.users.extend(self.teams.get(name).into_iter().flat_map(|t| t.members.clone()))
-                            }
+                            Target::Team(name) => out.users.extend(
+                                self.teams
+                                    .get(name)
+                                    .into_iter()
+                                    .flat_map(|t| t.members.clone()),
+                            ),
                             Target::Schedule(name) => {
                                 if let Some(s) = self.schedules.get(name) {
                                     let on = s.on_call_at(at);
@@ -104,15 +112,27 @@ impl State {
     /// The pages a trigger on `service` at `at` would send if nobody ever
     /// answered: the real `apply` on a copy of the state, ticked from
     /// deadline to deadline (up to a week, at most 500 pages).
-    pub fn simulate(&self, service: &str, at: Millis, severity: Severity) -> Result<Vec<PlannedPage>, Rejection> {
-        let svc = self.config.services.get(service).ok_or_else(|| Rejection::NotFound {
-            field: "service".into(),
-            what: format!("service {service:?}"),
-        })?;
+    pub fn simulate(
+        &self,
+        service: &str,
+        at: Millis,
+        severity: Severity,
+    ) -> Result<Vec<PlannedPage>, Rejection> {
+        let svc = self
+            .config
+            .services
+            .get(service)
+            .ok_or_else(|| Rejection::NotFound {
+                field: "service".into(),
+                what: format!("service {service:?}"),
+            })?;
         let key = svc.integration_keys.first().cloned().unwrap_or_default();
         let mut sim = self.clone();
         let at = at.max(sim.clock);
-        let mut meta = LogMeta { index: sim.last_applied.index, term: sim.last_applied.term };
+        let mut meta = LogMeta {
+            index: sim.last_applied.index,
+            term: sim.last_applied.term,
+        };
         let dedup_key = format!("pagerd-simulation-{}", meta.index);
         let mut step = |sim: &mut State, cmd: Command| {
             meta.index += 1;
@@ -126,24 +146,39 @@ impl State {
             severity,
             ..Default::default()
         };
-        let incident = match step(&mut sim, Command::Ingest { at, event: Box::new(event) }) {
-            Response::Event { incident: Some(id), .. } => id,
+        let incident = match step(
+            &mut sim,
+            Command::Ingest {
+                at,
+                event: Box::new(event),
+            },
+        ) {
+            Response::Event {
+                incident: Some(id), ..
+            } => id,
             Response::Rejected(r) => return Err(r),
             _ => return Ok(vec![]),
         };
         let mut seen = 0;
         let mut pages = Vec::new();
         let collect = |sim: &State, seen: &mut usize, pages: &mut Vec<PlannedPage>| {
-            let Some(inc) = sim.incidents.get(&incident) else { return };
+            let Some(inc) = sim.incidents.get(&incident) else {
+                return;
+            };
             let (level, repeat) = inc.escalation();
-            for d in inc.deliveries[*seen..].iter().filter_map(|d| sim.deliveries.get(d)) {
+            for d in inc.deliveries[*seen..]
+                .iter()
+                .filter_map(|d| sim.deliveries.get(d))
+            {
                 pages.push(planned(d, level + 1, repeat));
             }
             *seen = inc.deliveries.len();
         };
         collect(&sim, &mut seen, &mut pages);
         while pages.len() < SIMULATION_MAX_PAGES {
-            let Some(next) = sim.next_deadline() else { break };
+            let Some(next) = sim.next_deadline() else {
+                break;
+            };
             if next > at + SIMULATION_HORIZON {
                 break;
             }

@@ -623,10 +623,21 @@ fn simulate_lists_the_exact_page_plan_with_the_code_that_runs() {
     // 19:55 New York on a Monday: alice (and shadow dave) until 20:00, then
     // level 2 (product) at 20:05, then the fallback (carol) at 20:15.
     let at = MON_1200Z + 12 * HOUR + 55 * MIN;
-    let plan = log.state.simulate("checkout", at, Severity::Critical).expect("service exists");
+    let plan = log
+        .state
+        .simulate("checkout", at, Severity::Critical)
+        .expect("service exists");
     let rows: Vec<(u64, &str, &str, bool, u32)> = plan
         .iter()
-        .map(|p| ((p.at - at) / MIN, p.user.as_str(), p.method.as_str(), p.shadow, p.level))
+        .map(|p| {
+            (
+                (p.at - at) / MIN,
+                p.user.as_str(),
+                p.method.as_str(),
+                p.shadow,
+                p.level,
+            )
+        })
         .collect();
     assert_eq!(
         rows,
@@ -656,11 +667,20 @@ fn on_call_queries_for_service_and_user() {
     assert_eq!(levels[0].shadows, vec!["dave".to_string()]);
     // The restriction window ends at 20:00 New York = 01:00 UTC next day.
     assert_eq!(levels[0].until, Some(MON_1200Z + 13 * HOUR));
-    assert_eq!(levels[1].users, vec!["bob".to_string(), "carol".to_string()]);
+    assert_eq!(
+        levels[1].users,
+        vec!["bob".to_string(), "carol".to_string()]
+    );
     let alice = doc.user_on_call("alice", afternoon);
     assert_eq!(alice.len(), 1);
-    assert_eq!((alice[0].schedule.as_str(), alice[0].shadow), ("triage", false));
-    assert!(doc.user_on_call("alice", MON_1200Z).is_empty(), "07:00 is outside the window");
+    assert_eq!(
+        (alice[0].schedule.as_str(), alice[0].shadow),
+        ("triage", false)
+    );
+    assert!(
+        doc.user_on_call("alice", MON_1200Z).is_empty(),
+        "07:00 is outside the window"
+    );
 }
 
 #[test]
@@ -672,7 +692,18 @@ fn diff_names_what_changes_and_is_empty_for_the_same_document() {
     new.teams.get_mut("product").unwrap().members.pop();
     new.tiers.insert("tier2".into(), new.tiers["tier1"].clone());
     new.routing_rules.pop();
-    let changes: Vec<String> =
-        old.diff(&new).iter().map(|c| format!("{:?} {}", c.kind, c.path)).collect();
-    assert_eq!(changes, vec!["Removed users.dave", "Changed teams.product", "Added tiers.tier2", "Changed routing_rules"]);
+    let changes: Vec<String> = old
+        .diff(&new)
+        .iter()
+        .map(|c| format!("{:?} {}", c.kind, c.path))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            "Removed users.dave",
+            "Changed teams.product",
+            "Added tiers.tier2",
+            "Changed routing_rules"
+        ]
+    );
 }

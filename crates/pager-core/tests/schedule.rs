@@ -106,12 +106,27 @@ fn weekly_of_three() -> Schedule {
 fn weekly_rotation_of_three() {
     let s = weekly_of_three();
     let week = |n: u64| ny("2026-01-05T08:00") + n * 7 * 24 * HOUR;
-    assert_eq!(s.on_call_at(ny("2026-01-05T07:59")), on_call(&[], &[], Some(week(0))));
-    assert_eq!(s.on_call_at(week(0)), on_call(&["alice"], &[], Some(week(1))));
-    assert_eq!(s.on_call_at(week(1) - 1), on_call(&["alice"], &[], Some(week(1))));
+    assert_eq!(
+        s.on_call_at(ny("2026-01-05T07:59")),
+        on_call(&[], &[], Some(week(0)))
+    );
+    assert_eq!(
+        s.on_call_at(week(0)),
+        on_call(&["alice"], &[], Some(week(1)))
+    );
+    assert_eq!(
+        s.on_call_at(week(1) - 1),
+        on_call(&["alice"], &[], Some(week(1)))
+    );
     assert_eq!(s.on_call_at(week(1)), on_call(&["bob"], &[], Some(week(2))));
-    assert_eq!(s.on_call_at(week(2)), on_call(&["carol"], &[], Some(week(3))));
-    assert_eq!(s.on_call_at(week(3)), on_call(&["alice"], &[], Some(week(4))));
+    assert_eq!(
+        s.on_call_at(week(2)),
+        on_call(&["carol"], &[], Some(week(3)))
+    );
+    assert_eq!(
+        s.on_call_at(week(3)),
+        on_call(&["alice"], &[], Some(week(4)))
+    );
     // Across the March DST change the handoff stays at Monday 08:00 local.
     assert_eq!(
         s.on_call_at(ny("2026-03-09T07:59")).until,
@@ -125,7 +140,10 @@ fn weekly_rotation_of_three() {
             shift("carol", week(2), week(3), Some("primary")),
         ]
     );
-    assert_eq!(s.gaps(week(0) - HOUR, week(1)), vec![(week(0) - HOUR, week(0))]);
+    assert_eq!(
+        s.gaps(week(0) - HOUR, week(1)),
+        vec![(week(0) - HOUR, week(0))]
+    );
 }
 
 #[test]
@@ -139,10 +157,30 @@ fn daily_handoff_at_its_own_time() {
     assert_eq!(
         s.shifts(ny("2026-01-04T00:00"), ny("2026-01-08T12:00")),
         vec![
-            shift("alice", ny("2026-01-05T00:00"), ny("2026-01-06T09:00"), Some("primary")),
-            shift("bob", ny("2026-01-06T09:00"), ny("2026-01-07T09:00"), Some("primary")),
-            shift("carol", ny("2026-01-07T09:00"), ny("2026-01-08T09:00"), Some("primary")),
-            shift("alice", ny("2026-01-08T09:00"), ny("2026-01-08T12:00"), Some("primary")),
+            shift(
+                "alice",
+                ny("2026-01-05T00:00"),
+                ny("2026-01-06T09:00"),
+                Some("primary")
+            ),
+            shift(
+                "bob",
+                ny("2026-01-06T09:00"),
+                ny("2026-01-07T09:00"),
+                Some("primary")
+            ),
+            shift(
+                "carol",
+                ny("2026-01-07T09:00"),
+                ny("2026-01-08T09:00"),
+                Some("primary")
+            ),
+            shift(
+                "alice",
+                ny("2026-01-08T09:00"),
+                ny("2026-01-08T12:00"),
+                Some("primary")
+            ),
         ]
     );
     // A layer that ends.
@@ -151,7 +189,10 @@ fn daily_handoff_at_its_own_time() {
         s.on_call_at(ny("2026-01-07T11:00")),
         on_call(&["carol"], &[], Some(ny("2026-01-07T12:00")))
     );
-    assert_eq!(s.on_call_at(ny("2026-01-07T12:00")), on_call(&[], &[], None));
+    assert_eq!(
+        s.on_call_at(ny("2026-01-07T12:00")),
+        on_call(&[], &[], None)
+    );
 }
 
 #[test]
@@ -176,17 +217,49 @@ fn triage_business_hours_over_volunteers_with_weekend_cover() {
     assert_eq!(
         s.shifts(ny("2026-01-09T00:00"), ny("2026-01-12T12:00")),
         vec![
-            shift("wen", ny("2026-01-09T00:00"), ny("2026-01-09T08:00"), Some("volunteers")),
-            shift("alice", ny("2026-01-09T08:00"), ny("2026-01-09T20:00"), Some("business-hours")),
-            shift("vic", ny("2026-01-09T20:00"), ny("2026-01-10T00:00"), Some("volunteers")),
+            shift(
+                "wen",
+                ny("2026-01-09T00:00"),
+                ny("2026-01-09T08:00"),
+                Some("volunteers")
+            ),
+            shift(
+                "alice",
+                ny("2026-01-09T08:00"),
+                ny("2026-01-09T20:00"),
+                Some("business-hours")
+            ),
+            shift(
+                "vic",
+                ny("2026-01-09T20:00"),
+                ny("2026-01-10T00:00"),
+                Some("volunteers")
+            ),
             shift("erin", ny("2026-01-10T00:00"), ny("2026-01-10T08:00"), None),
-            shift("wen", ny("2026-01-10T08:00"), ny("2026-01-11T08:00"), Some("volunteers")),
+            shift(
+                "wen",
+                ny("2026-01-10T08:00"),
+                ny("2026-01-11T08:00"),
+                Some("volunteers")
+            ),
             shift("erin", ny("2026-01-11T08:00"), ny("2026-01-12T00:00"), None),
-            shift("vic", ny("2026-01-12T00:00"), ny("2026-01-12T08:00"), Some("volunteers")),
-            shift("bob", ny("2026-01-12T08:00"), ny("2026-01-12T12:00"), Some("business-hours")),
+            shift(
+                "vic",
+                ny("2026-01-12T00:00"),
+                ny("2026-01-12T08:00"),
+                Some("volunteers")
+            ),
+            shift(
+                "bob",
+                ny("2026-01-12T08:00"),
+                ny("2026-01-12T12:00"),
+                Some("business-hours")
+            ),
         ]
     );
-    assert!(s.gaps(ny("2026-01-05T08:00"), ny("2026-03-01T00:00")).is_empty());
+    assert!(s
+        .gaps(ny("2026-01-05T08:00"), ny("2026-03-01T00:00"))
+        .is_empty());
     // Before the rotations start there is nobody.
     assert_eq!(
         s.gaps(ny("2026-01-05T00:00"), ny("2026-01-06T00:00")),
@@ -229,7 +302,12 @@ fn overrides_with_and_without_replaces() {
         // Replaces whoever is on call.
         o("frank", None, "2026-01-07T00:00", "2026-01-07T06:00"),
         // Replaces frank, put there by the override before it.
-        o("gina", Some("frank"), "2026-01-07T03:00", "2026-01-07T04:00"),
+        o(
+            "gina",
+            Some("frank"),
+            "2026-01-07T03:00",
+            "2026-01-07T04:00",
+        ),
         // Before the rotation starts: nobody is on call, frank still is.
         o("frank", None, "2026-01-05T06:00", "2026-01-05T07:00"),
     ];
@@ -246,10 +324,25 @@ fn overrides_with_and_without_replaces() {
     assert_eq!(
         s.shifts(ny("2026-01-07T00:00"), ny("2026-01-07T08:00")),
         vec![
-            shift("frank", ny("2026-01-07T00:00"), ny("2026-01-07T03:00"), None),
+            shift(
+                "frank",
+                ny("2026-01-07T00:00"),
+                ny("2026-01-07T03:00"),
+                None
+            ),
             shift("gina", ny("2026-01-07T03:00"), ny("2026-01-07T04:00"), None),
-            shift("frank", ny("2026-01-07T04:00"), ny("2026-01-07T06:00"), None),
-            shift("alice", ny("2026-01-07T06:00"), ny("2026-01-07T08:00"), Some("primary")),
+            shift(
+                "frank",
+                ny("2026-01-07T04:00"),
+                ny("2026-01-07T06:00"),
+                None
+            ),
+            shift(
+                "alice",
+                ny("2026-01-07T06:00"),
+                ny("2026-01-07T08:00"),
+                Some("primary")
+            ),
         ]
     );
 }
@@ -289,7 +382,12 @@ fn restriction_crossing_midnight() {
     )];
     assert_eq!(
         s.shifts(ny("2026-01-08T00:00"), ny("2026-01-12T00:00")),
-        vec![shift("alice", ny("2026-01-09T20:00"), ny("2026-01-10T08:00"), Some("primary"))]
+        vec![shift(
+            "alice",
+            ny("2026-01-09T20:00"),
+            ny("2026-01-10T08:00"),
+            Some("primary")
+        )]
     );
     // from == to is a full day.
     s.layers[0].restrictions = vec![Restriction::weekly(
@@ -299,8 +397,43 @@ fn restriction_crossing_midnight() {
     )];
     assert_eq!(
         s.shifts(ny("2026-01-08T00:00"), ny("2026-01-14T00:00")),
+        vec![shift(
+            "alice",
+            ny("2026-01-10T00:00"),
+            ny("2026-01-12T00:00"),
+            Some("primary")
+        ),]
+    );
+}
+
+#[test]
+fn a_window_days_away_is_found() {
+    // Sundays only: from a Monday the next change is six days off.
+    let mut s = weekly_of_three();
+    s.layers[0].restrictions = vec![Restriction::weekly(
+        &[Day::Sun],
+        time(10, 0, 0, 0),
+        time(12, 0, 0, 0),
+    )];
+    assert_eq!(
+        s.on_call_at(ny("2026-01-12T09:00")),
+        on_call(&[], &[], Some(ny("2026-01-18T10:00")))
+    );
+    assert_eq!(
+        s.shifts(ny("2026-01-12T00:00"), ny("2026-01-26T00:00")),
         vec![
-            shift("alice", ny("2026-01-10T00:00"), ny("2026-01-12T00:00"), Some("primary")),
+            shift(
+                "bob",
+                ny("2026-01-18T10:00"),
+                ny("2026-01-18T12:00"),
+                Some("primary")
+            ),
+            shift(
+                "carol",
+                ny("2026-01-25T10:00"),
+                ny("2026-01-25T12:00"),
+                Some("primary")
+            ),
         ]
     );
 }
@@ -426,7 +559,14 @@ fn unvalidated_schedules_do_not_panic() {
         start: u64::MAX - 5,
         end: u64::MAX,
     });
-    for t in [0, 1, ny("2026-01-06T00:00"), 253_402_300_799_000, i64::MAX as u64, u64::MAX] {
+    for t in [
+        0,
+        1,
+        ny("2026-01-06T00:00"),
+        253_402_300_799_000,
+        i64::MAX as u64,
+        u64::MAX,
+    ] {
         let _ = s.on_call_at(t);
     }
     for end in [at("UTC", "9001-01-01T00:00"), 253_402_300_799_999] {
@@ -525,11 +665,21 @@ end = "2026-03-07T01:00:00+01:00"
             "unknown variant",
         ),
         (
-            doc("\"2026-01-05T08:00\"", "\"09:30\"", "{ custom = \"36x\" }", ""),
+            doc(
+                "\"2026-01-05T08:00\"",
+                "\"09:30\"",
+                "{ custom = \"36x\" }",
+                "",
+            ),
             "invalid duration",
         ),
         (
-            doc("\"2026-01-05T08:00\"", "\"09:30\"", "\"daily\"", "color = \"red\""),
+            doc(
+                "\"2026-01-05T08:00\"",
+                "\"09:30\"",
+                "\"daily\"",
+                "color = \"red\"",
+            ),
             "unknown field",
         ),
     ] {

@@ -189,9 +189,8 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
             Ok(v.to_string())
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
-            let dt = toml::value::Datetime::deserialize(de::value::MapAccessDeserializer::new(
-                map,
-            ))?;
+            let dt =
+                toml::value::Datetime::deserialize(de::value::MapAccessDeserializer::new(map))?;
             Ok(dt.to_string())
         }
     }
@@ -282,7 +281,10 @@ mod tests {
         for days in (-800_000..800_000).step_by(997) {
             let (y, m, d) = civil_from_days(days);
             let date = jiff::civil::Date::new(y as i16, m as i8, d as i8).unwrap();
-            assert_eq!(date.since((jiff::Unit::Day, epoch)).unwrap().get_days() as i64, days);
+            assert_eq!(
+                date.since((jiff::Unit::Day, epoch)).unwrap().get_days() as i64,
+                days
+            );
             assert_eq!(days_from_civil(y, m, d), days);
             assert_eq!(weekday(days), date.weekday().to_monday_zero_offset() as u8);
         }
@@ -300,8 +302,20 @@ mod tests {
     #[test]
     fn text_forms() {
         assert_eq!(parse_time("08:00").map(format_time), Ok("08:00".into()));
-        assert_eq!(parse_time("23:59:30").map(format_time), Ok("23:59:30".into()));
-        for bad in ["8:00", "24:00", "08:60", "08", "08:00:00:00", "", "0800", "+8:00"] {
+        assert_eq!(
+            parse_time("23:59:30").map(format_time),
+            Ok("23:59:30".into())
+        );
+        for bad in [
+            "8:00",
+            "24:00",
+            "08:60",
+            "08",
+            "08:00:00:00",
+            "",
+            "0800",
+            "+8:00",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
         let dt = parse_datetime("2026-01-05T08:00").unwrap();
@@ -320,6 +334,9 @@ mod tests {
         assert_eq!(parse_instant("1970-01-01T01:00:01+01:00"), Ok(1000));
         assert!(parse_instant("1969-12-31T23:59:59Z").is_err());
         assert!(parse_instant("2026-03-07T00:00:00").is_err());
-        assert_eq!(format_instant(1000).as_deref(), Some("1970-01-01T00:00:01Z"));
+        assert_eq!(
+            format_instant(1000).as_deref(),
+            Some("1970-01-01T00:00:01Z")
+        );
     }
 }

@@ -61,6 +61,15 @@ pub struct Layer {
     pub restrictions: Vec<Restriction>,
 }
 
+/// A layer's own instants, the same for every query: where a timeline
+/// computes them once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    start: i64,
+    /// `i64::MAX` when the layer does not end.
+    end: i64,
+}
+
 /// A layer at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LayerAt {
@@ -81,32 +90,41 @@ const NOBODY: LayerAt = LayerAt {
 const MAX_STEPS: usize = 8;
 
 impl Layer {
+    /// The instants the layer starts and ends; `None` when it never has
+    /// anyone on call (no users, a rotation out of range, times that cannot
+    /// be placed).
+    pub(crate) fn bounds(&self, clock: &Clock) -> Option<Bounds> {
+        if self.users.is_empty() || self.rotation.step().is_none() {
+            return None;
+        }
+        let start = clock.instant(local_ms(self.start))?;
+        let end = match self.end {
+            Some(end) => clock.instant(local_ms(end))?,
+            None => i64::MAX,
+        };
+        Some(Bounds { start, end })
+    }
+
     /// The layer at instant `t`, which reads `local` on the wall clock.
-    pub(crate) fn at(&self, clock: &Clock, t: i64, local: i64) -> LayerAt {
-        let (Some(step), false) = (self.rotation.step(), self.users.is_empty()) else {
+    pub(crate) fn at(&self, bounds: Bounds, clock: &Clock, t: i64, local: i64) -> LayerAt {
+        let Some(step) = self.rotation.step() else {
             return NOBODY;
         };
-        let start_local = local_ms(self.start);
-        let Some(start) = clock.instant(start_local) else {
-            return NOBODY;
-        };
+        let Bounds { start, end } = bounds;
         if t < start {
             return LayerAt {
                 user: None,
                 next: start,
             };
         }
-        let mut next = i64::MAX;
-        if let Some(end) = self.end {
-            match clock.instant(local_ms(end)) {
-                Some(end) if t < end => next = end,
-                _ => return NOBODY,
-            }
+        if t >= end || self.users.is_empty() {
+            return NOBODY;
         }
+        let start_local = local_ms(self.start);
         let Some((turn, turn_end)) = self.turn(step, clock, t, local, start, start_local) else {
             return NOBODY;
         };
-        next = next.min(turn_end);
+        let next = end.min(turn_end);
         // `turn` is not negative and `users` is not empty.
         let user = usize::try_from(turn % self.users.len() as i64).ok();
         if self.restrictions.is_empty() {
@@ -138,9 +156,7 @@ impl Layer {
             }
             Step::Civil { days } => {
                 let period = days * DAY;
-                let handoff = self
-                    .handoff
-                    .map_or(start_local.rem_euclid(DAY), time_ms);
+                let handoff = self.handoff.map_or(start_local.rem_euclid(DAY), time_ms);
                 // Handoff j >= 1 is at `anchor + j * period` on the wall clock;
                 // turn 0 starts at `start` itself.
                 let anchor = start_local.div_euclid(DAY) * DAY + handoff;
@@ -152,12 +168,12 @@ impl Layer {
                 };
                 let mut j = (local - anchor).div_euclid(period).max(0);
                 let mut steps = 0;
-                while false && boundary(j)? > t {
+                while j > 0 && boundary(j)? > t {
                     j -= 1;
                     steps += 1;
                 }
                 let mut end = boundary(j + 1)?;
-                while false && end <= t {
+                while end <= t {
                     j += 1;
                     end = boundary(j + 1)?;
                     steps += 1;

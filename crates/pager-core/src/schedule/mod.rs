@@ -77,7 +77,19 @@
 //! A schedule is checked by [`Schedule::validate`]; malformed text (a time
 //! written `"8am"`) is already refused while deserializing, with the key in
 //! the message. The queries never panic: on a schedule that did not validate
-//! they answer as best they can, and with an unknown zone, nobody.
+//! they answer as best they can, and with an unknown zone, nobody. Instants
+//! from the year 9001 on have nobody on call.
+//!
+//! # Cost
+//!
+//! The zone is resolved once, when the [`Zone`] is made (while
+//! deserializing). The bundled database is asked by name through
+//! `TimeZoneDatabase::bundled()` rather than jiff's global `tz::db()`, so a
+//! crate elsewhere in the build enabling jiff's system-zoneinfo features
+//! cannot change the rules used here. A lookup per query would cost about
+//! 50 ns and a global lock; conversions themselves mostly avoid jiff (see
+//! `clock.rs`). One [`Schedule::on_call_at`] with its `until` on 5 layers
+//! and 50 overrides takes about 2 µs on average (`examples/schedule_bench.rs`).
 //!
 //! Layout:
 //! - [`Schedule`] (this file): the document type and the queries
@@ -248,7 +260,11 @@ impl Schedule {
             // Pieces lie within [from, to), so they are not negative; the
             // last one ends at `to` even past i64::MAX.
             .map(|p| {
-                let end = if p.end == to_i { to } else { p.end.unsigned_abs() };
+                let end = if p.end == to_i {
+                    to
+                } else {
+                    p.end.unsigned_abs()
+                };
                 (p.start.unsigned_abs(), end, p.answer)
             })
             .collect()

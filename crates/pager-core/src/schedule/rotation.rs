@@ -55,9 +55,9 @@ impl Rotation {
             Rotation::Hourly => Some(Step::Absolute { ms: HOUR }),
             Rotation::Daily => Some(Step::Civil { days: 1 }),
             Rotation::Weekly => Some(Step::Civil { days: 7 }),
-            Rotation::Days(n) if (1..=Self::MAX_DAYS).contains(&n) => Some(Step::Civil {
-                days: i64::from(n),
-            }),
+            Rotation::Days(n) if (1..=Self::MAX_DAYS).contains(&n) => {
+                Some(Step::Civil { days: i64::from(n) })
+            }
             Rotation::Custom(span) if (Self::MIN_CUSTOM..=Self::MAX_CUSTOM).contains(&span) => {
                 i64::try_from(span.millis())
                     .ok()

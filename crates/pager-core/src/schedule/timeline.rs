@@ -3,6 +3,7 @@
 
 use super::civil::{days_from_civil, DAY};
 use super::clock::Clock;
+use super::layer::Bounds;
 use super::Schedule;
 
 /// Instants from 9001-01-01T00:00:00Z on have nobody on call: wall-clock
@@ -49,15 +50,20 @@ pub(crate) struct Piece<'s> {
 pub(crate) struct Timeline<'s> {
     schedule: &'s Schedule,
     clock: Clock<'s>,
+    /// Per layer, its start and end instants (`None`: never on call).
+    bounds: Vec<Option<Bounds>>,
 }
 
 impl<'s> Timeline<'s> {
     /// `None` when the schedule's zone did not resolve.
     pub fn new(schedule: &'s Schedule) -> Option<Timeline<'s>> {
         let tz = schedule.time_zone.time_zone()?;
+        let clock = Clock::new(tz);
+        let bounds = schedule.layers.iter().map(|l| l.bounds(&clock)).collect();
         Some(Timeline {
             schedule,
-            clock: Clock::new(tz),
+            clock,
+            bounds,
         })
     }
 
@@ -75,8 +81,18 @@ impl<'s> Timeline<'s> {
         let mut next = i64::MAX;
         // Top down: the first layer with someone wins, and the layers under it
         // cannot change the answer until it (or one above it) changes.
-        for (i, layer) in self.schedule.layers.iter().enumerate().rev() {
-            let at = layer.at(&self.clock, t, local);
+        for (i, (layer, bounds)) in self
+            .schedule
+            .layers
+            .iter()
+            .zip(&self.bounds)
+            .enumerate()
+            .rev()
+        {
+            let Some(bounds) = *bounds else {
+                continue;
+            };
+            let at = layer.at(bounds, &self.clock, t, local);
             next = next.min(at.next);
             if let Some(user) = at.user.and_then(|u| layer.users.get(u)) {
                 answer.user = Some(user.as_str());
