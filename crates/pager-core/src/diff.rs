@@ -63,6 +63,12 @@ impl OnCallDoc {
         section("tiers", &self.tiers, &new.tiers, &mut out);
         section("services", &self.services, &new.services, &mut out);
         section("heartbeats", &self.heartbeats, &new.heartbeats, &mut out);
+        if self.maintenance_windows != new.maintenance_windows {
+            out.push(Change {
+                path: "maintenance_windows".into(),
+                kind: ChangeKind::Changed,
+            });
+        }
         if self.routing_rules != new.routing_rules {
             let kind = match (self.routing_rules.is_empty(), new.routing_rules.is_empty()) {
                 (true, false) => ChangeKind::Added,

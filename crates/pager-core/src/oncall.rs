@@ -6,8 +6,8 @@
 //! byte-identical across replicas.
 
 use crate::routing::RoutingRule;
-use crate::schedule::Schedule;
-use crate::time::Span;
+use crate::schedule::{Restriction, Schedule, Zone};
+use crate::time::{Millis, Span};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -31,6 +31,8 @@ pub struct OnCallDoc {
     /// Monitors that expect a ping every `interval`; a missed one opens an incident.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub heartbeats: BTreeMap<String, Heartbeat>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance_windows: Vec<MaintenanceWindow>,
     /// Ordered rules on incoming events (see [`crate::routing`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routing_rules: Vec<RoutingRule>,
@@ -218,6 +220,38 @@ pub struct Service {
     /// An open incident is resolved this long after it opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_resolve_after: Option<Span>,
+    /// Weekly hours for `urgency = "support_hours"`: high inside, low outside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_hours: Option<SupportHours>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportHours {
+    pub time_zone: Zone,
+    /// Same form as schedule restrictions: `{ days = ["mon", ...], from = "08:00", to = "20:00" }`.
+    pub windows: Vec<Restriction>,
+}
+
+/// A planned quiet period for some services: their events are recorded but
+/// open no page, and (with `pause_escalations`) their running escalations
+/// wait until it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    pub name: String,
+    pub services: Vec<String>,
+    /// RFC 3339 instants; `end` exclusive.
+    #[serde(with = "crate::schedule::civil::instant")]
+    pub start: Millis,
+    #[serde(with = "crate::schedule::civil::instant")]
+    pub end: Millis,
+    #[serde(default = "yes")]
+    pub pause_escalations: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// How a service decides an incident's urgency.
@@ -229,6 +263,8 @@ pub enum UrgencyRule {
     Low,
     /// critical and error: high; warning and info: low.
     Severity,
+    /// High inside the service's `support_hours`, low outside.
+    SupportHours,
 }
 
 impl UrgencyRule {
@@ -237,7 +273,7 @@ impl UrgencyRule {
         match self {
             UrgencyRule::High => &[Urgency::High],
             UrgencyRule::Low => &[Urgency::Low],
-            UrgencyRule::Severity => &[Urgency::High, Urgency::Low],
+            UrgencyRule::Severity | UrgencyRule::SupportHours => &[Urgency::High, Urgency::Low],
         }
     }
 }
@@ -432,6 +468,27 @@ impl OnCallDoc {
                     &mut bad,
                 );
             }
+            match (&svc.support_hours, svc.urgency) {
+                (None, UrgencyRule::SupportHours) => bad(
+                    format!("{base}.support_hours"),
+                    "required with urgency = \"support_hours\"".into(),
+                ),
+                (Some(h), _) => {
+                    if h.time_zone.time_zone().is_none() {
+                        bad(
+                            format!("{base}.support_hours.time_zone"),
+                            format!("unknown time zone {:?}", h.time_zone.name()),
+                        );
+                    }
+                    if h.windows.is_empty() {
+                        bad(
+                            format!("{base}.support_hours.windows"),
+                            "at least one window".into(),
+                        );
+                    }
+                }
+                _ => {}
+            }
             if let Some(t) = &svc.tier {
                 if !self.tiers.contains_key(t) {
                     bad(format!("{base}.tier"), format!("unknown tier {t:?}"));
@@ -479,6 +536,32 @@ impl OnCallDoc {
                             }
                         }
                     }
+                }
+            }
+        }
+
+        let mut window_names = BTreeSet::new();
+        for (i, w) in self.maintenance_windows.iter().enumerate() {
+            let base = format!("maintenance_windows[{i}]");
+            check_name(&format!("{base}.name"), &w.name, &mut bad);
+            if !window_names.insert(w.name.as_str()) {
+                bad(
+                    format!("{base}.name"),
+                    format!("duplicate window {:?}", w.name),
+                );
+            }
+            if w.end <= w.start {
+                bad(format!("{base}.end"), "must be after start".into());
+            }
+            if w.services.is_empty() {
+                bad(format!("{base}.services"), "at least one service".into());
+            }
+            for (j, s) in w.services.iter().enumerate() {
+                if !self.services.contains_key(s) {
+                    bad(
+                        format!("{base}.services[{j}]"),
+                        format!("unknown service {s:?}"),
+                    );
                 }
             }
         }

@@ -52,6 +52,8 @@ pub struct Stats {
     pub deliveries_in_doubt: u64,
     /// Events a routing rule suppressed (recorded, nobody paged).
     pub events_suppressed: u64,
+    /// Triggers that arrived during a maintenance window of their service.
+    pub events_in_maintenance: u64,
 }
 
 /// A heartbeat monitor's progress.
@@ -432,6 +434,16 @@ impl State {
                     folded: true,
                 }
             }
+            (EventAction::Trigger, None)
+                if self.maintenance_until(service, cx.at, false).is_some() =>
+            {
+                self.stats.events_in_maintenance += 1;
+                Response::Event {
+                    incident: None,
+                    dedup_key,
+                    folded: false,
+                }
+            }
             (EventAction::Trigger, None) => {
                 let id = self.open(cx, service, dedup_key.clone(), event, &by, decision);
                 if event.dedup_key.is_empty() {
@@ -468,7 +480,7 @@ impl State {
         (inc.is_open() && at < inc.created_at + window.millis()).then_some(id)
     }
 
-    fn urgency_of(&self, service: &str, severity: Severity) -> Urgency {
+    fn urgency_of(&self, service: &str, severity: Severity, at: Millis) -> Urgency {
         match self
             .config
             .services
@@ -482,7 +494,32 @@ impl State {
                 Severity::Critical | Severity::Error => Urgency::High,
                 Severity::Warning | Severity::Info => Urgency::Low,
             },
+            UrgencyRule::SupportHours => {
+                let inside = self
+                    .config
+                    .services
+                    .get(service)
+                    .and_then(|s| s.support_hours.as_ref())
+                    .is_some_and(|h| crate::schedule::within(&h.time_zone, &h.windows, at));
+                if inside {
+                    Urgency::High
+                } else {
+                    Urgency::Low
+                }
+            }
         }
+    }
+
+    /// The end of the maintenance window `service` is in at `at`, if any
+    /// (`pausing`: only windows that pause escalations).
+    pub fn maintenance_until(&self, service: &str, at: Millis, pausing: bool) -> Option<Millis> {
+        self.config
+            .maintenance_windows
+            .iter()
+            .filter(|w| w.start <= at && at < w.end && (!pausing || w.pause_escalations))
+            .filter(|w| w.services.iter().any(|s| s == service))
+            .map(|w| w.end)
+            .max()
     }
 
     fn open(
@@ -517,7 +554,7 @@ impl State {
             severity: event.severity,
             urgency: decision
                 .urgency
-                .unwrap_or_else(|| self.urgency_of(service, event.severity)),
+                .unwrap_or_else(|| self.urgency_of(service, event.severity, cx.at)),
             runbook_url,
             custom_details: event.custom_details.clone(),
             status: IncidentStatus::Triggered,
@@ -958,6 +995,18 @@ impl State {
             };
             if timer.pages() && status != Some(IncidentStatus::Triggered) {
                 continue;
+            }
+            if let (true, Some(id)) = (timer.pages(), timer.incident()) {
+                let service = self
+                    .incidents
+                    .get(&id)
+                    .map(|i| i.service.clone())
+                    .unwrap_or_default();
+                if let Some(end) = self.maintenance_until(&service, key.at, true) {
+                    // Paused for maintenance: due again when the window ends.
+                    self.set_timer(id, end, timer);
+                    continue;
+                }
             }
             // Chained timers count from when this one was due, not from a late
             // tick, so an outage never stretches the escalation plan.

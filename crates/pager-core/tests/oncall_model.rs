@@ -707,3 +707,85 @@ fn diff_names_what_changes_and_is_empty_for_the_same_document() {
         ]
     );
 }
+
+fn with_doc(edit: impl FnOnce(&mut OnCallDoc)) -> Log {
+    let mut log = Log::new();
+    let mut doc = log.state.config.clone();
+    edit(&mut doc);
+    assert_eq!(doc.validate(), vec![]);
+    let (r, _) = log.apply(Command::ApplyConfig {
+        at: MON_1200Z - HOUR,
+        doc: Box::new(doc),
+    });
+    assert_eq!(r, Response::ConfigApplied { version: 2 });
+    log
+}
+
+#[test]
+fn support_hours_decide_urgency_in_the_services_zone() {
+    let mut log = with_doc(|doc| {
+        let svc = doc.services.get_mut("database").unwrap();
+        svc.urgency = pager_core::oncall::UrgencyRule::SupportHours;
+        svc.support_hours = Some(
+            toml::from_str::<pager_core::oncall::SupportHours>(
+                r#"time_zone = "America/New_York"
+windows = [ { days = ["mon", "tue", "wed", "thu", "fri"], from = "09:00", to = "17:00" } ]"#,
+            )
+            .unwrap(),
+        );
+    });
+    log.send(MON_1200Z, ev("database-key-1", "early")); // 07:00 New York
+    log.send(MON_1200Z + 6 * HOUR, ev("database-key-1", "midday")); // 13:00 New York
+    let urgencies: Vec<Urgency> = log.state.incidents.values().map(|i| i.urgency).collect();
+    assert_eq!(urgencies, vec![Urgency::Low, Urgency::High]);
+}
+
+#[test]
+fn maintenance_records_events_without_paging_and_pauses_escalations() {
+    // Window: 12:30 to 13:30 UTC on the database service.
+    let (start, end) = (MON_1200Z + 30 * MIN, MON_1200Z + 90 * MIN);
+    let mut log = with_doc(|doc| {
+        doc.maintenance_windows
+            .push(pager_core::oncall::MaintenanceWindow {
+                name: "db-upgrade".into(),
+                services: vec!["database".into()],
+                start,
+                end,
+                pause_escalations: true,
+            });
+    });
+    // Opened before the window: level 2 would be due at 12:35, inside it.
+    log.send(
+        MON_1200Z + 30 * MIN - 5 * MIN,
+        ev("database-key-1", "before"),
+    );
+    let (resp, effects) = log.send(MON_1200Z + 40 * MIN, ev("database-key-1", "during"));
+    assert_eq!(
+        resp,
+        Response::Event {
+            incident: None,
+            dedup_key: "during".into(),
+            folded: false
+        }
+    );
+    assert_eq!(effects, vec![]);
+    assert_eq!(log.state.stats.events_in_maintenance, 1);
+    let (_, effects) = log.apply(Command::Tick {
+        at: start + 5 * MIN,
+    });
+    assert_eq!(
+        effects,
+        vec![Effect::WakeAt(end)],
+        "paused until the window ends"
+    );
+    let (_, effects) = log.apply(Command::Tick { at: end });
+    assert_eq!(
+        effects[0],
+        Effect::Escalated {
+            incident: 1,
+            level: 1,
+            repeat: 0
+        }
+    );
+    assert_eq!(log.paged(1), users(&[("alice", false), ("bob", false)]));
+}

@@ -99,7 +99,7 @@
 //! - `clock.rs`: instant ↔ wall-clock conversions (a fast path away from DST
 //!   transitions, jiff near them); `civil.rs`: date arithmetic and text forms
 
-mod civil;
+pub(crate) mod civil;
 mod clock;
 mod layer;
 mod overrides;
@@ -112,6 +112,20 @@ mod zone;
 pub use layer::Layer;
 pub use overrides::Override;
 pub use restriction::{Day, Restriction};
+
+/// Whether instant `t` falls inside one of `windows` read on the wall clock
+/// of `zone` (support hours, for example). An unknown zone is never inside.
+pub fn within(zone: &Zone, windows: &[Restriction], t: Millis) -> bool {
+    let (Some(tz), Ok(t)) = (zone.time_zone(), i64::try_from(t)) else {
+        return false;
+    };
+    let mut clock = clock::Clock::new(tz);
+    clock.focus(t);
+    let Some(local) = clock.local(t) else {
+        return false;
+    };
+    restriction::scan(windows, &clock, t, local).0
+}
 pub use rotation::Rotation;
 pub use validate::{MAX_LAYERS, MAX_OVERRIDES, MAX_RESTRICTIONS_PER_LAYER, MAX_USERS_PER_LAYER};
 pub use zone::Zone;
