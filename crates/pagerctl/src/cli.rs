@@ -3,10 +3,11 @@
 //! a trigger without a summary) are caught here so they fail as usage errors
 //! (exit 2) before any call is made.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use pager_proto::pager::v1::{IncidentStatus, NodeInfo};
 
 use crate::client::{parse_endpoints, EndpointList};
+use crate::when::{parse_when, When};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,9 +72,22 @@ pub enum Command {
     /// Send an event (PagerDuty Events API v2 semantics).
     #[command(subcommand)]
     Event(EventCommand),
-    /// Read, acknowledge and resolve incidents.
+    /// Read incidents and act on them: acknowledge, resolve, snooze,
+    /// reassign, escalate, add responders, merge, roles, notes.
     #[command(subcommand)]
     Incident(IncidentCommand),
+    /// Who is on call, until when, and who takes over: every schedule, or
+    /// one schedule, service or user.
+    Oncall(OncallArgs),
+    /// On-call schedules.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// The pages a trigger on a service would send if nobody answered.
+    /// Nothing is sent.
+    Simulate(SimulateArgs),
+    /// What applying an on-call document would change, and what is wrong with
+    /// it (exit 1 when it would be refused). Nothing is applied.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +140,10 @@ pub struct ApplyArgs {
     /// Validate only; apply nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Refuse (exit 1, nothing applied) when a schedule leaves nobody on
+    /// call somewhere in the next 14 days; otherwise those are warnings.
+    #[arg(long)]
+    pub strict_gaps: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +247,198 @@ pub enum IncidentCommand {
     Ack(IncidentActionArgs),
     /// Resolve an incident.
     Resolve(IncidentActionArgs),
+    /// Stop paging until a time, then page again (a triggered incident is
+    /// acknowledged meanwhile).
+    Snooze(SnoozeArgs),
+    /// Hand the incident to a user or an escalation policy, paged from its
+    /// first level.
+    Reassign(ReassignArgs),
+    /// Page a level of the incident's escalation policy now.
+    Escalate(EscalateArgs),
+    /// Page more people now.
+    AddResponders(AddRespondersArgs),
+    /// Resolve the incident as a duplicate of another, which carries on.
+    Merge(MergeArgs),
+    /// Name the incident commander or the communications liaison (an empty
+    /// name clears the role).
+    SetRole(SetRoleArgs),
+    /// Add a note to the incident's timeline.
+    Note(NoteArgs),
+}
+
+/// `--by` of the incident actions.
+#[derive(Debug, Args)]
+pub struct ActorArgs {
+    /// Who acts, as the timeline records it [default: $USER, else "pagerctl"].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+impl ActorArgs {
+    pub fn resolve(&self) -> String {
+        actor(self.by.as_deref(), std::env::var("USER").ok().as_deref())
+    }
+}
+
+/// `--by` if given, else the login name, else "pagerctl".
+pub fn actor(by: Option<&str>, login: Option<&str>) -> String {
+    [by, login]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .unwrap_or("pagerctl")
+        .to_owned()
+}
+
+#[derive(Debug, Args)]
+pub struct SnoozeArgs {
+    pub id: u64,
+    /// Page again at this time: RFC 3339 (2026-03-07T09:00:00Z) or from now (+30m, +2h).
+    #[arg(long, value_parser = parse_when, value_name = "TIME")]
+    pub until: When,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("to").required(true).args(["user", "policy"])))]
+pub struct ReassignArgs {
+    pub id: u64,
+    /// A user (stable name), paged once.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// An escalation policy, paged from its first level.
+    #[arg(long, value_name = "POLICY")]
+    pub policy: Option<String>,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EscalateArgs {
+    pub id: u64,
+    /// Level to page, 1-based.
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u32).range(1..),
+        value_name = "N"
+    )]
+    pub level: u32,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("responders")
+        .required(true)
+        .multiple(true)
+        .args(["users", "teams", "policies"])
+))]
+pub struct AddRespondersArgs {
+    pub id: u64,
+    /// A user, paged once (repeat for more).
+    #[arg(long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// A team: its escalation policy, else every member (repeat for more).
+    #[arg(long = "team", value_name = "TEAM")]
+    pub teams: Vec<String>,
+    /// An escalation policy, level by level (repeat for more).
+    #[arg(long = "policy", value_name = "POLICY")]
+    pub policies: Vec<String>,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The duplicate: resolved by the merge.
+    pub id: u64,
+    /// The incident that carries on.
+    #[arg(long, value_name = "ID")]
+    pub into: u64,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("role").required(true).args(["commander", "liaison"])))]
+pub struct SetRoleArgs {
+    pub id: u64,
+    /// The incident commander ("" clears).
+    #[arg(long, value_name = "USER")]
+    pub commander: Option<String>,
+    /// The communications liaison ("" clears).
+    #[arg(long, value_name = "USER")]
+    pub liaison: Option<String>,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    pub id: u64,
+    /// The note (quote it).
+    pub text: String,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("subject").args(["schedule", "service", "user"])))]
+pub struct OncallArgs {
+    /// One schedule: who, until when, who next.
+    #[arg(long, value_name = "NAME")]
+    pub schedule: Option<String>,
+    /// Each level of a service's escalation policy.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// The schedules a user is on call (or shadowing) in.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// When: RFC 3339 or from now (+8h, -1d) [default: now, by the server's clock].
+    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
+    pub at: Option<When>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// The shifts of a schedule in a time range (at most 90 days).
+    Show(ScheduleShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleShowArgs {
+    /// The schedule (stable name).
+    pub schedule: String,
+    /// Start: RFC 3339 or from now [default: now].
+    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
+    pub from: Option<When>,
+    /// End, exclusive: RFC 3339 or from now [default: 7 days after --from].
+    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
+    pub to: Option<When>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The service (stable name).
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+    /// When the trigger arrives: RFC 3339 or from now [default: now].
+    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
+    pub at: Option<When>,
+    /// The trigger's severity [default: critical].
+    #[arg(long, value_enum)]
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The document: `.json` is read as JSON, anything else as TOML; `-`
+    /// reads TOML from stdin.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -724,6 +934,341 @@ mod tests {
 
         assert_eq!(
             parse_err(&["incident", "ack"]),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    const T0: u64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
+
+    #[test]
+    fn actor_defaults_to_the_login_then_pagerctl() {
+        assert_eq!(actor(Some("alice"), Some("root")), "alice");
+        assert_eq!(actor(None, Some("bob")), "bob");
+        assert_eq!(actor(Some("  "), Some("bob")), "bob");
+        assert_eq!(actor(None, Some("")), "pagerctl");
+        assert_eq!(actor(None, None), "pagerctl");
+    }
+
+    #[test]
+    fn incident_snooze() {
+        let cli = parse(&["incident", "snooze", "42", "--until", "+30m"]);
+        let Command::Incident(IncidentCommand::Snooze(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(
+            (a.id, a.until, a.actor.by),
+            (42, When::FromNow(1_800_000), None)
+        );
+
+        let cli = parse(&[
+            "incident",
+            "snooze",
+            "42",
+            "--until",
+            "2023-11-14T23:13:20+01:00",
+            "--by",
+            "alice",
+        ]);
+        let Command::Incident(IncidentCommand::Snooze(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.until, When::At(T0));
+        assert_eq!(a.actor.by.as_deref(), Some("alice"));
+
+        use clap::error::ErrorKind::*;
+        assert_eq!(
+            parse_err(&["incident", "snooze", "42"]),
+            MissingRequiredArgument
+        );
+        for bad in ["30m", "+30", "tomorrow", "2023-11-14T22:13:20"] {
+            assert_eq!(
+                parse_err(&["incident", "snooze", "42", "--until", bad]),
+                ValueValidation,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn incident_reassign() {
+        let cli = parse(&["incident", "reassign", "7", "--user", "carol"]);
+        let Command::Incident(IncidentCommand::Reassign(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(
+            (a.id, a.user.as_deref(), a.policy),
+            (7, Some("carol"), None)
+        );
+
+        let cli = parse(&["incident", "reassign", "7", "--policy", "db", "--by", "bob"]);
+        let Command::Incident(IncidentCommand::Reassign(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!((a.user, a.policy.as_deref()), (None, Some("db")));
+        assert_eq!(a.actor.by.as_deref(), Some("bob"));
+
+        use clap::error::ErrorKind::*;
+        assert_eq!(
+            parse_err(&["incident", "reassign", "7"]),
+            MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&["incident", "reassign", "7", "--user", "a", "--policy", "b"]),
+            ArgumentConflict
+        );
+    }
+
+    #[test]
+    fn incident_escalate() {
+        let cli = parse(&["incident", "escalate", "7", "--level", "2"]);
+        let Command::Incident(IncidentCommand::Escalate(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!((a.id, a.level), (7, 2));
+
+        use clap::error::ErrorKind::*;
+        assert_eq!(
+            parse_err(&["incident", "escalate", "7"]),
+            MissingRequiredArgument
+        );
+        // Levels are 1-based.
+        assert_eq!(
+            parse_err(&["incident", "escalate", "7", "--level", "0"]),
+            ValueValidation
+        );
+    }
+
+    #[test]
+    fn incident_add_responders() {
+        let cli = parse(&[
+            "incident",
+            "add-responders",
+            "7",
+            "--user",
+            "dave",
+            "--team",
+            "dbteam",
+            "--user",
+            "erin",
+            "--policy",
+            "secondary",
+        ]);
+        let Command::Incident(IncidentCommand::AddResponders(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.id, 7);
+        assert_eq!(a.users, ["dave", "erin"]);
+        assert_eq!(a.teams, ["dbteam"]);
+        assert_eq!(a.policies, ["secondary"]);
+
+        let cli = parse(&["incident", "add-responders", "7", "--team", "dbteam"]);
+        let Command::Incident(IncidentCommand::AddResponders(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert!(a.users.is_empty() && a.policies.is_empty());
+
+        assert_eq!(
+            parse_err(&["incident", "add-responders", "7"]),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn incident_merge() {
+        let cli = parse(&["incident", "merge", "8", "--into", "7"]);
+        let Command::Incident(IncidentCommand::Merge(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!((a.id, a.into), (8, 7));
+
+        use clap::error::ErrorKind::*;
+        assert_eq!(
+            parse_err(&["incident", "merge", "8"]),
+            MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&["incident", "merge", "8", "--into", "seven"]),
+            ValueValidation
+        );
+    }
+
+    #[test]
+    fn incident_set_role() {
+        let cli = parse(&["incident", "set-role", "7", "--commander", "alice"]);
+        let Command::Incident(IncidentCommand::SetRole(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(
+            (a.id, a.commander.as_deref(), a.liaison),
+            (7, Some("alice"), None)
+        );
+
+        // An empty name clears the role.
+        let cli = parse(&["incident", "set-role", "7", "--liaison", ""]);
+        let Command::Incident(IncidentCommand::SetRole(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!((a.commander, a.liaison.as_deref()), (None, Some("")));
+
+        use clap::error::ErrorKind::*;
+        assert_eq!(
+            parse_err(&["incident", "set-role", "7"]),
+            MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&[
+                "incident",
+                "set-role",
+                "7",
+                "--commander",
+                "a",
+                "--liaison",
+                "b"
+            ]),
+            ArgumentConflict
+        );
+    }
+
+    #[test]
+    fn incident_note() {
+        let cli = parse(&["incident", "note", "7", "replica lag is 0", "--by", "carol"]);
+        let Command::Incident(IncidentCommand::Note(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!((a.id, a.text.as_str()), (7, "replica lag is 0"));
+        assert_eq!(a.actor.by.as_deref(), Some("carol"));
+        assert_eq!(
+            parse_err(&["incident", "note", "7"]),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn oncall() {
+        let Command::Oncall(a) = parse(&["oncall"]).command else {
+            panic!("wrong command");
+        };
+        assert_eq!(
+            (a.schedule, a.service, a.user, a.at),
+            (None, None, None, None)
+        );
+
+        let Command::Oncall(a) = parse(&[
+            "oncall",
+            "--schedule",
+            "primary",
+            "--at",
+            "2023-11-14T22:13:20Z",
+        ])
+        .command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.schedule.as_deref(), Some("primary"));
+        assert_eq!(a.at, Some(When::At(T0)));
+
+        let Command::Oncall(a) = parse(&["oncall", "--service", "db", "--at", "+8h"]).command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.service.as_deref(), Some("db"));
+        assert_eq!(a.at, Some(When::FromNow(8 * 3_600_000)));
+
+        // A time in the past reads as a value, not as a flag.
+        let Command::Oncall(a) = parse(&["oncall", "--user", "alice", "--at", "-1d"]).command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.user.as_deref(), Some("alice"));
+        assert_eq!(a.at, Some(When::FromNow(-86_400_000)));
+
+        use clap::error::ErrorKind::*;
+        assert_eq!(
+            parse_err(&["oncall", "--schedule", "a", "--user", "b"]),
+            ArgumentConflict
+        );
+        assert_eq!(parse_err(&["oncall", "--at", "noon"]), ValueValidation);
+    }
+
+    #[test]
+    fn schedule_show() {
+        let cli = parse(&[
+            "schedule",
+            "show",
+            "primary",
+            "--from",
+            "2023-11-14T22:13:20Z",
+            "--to",
+            "+14d",
+        ]);
+        let Command::Schedule(ScheduleCommand::Show(a)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.schedule, "primary");
+        assert_eq!(a.from, Some(When::At(T0)));
+        assert_eq!(a.to, Some(When::FromNow(14 * 86_400_000)));
+
+        let Command::Schedule(ScheduleCommand::Show(a)) =
+            parse(&["schedule", "show", "primary"]).command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!((a.from, a.to), (None, None));
+
+        use clap::error::ErrorKind::*;
+        assert_eq!(parse_err(&["schedule", "show"]), MissingRequiredArgument);
+        assert_eq!(
+            parse_err(&["schedule", "show", "primary", "--to", "soon"]),
+            ValueValidation
+        );
+    }
+
+    #[test]
+    fn simulate() {
+        let Command::Simulate(a) = parse(&["simulate", "--service", "database"]).command else {
+            panic!("wrong command");
+        };
+        assert_eq!(
+            (a.service.as_str(), a.at, a.severity),
+            ("database", None, None)
+        );
+
+        let Command::Simulate(a) = parse(&[
+            "simulate",
+            "--service",
+            "database",
+            "--at",
+            "+1h",
+            "--severity",
+            "warning",
+        ])
+        .command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.at, Some(When::FromNow(3_600_000)));
+        assert_eq!(a.severity, Some(Severity::Warning));
+
+        use clap::error::ErrorKind::*;
+        assert_eq!(parse_err(&["simulate"]), MissingRequiredArgument);
+        assert_eq!(
+            parse_err(&["simulate", "--service", "db", "--severity", "sev1"]),
+            InvalidValue
+        );
+    }
+
+    #[test]
+    fn diff() {
+        let Command::Diff(a) = parse(&["diff", "-f", "oncall.toml"]).command else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.file, std::path::PathBuf::from("oncall.toml"));
+        let Command::Diff(a) = parse(&["diff", "--file", "-"]).command else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.file, std::path::PathBuf::from("-"));
+        assert_eq!(
+            parse_err(&["diff"]),
             clap::error::ErrorKind::MissingRequiredArgument
         );
     }

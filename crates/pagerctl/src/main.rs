@@ -4,13 +4,15 @@
 //! - `cli.rs`: the command line (clap derive).
 //! - `client.rs`: the endpoint list and failover to the next node.
 //! - `output.rs`: human tables and JSON.
+//! - `when.rs`: times on the command line (RFC 3339 or `+30m`).
 //!
-//! Exit codes: 0 ok, 1 error (`error: <gRPC code>: <message>` on stderr),
-//! 2 usage (clap).
+//! Exit codes: 0 ok, 1 error (`error: <gRPC code>: <message>` on stderr; also
+//! `diff` of a document apply would refuse), 2 usage (clap).
 
 mod cli;
 mod client;
 mod output;
+mod when;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,12 +21,19 @@ use anyhow::Context;
 use clap::Parser;
 use pager_proto::pager::v1::{
     cluster_client::ClusterClient, config_client::ConfigClient, events_client::EventsClient,
-    incidents_client::IncidentsClient, AddNodeRequest, ApplyConfigRequest, ClusterStatusRequest,
-    EventAction, GetConfigRequest, GetIncidentRequest, IncidentActionRequest, IncidentStatus,
-    InitClusterRequest, ListIncidentsRequest, NodeInfo, RemoveNodeRequest, SendEventRequest,
+    incidents_client::IncidentsClient, on_call_client::OnCallClient, reassign_request, responder,
+    who_is_on_call_request, AddNodeRequest, AddNoteRequest, AddRespondersRequest,
+    ApplyConfigRequest, ClusterStatusRequest, DiffConfigRequest, EscalateRequest, EventAction,
+    GetConfigRequest, GetIncidentRequest, IncidentActionRequest, IncidentActionResponse,
+    IncidentRole, IncidentStatus, InitClusterRequest, ListIncidentsRequest, ListShiftsRequest,
+    MergeRequest, NodeInfo, ReassignRequest, RemoveNodeRequest, Responder, SendEventRequest,
+    SetRoleRequest, SimulateRequest, SnoozeRequest, WhoIsOnCallRequest,
 };
 
-use cli::{ApplyArgs, Cli, ClusterCommand, Command, ConfigCommand, EventCommand, IncidentCommand};
+use cli::{
+    ApplyArgs, Cli, ClusterCommand, Command, ConfigCommand, DiffArgs, EventCommand,
+    IncidentCommand, OncallArgs, ScheduleCommand, SimulateArgs,
+};
 use client::Client;
 use output::{human, json, Printer};
 
@@ -70,7 +79,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Event(cmd) => event(&client, &out, cmd).await,
         Command::Incident(cmd) => incident(&client, &out, cmd).await,
+        Command::Oncall(args) => oncall(&client, &out, args).await,
+        Command::Schedule(ScheduleCommand::Show(args)) => {
+            let now = when::now_ms();
+            let req = ListShiftsRequest {
+                schedule: args.schedule,
+                from_ms: args.from.map_or(0, |w| w.resolve(now)),
+                to_ms: args.to.map_or(0, |w| w.resolve(now)),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    OnCallClient::new(ch).list_shifts(req).await
+                })
+                .await?;
+            out.emit(|| human::shifts(&r), || json::shifts(&r))
+        }
+        Command::Simulate(args) => simulate(&client, &out, args).await,
+        Command::Diff(args) => diff(&client, &out, args).await,
     }
+}
+
+/// The document named by `-f` and its wire format: `.json` is JSON, anything
+/// else (and `-`, stdin) TOML.
+fn read_document(file: &std::path::Path) -> anyhow::Result<(String, &'static str)> {
+    let is_stdin = file.as_os_str() == "-";
+    let document = if is_stdin {
+        std::io::read_to_string(std::io::stdin()).context("read the document from stdin")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?
+    };
+    let is_json = !is_stdin
+        && file
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
+    Ok((document, if is_json { "json" } else { "toml" }))
 }
 
 async fn cluster(client: &Client, out: &Printer, cmd: ClusterCommand) -> anyhow::Result<()> {
@@ -145,21 +187,29 @@ async fn cluster(client: &Client, out: &Printer, cmd: ClusterCommand) -> anyhow:
 }
 
 async fn apply(client: &Client, out: &Printer, args: ApplyArgs) -> anyhow::Result<()> {
-    let is_stdin = args.file.as_os_str() == "-";
-    let document = if is_stdin {
-        std::io::read_to_string(std::io::stdin()).context("read the document from stdin")?
-    } else {
-        std::fs::read_to_string(&args.file)
-            .with_context(|| format!("read {}", args.file.display()))?
-    };
-    let is_json = !is_stdin
-        && args
-            .file
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
+    let (document, format) = read_document(&args.file)?;
+    if args.strict_gaps && !args.dry_run {
+        // Validate first: gaps are warnings to the server, errors here.
+        let check = ApplyConfigRequest {
+            document: document.clone(),
+            format: format.to_owned(),
+            dry_run: true,
+        };
+        let r = client
+            .call(&check, |ch, req| async move {
+                ConfigClient::new(ch).apply(req).await
+            })
+            .await?;
+        if !r.warnings.is_empty() {
+            out.emit(|| human::apply(&r, true), || json::apply(&r))?;
+            anyhow::bail!(
+                "--strict-gaps: the document leaves schedules without cover; nothing applied"
+            );
+        }
+    }
     let req = ApplyConfigRequest {
         document,
-        format: if is_json { "json" } else { "toml" }.to_owned(),
+        format: format.to_owned(),
         dry_run: args.dry_run,
     };
     let r = client
@@ -168,6 +218,69 @@ async fn apply(client: &Client, out: &Printer, args: ApplyArgs) -> anyhow::Resul
         })
         .await?;
     out.emit(|| human::apply(&r, args.dry_run), || json::apply(&r))
+}
+
+async fn diff(client: &Client, out: &Printer, args: DiffArgs) -> anyhow::Result<()> {
+    let (document, format) = read_document(&args.file)?;
+    let req = DiffConfigRequest {
+        document,
+        format: format.to_owned(),
+    };
+    let r = client
+        .call(&req, |ch, req| async move {
+            ConfigClient::new(ch).diff(req).await
+        })
+        .await?;
+    out.emit(|| human::diff(&r), || json::diff(&r))?;
+    if !r.problems.is_empty() {
+        let name = if args.file.as_os_str() == "-" {
+            "stdin".to_owned()
+        } else {
+            args.file.display().to_string()
+        };
+        anyhow::bail!(
+            "{} problem(s) in {name}: apply would refuse it",
+            r.problems.len()
+        );
+    }
+    Ok(())
+}
+
+async fn oncall(client: &Client, out: &Printer, args: OncallArgs) -> anyhow::Result<()> {
+    use who_is_on_call_request::Subject;
+    let subject = match (args.schedule, args.service, args.user) {
+        (Some(s), _, _) => Some(Subject::Schedule(s)),
+        (_, Some(s), _) => Some(Subject::Service(s)),
+        (_, _, Some(u)) => Some(Subject::User(u)),
+        _ => None,
+    };
+    let req = WhoIsOnCallRequest {
+        subject,
+        at_ms: args.at.map_or(0, |w| w.resolve(when::now_ms())),
+    };
+    let r = client
+        .call(&req, |ch, req| async move {
+            OnCallClient::new(ch).who_is_on_call(req).await
+        })
+        .await?;
+    out.emit(|| human::who_is_on_call(&r), || json::who_is_on_call(&r))
+}
+
+async fn simulate(client: &Client, out: &Printer, args: SimulateArgs) -> anyhow::Result<()> {
+    let req = SimulateRequest {
+        service: args.service,
+        at_ms: args.at.map_or(0, |w| w.resolve(when::now_ms())),
+        severity: args
+            .severity
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+    };
+    let r = client
+        .call(&req, |ch, req| async move {
+            OnCallClient::new(ch).simulate(req).await
+        })
+        .await?;
+    out.emit(|| human::simulation(&r), || json::simulation(&r))
 }
 
 async fn event(client: &Client, out: &Printer, cmd: EventCommand) -> anyhow::Result<()> {
@@ -259,5 +372,120 @@ async fn incident(client: &Client, out: &Printer, cmd: IncidentCommand) -> anyho
                 .await?;
             out.emit(|| human::incident_action(&r), || json::incident_action(&r))
         }
+        IncidentCommand::Snooze(a) => {
+            let req = SnoozeRequest {
+                id: a.id,
+                until_ms: a.until.resolve(when::now_ms()),
+                by: a.actor.resolve(),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    IncidentsClient::new(ch).snooze(req).await
+                })
+                .await?;
+            emit_action(out, &r)
+        }
+        IncidentCommand::Reassign(a) => {
+            let to = match (a.user, a.policy) {
+                (Some(u), _) => reassign_request::To::User(u),
+                (None, Some(p)) => reassign_request::To::Policy(p),
+                // clap requires one of the two.
+                (None, None) => anyhow::bail!("reassign: --user or --policy is required"),
+            };
+            let req = ReassignRequest {
+                id: a.id,
+                to: Some(to),
+                by: a.actor.resolve(),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    IncidentsClient::new(ch).reassign(req).await
+                })
+                .await?;
+            emit_action(out, &r)
+        }
+        IncidentCommand::Escalate(a) => {
+            let req = EscalateRequest {
+                id: a.id,
+                level: a.level,
+                by: a.actor.resolve(),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    IncidentsClient::new(ch).escalate(req).await
+                })
+                .await?;
+            emit_action(out, &r)
+        }
+        IncidentCommand::AddResponders(a) => {
+            let by = a.actor.resolve();
+            let target = |t| Responder { target: Some(t) };
+            let responders = (a.users.into_iter().map(responder::Target::User))
+                .chain(a.teams.into_iter().map(responder::Target::Team))
+                .chain(a.policies.into_iter().map(responder::Target::Policy))
+                .map(target)
+                .collect();
+            let req = AddRespondersRequest {
+                id: a.id,
+                responders,
+                by,
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    IncidentsClient::new(ch).add_responders(req).await
+                })
+                .await?;
+            emit_action(out, &r)
+        }
+        IncidentCommand::Merge(a) => {
+            let req = MergeRequest {
+                id: a.id,
+                into: a.into,
+                by: a.actor.resolve(),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    IncidentsClient::new(ch).merge(req).await
+                })
+                .await?;
+            emit_action(out, &r)
+        }
+        IncidentCommand::SetRole(a) => {
+            let (role, user) = match (a.commander, a.liaison) {
+                (Some(u), _) => (IncidentRole::Commander, u),
+                (None, Some(u)) => (IncidentRole::Liaison, u),
+                // clap requires one of the two.
+                (None, None) => anyhow::bail!("set-role: --commander or --liaison is required"),
+            };
+            let req = SetRoleRequest {
+                id: a.id,
+                role: role as i32,
+                user,
+                by: a.actor.resolve(),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    IncidentsClient::new(ch).set_role(req).await
+                })
+                .await?;
+            emit_action(out, &r)
+        }
+        IncidentCommand::Note(a) => {
+            let req = AddNoteRequest {
+                id: a.id,
+                text: a.text,
+                by: a.actor.resolve(),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    IncidentsClient::new(ch).add_note(req).await
+                })
+                .await?;
+            emit_action(out, &r)
+        }
     }
+}
+
+fn emit_action(out: &Printer, r: &IncidentActionResponse) -> anyhow::Result<()> {
+    out.emit(|| human::incident_action(r), || json::incident_action(r))
 }

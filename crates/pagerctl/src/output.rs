@@ -15,13 +15,16 @@ use std::io::{self, Write};
 
 use anyhow::Context;
 use pager_proto::pager::v1::{
-    ApplyConfigResponse, ClusterStatus, Delivery, GetConfigResponse, Incident,
-    IncidentActionResponse, IncidentStatus, ListIncidentsResponse, MemberStatus,
-    MembershipResponse, NodeInfo, SendEventResponse, TimelineEntry,
+    escalation_track, ApplyConfigResponse, ClusterStatus, ConfigChange, ConfigChangeKind,
+    ConfigProblem, Delivery, DiffConfigResponse, EscalationTrack, GetConfigResponse, Incident,
+    IncidentActionResponse, IncidentStatus, LevelOnCall, ListIncidentsResponse, ListShiftsResponse,
+    MemberStatus, MembershipResponse, NodeInfo, PlannedPage, ScheduleOnCall, SendEventResponse,
+    Shift, SimulateResponse, TimelineEntry, UserSchedule, WhoIsOnCallResponse,
 };
 use serde_json::{json, Value};
 
 use crate::cli::OutputFormat;
+use crate::when::format_span;
 
 /// Writes one response to stdout in the chosen format.
 pub struct Printer {
@@ -158,14 +161,253 @@ pub mod human {
         } else {
             ("applied", "version")
         };
-        kv(&[
+        let mut out = kv(&[
             ("result", result.to_owned()),
             (version, r.version.to_string()),
             ("commit", r.commit_index.to_string()),
             ("users", r.users.to_string()),
             ("services", r.services.to_string()),
             ("escalation policies", r.escalation_policies.to_string()),
-        ])
+        ]);
+        if !r.warnings.is_empty() {
+            out.push_str("\nwarnings:\n");
+            out.push_str(&problems(&r.warnings));
+        }
+        out
+    }
+
+    /// After `diff`: the changes, then why apply would refuse the document
+    /// and what it would warn about.
+    pub fn diff(r: &DiffConfigResponse) -> String {
+        let mut out = if r.changes.is_empty() {
+            format!("no changes against live version {}\n", r.version)
+        } else {
+            format!("changes against live version {}:\n", r.version)
+        };
+        for c in &r.changes {
+            let sign = match ConfigChangeKind::try_from(c.kind) {
+                Ok(ConfigChangeKind::Added) => "+",
+                Ok(ConfigChangeKind::Removed) => "-",
+                Ok(ConfigChangeKind::Changed) => "~",
+                _ => "?",
+            };
+            out.push_str(&format!("  {sign} {}\n", clean(&c.path)));
+        }
+        if !r.problems.is_empty() {
+            out.push_str("problems (apply would refuse the document):\n");
+            out.push_str(&problems(&r.problems));
+        }
+        if !r.warnings.is_empty() {
+            out.push_str("warnings:\n");
+            out.push_str(&problems(&r.warnings));
+        }
+        out
+    }
+
+    /// `  path: message` lines.
+    fn problems(ps: &[ConfigProblem]) -> String {
+        ps.iter()
+            .map(|p| format!("  {}: {}\n", clean(&p.path), clean(&p.message)))
+            .collect()
+    }
+
+    /// `oncall`: who is on call for the schedules, the service or the user asked.
+    pub fn who_is_on_call(r: &WhoIsOnCallResponse) -> String {
+        if let Some(svc) = &r.service {
+            let mut out = kv(&[
+                ("service", text(&svc.service)),
+                ("policy", text(&svc.escalation_policy)),
+                ("at", timestamp(r.at_ms)),
+            ]);
+            out.push('\n');
+            out.push_str(&levels(&svc.levels));
+            return out;
+        }
+        if let Some(u) = &r.user {
+            let mut out = kv(&[("user", text(&u.user)), ("at", timestamp(r.at_ms))]);
+            out.push('\n');
+            if u.schedules.is_empty() {
+                out.push_str("not on call in any schedule\n");
+            } else {
+                out.push_str(&user_schedules(&u.schedules));
+            }
+            return out;
+        }
+        let mut out = kv(&[("at", timestamp(r.at_ms))]);
+        out.push('\n');
+        if r.schedules.is_empty() {
+            out.push_str("no schedules\n");
+        } else {
+            out.push_str(&schedules(&r.schedules));
+        }
+        out
+    }
+
+    /// `a, b`, or `nobody`.
+    fn people(users: &[String]) -> String {
+        if users.is_empty() {
+            "nobody".to_owned()
+        } else {
+            users
+                .iter()
+                .map(|u| clean(u))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
+    /// `a, b`, or `-` (for shadows, who are optional).
+    fn list(users: &[String]) -> String {
+        if users.is_empty() {
+            "-".to_owned()
+        } else {
+            people(users)
+        }
+    }
+
+    /// Who takes over at `until`; `-` when no handoff is known.
+    fn next(until_ms: u64, users: &[String]) -> String {
+        if until_ms == 0 {
+            "-".to_owned()
+        } else {
+            people(users)
+        }
+    }
+
+    fn schedules(ss: &[ScheduleOnCall]) -> String {
+        let mut table = Table::new(&[
+            ("SCHEDULE", Align::Left),
+            ("ON CALL", Align::Left),
+            ("SHADOWS", Align::Left),
+            ("UNTIL", Align::Left),
+            ("NEXT", Align::Left),
+            ("TIME ZONE", Align::Left),
+        ]);
+        for s in ss {
+            table.row(vec![
+                text(&s.schedule),
+                people(&s.users),
+                list(&s.shadows),
+                timestamp(s.until_ms),
+                next(s.until_ms, &s.next_users),
+                text(&s.time_zone),
+            ]);
+        }
+        table.render()
+    }
+
+    fn levels(ls: &[LevelOnCall]) -> String {
+        let mut table = Table::new(&[
+            ("LEVEL", Align::Right),
+            ("ON CALL", Align::Left),
+            ("SHADOWS", Align::Left),
+            ("UNTIL", Align::Left),
+            ("NEXT", Align::Left),
+        ]);
+        for l in ls {
+            table.row(vec![
+                l.level.to_string(),
+                people(&l.users),
+                list(&l.shadows),
+                timestamp(l.until_ms),
+                next(l.until_ms, &l.next_users),
+            ]);
+        }
+        table.render()
+    }
+
+    fn user_schedules(us: &[UserSchedule]) -> String {
+        let mut table = Table::new(&[
+            ("SCHEDULE", Align::Left),
+            ("AS", Align::Left),
+            ("UNTIL", Align::Left),
+            ("NEXT", Align::Left),
+        ]);
+        for u in us {
+            table.row(vec![
+                text(&u.schedule),
+                if u.shadow { "shadow" } else { "on call" }.to_owned(),
+                timestamp(u.until_ms),
+                next(u.until_ms, &u.next_users),
+            ]);
+        }
+        table.render()
+    }
+
+    /// `schedule show`: the shifts, one row each.
+    pub fn shifts(r: &ListShiftsResponse) -> String {
+        let mut out = kv(&[
+            (
+                "schedule",
+                format!("{} ({})", text(&r.schedule), text(&r.time_zone)),
+            ),
+            ("from", timestamp(r.from_ms)),
+            ("to", timestamp(r.to_ms)),
+        ]);
+        out.push('\n');
+        if r.shifts.is_empty() {
+            out.push_str("nobody on call in this range\n");
+            return out;
+        }
+        let mut table = Table::new(&[
+            ("START", Align::Left),
+            ("END", Align::Left),
+            ("LENGTH", Align::Right),
+            ("USER", Align::Left),
+            ("LAYER", Align::Left),
+        ]);
+        for s in &r.shifts {
+            table.row(vec![
+                timestamp(s.start_ms),
+                timestamp(s.end_ms),
+                format_span(s.end_ms.saturating_sub(s.start_ms)),
+                text(&s.user),
+                if s.layer.is_empty() {
+                    "(override)".to_owned()
+                } else {
+                    clean(&s.layer)
+                },
+            ]);
+        }
+        out.push_str(&table.render());
+        out
+    }
+
+    /// `simulate`: every page, offset from the trigger.
+    pub fn simulation(r: &SimulateResponse) -> String {
+        let mut out = kv(&[
+            ("service", text(&r.service)),
+            ("trigger", timestamp(r.at_ms)),
+        ]);
+        out.push('\n');
+        if r.pages.is_empty() {
+            out.push_str("nobody would be paged\n");
+            return out;
+        }
+        let mut table = Table::new(&[
+            ("OFFSET", Align::Right),
+            ("AT", Align::Left),
+            ("LEVEL", Align::Right),
+            ("REPEAT", Align::Right),
+            ("USER", Align::Left),
+            ("METHOD", Align::Left),
+            ("CONTACT", Align::Left),
+            ("SHADOW", Align::Left),
+        ]);
+        for p in &r.pages {
+            table.row(vec![
+                format!("+{}", format_span(p.offset_ms)),
+                timestamp(p.at_ms),
+                p.level.to_string(),
+                p.repeat.to_string(),
+                text(&p.user),
+                text(&p.method),
+                text(&p.contact),
+                if p.shadow { "yes" } else { "-" }.to_owned(),
+            ]);
+        }
+        out.push_str(&table.render());
+        out
     }
 
     /// The document itself (printed raw, so it can be saved and re-applied),
@@ -236,16 +478,31 @@ pub mod human {
                 done(i.acknowledged_at_ms, &i.acknowledged_by),
             ),
             ("resolved", done(i.resolved_at_ms, &i.resolved_by)),
+            // 1-based, as the timeline, `incident escalate --level` and the
+            // ESCALATIONS table count levels.
             (
                 "escalation",
                 format!(
                     "level {}, repeat {}",
-                    i.escalation_level, i.escalation_repeat
+                    i.escalation_level + 1,
+                    i.escalation_repeat
                 ),
             ),
             ("folded events", i.folded_events.to_string()),
             ("runbook", text(&i.runbook_url)),
+            ("ack due", timestamp(i.ack_due_ms)),
+            ("snoozed until", timestamp(i.snoozed_until_ms)),
+            ("merged into", incident_ref(i.merged_into)),
+            ("commander", text(&i.commander)),
+            ("liaison", text(&i.liaison)),
         ]);
+
+        out.push_str("\nESCALATIONS\n");
+        if i.escalations.is_empty() {
+            out.push_str("none\n");
+        } else {
+            out.push_str(&escalations(&i.escalations));
+        }
 
         out.push_str("\nDELIVERIES\n");
         if i.deliveries.is_empty() {
@@ -259,9 +516,66 @@ pub mod human {
             out.push_str("none\n");
         }
         for e in &i.timeline {
-            out.push_str(&format!("{}  {}\n", timestamp(e.at_ms), text(&e.what)));
+            if e.by.is_empty() {
+                out.push_str(&format!("{}  {}\n", timestamp(e.at_ms), text(&e.what)));
+            } else {
+                out.push_str(&format!(
+                    "{}  {}  ({})\n",
+                    timestamp(e.at_ms),
+                    text(&e.what),
+                    text(&e.by)
+                ));
+            }
         }
         out
+    }
+
+    /// `#42`, or `-` for 0.
+    fn incident_ref(id: u64) -> String {
+        if id == 0 {
+            "-".to_owned()
+        } else {
+            format!("#{id}")
+        }
+    }
+
+    /// `policy db`, `user dave`.
+    fn assignee(t: &EscalationTrack) -> String {
+        match &t.assignee {
+            Some(escalation_track::Assignee::User(u)) => format!("user {}", clean(u)),
+            Some(escalation_track::Assignee::Policy(p)) => format!("policy {}", clean(p)),
+            None => "-".to_owned(),
+        }
+    }
+
+    /// Levels are shown 1-based, as `incident escalate --level` takes them.
+    fn escalations(ts: &[EscalationTrack]) -> String {
+        let mut table = Table::new(&[
+            ("#", Align::Right),
+            ("ASSIGNEE", Align::Left),
+            ("LEVEL", Align::Right),
+            ("REPEAT", Align::Right),
+            ("STATE", Align::Left),
+        ]);
+        for (n, t) in ts.iter().enumerate() {
+            let is_policy = matches!(t.assignee, Some(escalation_track::Assignee::Policy(_)));
+            table.row(vec![
+                (n + 1).to_string(),
+                assignee(t),
+                if is_policy {
+                    (t.level + 1).to_string()
+                } else {
+                    "-".to_owned()
+                },
+                if is_policy {
+                    t.repeat.to_string()
+                } else {
+                    "-".to_owned()
+                },
+                if t.done { "done" } else { "paging" }.to_owned(),
+            ]);
+        }
+        table.render()
     }
 
     fn deliveries(ds: &[Delivery]) -> String {
@@ -279,9 +593,14 @@ pub mod human {
             ("ERROR", Align::Left),
         ]);
         for d in ds {
+            let user = if d.shadow {
+                format!("{} (shadow)", text(&d.user))
+            } else {
+                text(&d.user)
+            };
             table.row(vec![
                 d.id.to_string(),
-                text(&d.user),
+                user,
                 text(&d.method),
                 text(&d.address),
                 d.attempt.to_string(),
@@ -296,12 +615,13 @@ pub mod human {
         table.render()
     }
 
-    /// After `incident ack|resolve`: where the incident stands now.
+    /// After an incident action: where the incident stands now. Rows for
+    /// what is not set (no snooze, no commander) are left out.
     pub fn incident_action(r: &IncidentActionResponse) -> String {
         let Some(i) = &r.incident else {
             return kv(&[("commit", r.commit_index.to_string())]);
         };
-        kv(&[
+        let mut rows = vec![
             ("incident", i.id.to_string()),
             ("status", status_name(i.status)),
             ("summary", text(&i.summary)),
@@ -310,8 +630,52 @@ pub mod human {
                 done(i.acknowledged_at_ms, &i.acknowledged_by),
             ),
             ("resolved", done(i.resolved_at_ms, &i.resolved_by)),
-            ("commit", r.commit_index.to_string()),
-        ])
+        ];
+        if let Some(primary) = i.escalations.first() {
+            let mut what = assignee(primary);
+            if matches!(
+                primary.assignee,
+                Some(escalation_track::Assignee::Policy(_))
+            ) {
+                what.push_str(&format!(
+                    ", level {}, repeat {}",
+                    primary.level + 1,
+                    primary.repeat
+                ));
+            }
+            let more = i.escalations.len() - 1;
+            if more > 0 {
+                what.push_str(&format!(" (+{more} responder escalations)"));
+            }
+            rows.push(("escalation", what));
+        }
+        if i.snoozed_until_ms != 0 {
+            rows.push(("snoozed until", timestamp(i.snoozed_until_ms)));
+        }
+        if i.merged_into != 0 {
+            rows.push(("merged into", incident_ref(i.merged_into)));
+        }
+        if !i.commander.is_empty() {
+            rows.push(("commander", clean(&i.commander)));
+        }
+        if !i.liaison.is_empty() {
+            rows.push(("liaison", clean(&i.liaison)));
+        }
+        // The action's own entry: the last one not written by pagerd itself
+        // (its delivery outcomes may land after it).
+        if let Some(e) = i.timeline.iter().rev().find(|e| e.by != "pagerd") {
+            let by = if e.by.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", clean(&e.by))
+            };
+            rows.push((
+                "last change",
+                format!("{}  {}{by}", timestamp(e.at_ms), text(&e.what)),
+            ));
+        }
+        rows.push(("commit", r.commit_index.to_string()));
+        kv(&rows)
     }
 
     /// `2023-11-14T22:13:20Z by alice`, or `-` when it has not happened.
@@ -483,6 +847,110 @@ pub mod json {
             "users": r.users,
             "services": r.services,
             "escalation_policies": r.escalation_policies,
+            "warnings": r.warnings.iter().map(problem).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn problem(p: &ConfigProblem) -> Value {
+        json!({ "path": p.path, "message": p.message })
+    }
+
+    pub fn change(c: &ConfigChange) -> Value {
+        json!({ "path": c.path, "kind": change_kind_name(c.kind) })
+    }
+
+    pub fn diff(r: &DiffConfigResponse) -> Value {
+        json!({
+            "version": r.version,
+            "changes": r.changes.iter().map(change).collect::<Vec<_>>(),
+            "problems": r.problems.iter().map(problem).collect::<Vec<_>>(),
+            "warnings": r.warnings.iter().map(problem).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn schedule_on_call(s: &ScheduleOnCall) -> Value {
+        json!({
+            "schedule": s.schedule,
+            "time_zone": s.time_zone,
+            "users": s.users,
+            "shadows": s.shadows,
+            "until_ms": s.until_ms,
+            "next_users": s.next_users,
+        })
+    }
+
+    pub fn level_on_call(l: &LevelOnCall) -> Value {
+        json!({
+            "level": l.level,
+            "users": l.users,
+            "shadows": l.shadows,
+            "until_ms": l.until_ms,
+            "next_users": l.next_users,
+        })
+    }
+
+    pub fn user_schedule(u: &UserSchedule) -> Value {
+        json!({
+            "schedule": u.schedule,
+            "shadow": u.shadow,
+            "until_ms": u.until_ms,
+            "next_users": u.next_users,
+        })
+    }
+
+    pub fn who_is_on_call(r: &WhoIsOnCallResponse) -> Value {
+        json!({
+            "at_ms": r.at_ms,
+            "schedules": r.schedules.iter().map(schedule_on_call).collect::<Vec<_>>(),
+            "service": r.service.as_ref().map_or(Value::Null, |s| json!({
+                "service": s.service,
+                "escalation_policy": s.escalation_policy,
+                "levels": s.levels.iter().map(level_on_call).collect::<Vec<_>>(),
+            })),
+            "user": r.user.as_ref().map_or(Value::Null, |u| json!({
+                "user": u.user,
+                "schedules": u.schedules.iter().map(user_schedule).collect::<Vec<_>>(),
+            })),
+        })
+    }
+
+    pub fn shift(s: &Shift) -> Value {
+        json!({
+            "user": s.user,
+            "start_ms": s.start_ms,
+            "end_ms": s.end_ms,
+            "layer": s.layer,
+        })
+    }
+
+    pub fn shifts(r: &ListShiftsResponse) -> Value {
+        json!({
+            "schedule": r.schedule,
+            "time_zone": r.time_zone,
+            "from_ms": r.from_ms,
+            "to_ms": r.to_ms,
+            "shifts": r.shifts.iter().map(shift).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn planned_page(p: &PlannedPage) -> Value {
+        json!({
+            "at_ms": p.at_ms,
+            "offset_ms": p.offset_ms,
+            "user": p.user,
+            "method": p.method,
+            "contact": p.contact,
+            "shadow": p.shadow,
+            "level": p.level,
+            "repeat": p.repeat,
+        })
+    }
+
+    pub fn simulation(r: &SimulateResponse) -> Value {
+        json!({
+            "service": r.service,
+            "at_ms": r.at_ms,
+            "pages": r.pages.iter().map(planned_page).collect::<Vec<_>>(),
         })
     }
 
@@ -512,11 +980,23 @@ pub mod json {
             "error": d.error,
             "created_at_ms": d.created_at_ms,
             "updated_at_ms": d.updated_at_ms,
+            "shadow": d.shadow,
         })
     }
 
+    /// As proto3 JSON writes a oneof: the set member by its name.
+    pub fn escalation(t: &EscalationTrack) -> Value {
+        let mut v = json!({ "level": t.level, "repeat": t.repeat, "done": t.done });
+        match &t.assignee {
+            Some(escalation_track::Assignee::User(u)) => v["user"] = json!(u),
+            Some(escalation_track::Assignee::Policy(p)) => v["policy"] = json!(p),
+            None => {}
+        }
+        v
+    }
+
     pub fn timeline_entry(e: &TimelineEntry) -> Value {
-        json!({ "at_ms": e.at_ms, "what": e.what })
+        json!({ "at_ms": e.at_ms, "what": e.what, "by": e.by })
     }
 
     pub fn incident(i: &Incident) -> Value {
@@ -540,6 +1020,12 @@ pub mod json {
             "source": i.source,
             "deliveries": i.deliveries.iter().map(delivery).collect::<Vec<_>>(),
             "timeline": i.timeline.iter().map(timeline_entry).collect::<Vec<_>>(),
+            "commander": i.commander,
+            "liaison": i.liaison,
+            "snoozed_until_ms": i.snoozed_until_ms,
+            "merged_into": i.merged_into,
+            "ack_due_ms": i.ack_due_ms,
+            "escalations": i.escalations.iter().map(escalation).collect::<Vec<_>>(),
         })
     }
 
@@ -564,6 +1050,17 @@ fn status_name(status: i32) -> String {
             .trim_start_matches("INCIDENT_STATUS_")
             .to_ascii_lowercase(),
         Err(_) => format!("unknown({status})"),
+    }
+}
+
+/// `added`, `removed`, `changed`; `unknown(7)` for a value newer than this client.
+fn change_kind_name(kind: i32) -> String {
+    match ConfigChangeKind::try_from(kind) {
+        Ok(k) => k
+            .as_str_name()
+            .trim_start_matches("CONFIG_CHANGE_KIND_")
+            .to_ascii_lowercase(),
+        Err(_) => format!("unknown({kind})"),
     }
 }
 
@@ -599,6 +1096,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pager_proto::pager::v1::{ServiceOnCall, UserOnCall};
 
     #[test]
     fn rfc3339_known_instants() {
@@ -792,6 +1290,7 @@ ID  REGION   MEMBER  PEER           CLIENT         MATCHED  LAG
                     error: "twilio 503".into(),
                     created_at_ms: T0 + 1_000,
                     updated_at_ms: T0 + 2_000,
+                    shadow: true,
                 },
                 Delivery {
                     id: 101,
@@ -805,20 +1304,43 @@ ID  REGION   MEMBER  PEER           CLIENT         MATCHED  LAG
                     error: String::new(),
                     created_at_ms: T0 + 60_000,
                     updated_at_ms: T0 + 61_000,
+                    shadow: false,
                 },
             ],
             timeline: vec![
                 TimelineEntry {
                     at_ms: T0,
                     what: "triggered by db-3".into(),
+                    by: String::new(),
                 },
                 TimelineEntry {
                     at_ms: T0 + 60_000,
                     what: "escalated to level 1".into(),
+                    by: String::new(),
                 },
                 TimelineEntry {
                     at_ms: T0 + 185_000,
                     what: "acknowledged by alice".into(),
+                    by: String::new(),
+                },
+            ],
+            commander: "alice".into(),
+            liaison: String::new(),
+            snoozed_until_ms: 0,
+            merged_into: 0,
+            ack_due_ms: T0 + 300_000,
+            escalations: vec![
+                EscalationTrack {
+                    assignee: Some(escalation_track::Assignee::Policy("payments".into())),
+                    level: 1,
+                    repeat: 0,
+                    done: false,
+                },
+                EscalationTrack {
+                    assignee: Some(escalation_track::Assignee::User("carol".into())),
+                    level: 0,
+                    repeat: 0,
+                    done: true,
                 },
             ],
         }
@@ -840,14 +1362,24 @@ source         db-3
 created        2023-11-14T22:13:20Z
 acknowledged   2023-11-14T22:16:25Z by alice
 resolved       -
-escalation     level 1, repeat 0
+escalation     level 2, repeat 0
 folded events  3
 runbook        https://runbooks.example/disk
+ack due        2023-11-14T22:18:20Z
+snoozed until  -
+merged into    -
+commander      alice
+liaison        -
+
+ESCALATIONS
+#  ASSIGNEE         LEVEL  REPEAT  STATE
+1  policy payments      2       0  paging
+2  user carol           -       -  done
 
 DELIVERIES
- ID  USER   METHOD  ADDRESS       ATTEMPT  TERM  STATUS  CREATED               UPDATED               PROVIDER ID  ERROR
-100  bob    sms     +1******4567        1     7  failed  2023-11-14T22:13:21Z  2023-11-14T22:13:22Z  -            twilio 503
-101  alice  voice   +1******0001        2     7  sent    2023-11-14T22:14:20Z  2023-11-14T22:14:21Z  CA123        -
+ ID  USER          METHOD  ADDRESS       ATTEMPT  TERM  STATUS  CREATED               UPDATED               PROVIDER ID  ERROR
+100  bob (shadow)  sms     +1******4567        1     7  failed  2023-11-14T22:13:21Z  2023-11-14T22:13:22Z  -            twilio 503
+101  alice         voice   +1******0001        2     7  sent    2023-11-14T22:14:20Z  2023-11-14T22:14:21Z  CA123        -
 
 TIMELINE
 2023-11-14T22:13:20Z  triggered by db-3
@@ -898,15 +1430,26 @@ TIMELINE
                 "deliveries": [
                     {"id": 100, "user": "bob", "method": "sms", "address": "+1******4567",
                      "attempt": 1, "term": 7, "status": "failed", "provider_id": "",
-                     "error": "twilio 503", "created_at_ms": T0 + 1_000, "updated_at_ms": T0 + 2_000},
+                     "error": "twilio 503", "created_at_ms": T0 + 1_000, "updated_at_ms": T0 + 2_000,
+                     "shadow": true},
                     {"id": 101, "user": "alice", "method": "voice", "address": "+1******0001",
                      "attempt": 2, "term": 7, "status": "sent", "provider_id": "CA123",
-                     "error": "", "created_at_ms": T0 + 60_000, "updated_at_ms": T0 + 61_000},
+                     "error": "", "created_at_ms": T0 + 60_000, "updated_at_ms": T0 + 61_000,
+                     "shadow": false},
                 ],
                 "timeline": [
-                    {"at_ms": T0, "what": "triggered by db-3"},
-                    {"at_ms": T0 + 60_000, "what": "escalated to level 1"},
-                    {"at_ms": T0 + 185_000, "what": "acknowledged by alice"},
+                    {"at_ms": T0, "what": "triggered by db-3", "by": ""},
+                    {"at_ms": T0 + 60_000, "what": "escalated to level 1", "by": ""},
+                    {"at_ms": T0 + 185_000, "what": "acknowledged by alice", "by": ""},
+                ],
+                "commander": "alice",
+                "liaison": "",
+                "snoozed_until_ms": 0,
+                "merged_into": 0,
+                "ack_due_ms": T0 + 300_000,
+                "escalations": [
+                    {"policy": "payments", "level": 1, "repeat": 0, "done": false},
+                    {"user": "carol", "level": 0, "repeat": 0, "done": true},
                 ],
             })
         );
@@ -979,6 +1522,7 @@ commit     99
             users: 3,
             services: 2,
             escalation_policies: 1,
+            warnings: vec![],
         };
         assert_eq!(
             human::apply(&r, false),
@@ -1006,5 +1550,387 @@ escalation policies  1
             json::membership(&m),
             json!({"voters": [1, 2, 3], "learners": [], "commit_index": 57})
         );
+    }
+
+    // 2030-01-07T12:00:00Z and the handoff a week after that Monday's midnight.
+    const T: u64 = 1_894_017_600_000;
+    const HANDOFF: u64 = 1_894_579_200_000;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn primary() -> ScheduleOnCall {
+        ScheduleOnCall {
+            schedule: "primary".into(),
+            time_zone: "UTC".into(),
+            users: names(&["alice"]),
+            shadows: names(&["dave"]),
+            until_ms: HANDOFF,
+            next_users: names(&["bob"]),
+        }
+    }
+
+    #[test]
+    fn who_is_on_call_schedules() {
+        let quiet = ScheduleOnCall {
+            schedule: "nights".into(),
+            time_zone: "Europe/Berlin".into(),
+            users: vec![],
+            shadows: vec![],
+            until_ms: 0,
+            next_users: vec![],
+        };
+        let r = WhoIsOnCallResponse {
+            at_ms: T,
+            schedules: vec![primary(), quiet],
+            service: None,
+            user: None,
+        };
+        assert_eq!(
+            human::who_is_on_call(&r),
+            "\
+at  2030-01-07T12:00:00Z
+
+SCHEDULE  ON CALL  SHADOWS  UNTIL                 NEXT  TIME ZONE
+primary   alice    dave     2030-01-14T00:00:00Z  bob   UTC
+nights    nobody   -        -                     -     Europe/Berlin
+"
+        );
+        assert_eq!(
+            json::who_is_on_call(&r),
+            json!({
+                "at_ms": T,
+                "schedules": [
+                    {"schedule": "primary", "time_zone": "UTC", "users": ["alice"],
+                     "shadows": ["dave"], "until_ms": HANDOFF, "next_users": ["bob"]},
+                    {"schedule": "nights", "time_zone": "Europe/Berlin", "users": [],
+                     "shadows": [], "until_ms": 0, "next_users": []},
+                ],
+                "service": null,
+                "user": null,
+            })
+        );
+        let none = WhoIsOnCallResponse {
+            at_ms: T,
+            ..Default::default()
+        };
+        assert!(human::who_is_on_call(&none).ends_with("\nno schedules\n"));
+    }
+
+    #[test]
+    fn who_is_on_call_for_a_service() {
+        let r = WhoIsOnCallResponse {
+            at_ms: T,
+            schedules: vec![],
+            service: Some(ServiceOnCall {
+                service: "database".into(),
+                escalation_policy: "db".into(),
+                levels: vec![
+                    LevelOnCall {
+                        level: 1,
+                        users: names(&["alice"]),
+                        shadows: names(&["dave"]),
+                        until_ms: HANDOFF,
+                        next_users: names(&["bob"]),
+                    },
+                    LevelOnCall {
+                        level: 2,
+                        users: names(&["bob", "carol"]),
+                        shadows: vec![],
+                        until_ms: 0,
+                        next_users: vec![],
+                    },
+                ],
+            }),
+            user: None,
+        };
+        assert_eq!(
+            human::who_is_on_call(&r),
+            "\
+service  database
+policy   db
+at       2030-01-07T12:00:00Z
+
+LEVEL  ON CALL     SHADOWS  UNTIL                 NEXT
+    1  alice       dave     2030-01-14T00:00:00Z  bob
+    2  bob, carol  -        -                     -
+"
+        );
+        let v = json::who_is_on_call(&r);
+        assert_eq!(v["service"]["escalation_policy"], "db");
+        assert_eq!(
+            v["service"]["levels"][1],
+            json!({"level": 2, "users": ["bob", "carol"], "shadows": [], "until_ms": 0, "next_users": []})
+        );
+        assert_eq!(v["schedules"], json!([]));
+        assert_eq!(v["user"], Value::Null);
+    }
+
+    #[test]
+    fn who_is_on_call_for_a_user() {
+        let mut r = WhoIsOnCallResponse {
+            at_ms: T,
+            schedules: vec![],
+            service: None,
+            user: Some(UserOnCall {
+                user: "dave".into(),
+                schedules: vec![UserSchedule {
+                    schedule: "primary".into(),
+                    shadow: true,
+                    until_ms: HANDOFF,
+                    next_users: names(&["bob"]),
+                }],
+            }),
+        };
+        assert_eq!(
+            human::who_is_on_call(&r),
+            "\
+user  dave
+at    2030-01-07T12:00:00Z
+
+SCHEDULE  AS      UNTIL                 NEXT
+primary   shadow  2030-01-14T00:00:00Z  bob
+"
+        );
+        assert_eq!(
+            json::who_is_on_call(&r)["user"],
+            json!({"user": "dave", "schedules": [
+                {"schedule": "primary", "shadow": true, "until_ms": HANDOFF, "next_users": ["bob"]}
+            ]})
+        );
+        if let Some(u) = r.user.as_mut() {
+            u.schedules.clear();
+        }
+        assert!(human::who_is_on_call(&r).ends_with("\nnot on call in any schedule\n"));
+    }
+
+    #[test]
+    fn shifts_human_and_json() {
+        let shift = |user: &str, start_ms, end_ms, layer: &str| Shift {
+            user: user.into(),
+            start_ms,
+            end_ms,
+            layer: layer.into(),
+        };
+        let r = ListShiftsResponse {
+            schedule: "primary".into(),
+            time_zone: "UTC".into(),
+            from_ms: T,
+            to_ms: T + 14 * 86_400_000,
+            shifts: vec![
+                shift("alice", T, HANDOFF, "weekly"),
+                shift("erin", HANDOFF, HANDOFF + 5_400_000, ""),
+                shift("bob", HANDOFF + 5_400_000, T + 14 * 86_400_000, "weekly"),
+            ],
+        };
+        assert_eq!(
+            human::shifts(&r),
+            "\
+schedule  primary (UTC)
+from      2030-01-07T12:00:00Z
+to        2030-01-21T12:00:00Z
+
+START                 END                     LENGTH  USER   LAYER
+2030-01-07T12:00:00Z  2030-01-14T00:00:00Z     6d12h  alice  weekly
+2030-01-14T00:00:00Z  2030-01-14T01:30:00Z     1h30m  erin   (override)
+2030-01-14T01:30:00Z  2030-01-21T12:00:00Z  7d10h30m  bob    weekly
+"
+        );
+        assert_eq!(
+            json::shifts(&r),
+            json!({
+                "schedule": "primary",
+                "time_zone": "UTC",
+                "from_ms": T,
+                "to_ms": T + 14 * 86_400_000,
+                "shifts": [
+                    {"user": "alice", "start_ms": T, "end_ms": HANDOFF, "layer": "weekly"},
+                    {"user": "erin", "start_ms": HANDOFF, "end_ms": HANDOFF + 5_400_000, "layer": ""},
+                    {"user": "bob", "start_ms": HANDOFF + 5_400_000, "end_ms": T + 14 * 86_400_000, "layer": "weekly"},
+                ],
+            })
+        );
+        let empty = ListShiftsResponse {
+            shifts: vec![],
+            ..r
+        };
+        assert!(human::shifts(&empty).ends_with("\nnobody on call in this range\n"));
+    }
+
+    #[test]
+    fn simulation_human_and_json() {
+        let page = |offset_ms: u64, user: &str, method: &str, level, repeat, shadow| PlannedPage {
+            at_ms: T + offset_ms,
+            offset_ms,
+            user: user.into(),
+            method: method.into(),
+            contact: method.into(),
+            shadow,
+            level,
+            repeat,
+        };
+        let r = SimulateResponse {
+            service: "database".into(),
+            at_ms: T,
+            pages: vec![
+                page(0, "alice", "sms", 1, 0, false),
+                page(0, "dave", "email", 1, 0, true),
+                page(60_000, "alice", "voice", 1, 0, false),
+                page(300_000, "bob", "sms", 2, 0, false),
+                page(600_000, "alice", "sms", 1, 1, false),
+            ],
+        };
+        assert_eq!(
+            human::simulation(&r),
+            "\
+service  database
+trigger  2030-01-07T12:00:00Z
+
+OFFSET  AT                    LEVEL  REPEAT  USER   METHOD  CONTACT  SHADOW
+   +0s  2030-01-07T12:00:00Z      1       0  alice  sms     sms      -
+   +0s  2030-01-07T12:00:00Z      1       0  dave   email   email    yes
+   +1m  2030-01-07T12:01:00Z      1       0  alice  voice   voice    -
+   +5m  2030-01-07T12:05:00Z      2       0  bob    sms     sms      -
+  +10m  2030-01-07T12:10:00Z      1       1  alice  sms     sms      -
+"
+        );
+        let v = json::simulation(&r);
+        assert_eq!(
+            (v["service"].clone(), v["at_ms"].clone()),
+            (json!("database"), json!(T))
+        );
+        assert_eq!(
+            v["pages"][1],
+            json!({"at_ms": T, "offset_ms": 0, "user": "dave", "method": "email",
+                   "contact": "email", "shadow": true, "level": 1, "repeat": 0})
+        );
+        let none = SimulateResponse { pages: vec![], ..r };
+        assert!(human::simulation(&none).ends_with("\nnobody would be paged\n"));
+    }
+
+    fn problem(path: &str, message: &str) -> ConfigProblem {
+        ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn diff_human_and_json() {
+        let change = |path: &str, kind: ConfigChangeKind| ConfigChange {
+            path: path.into(),
+            kind: kind as i32,
+        };
+        let r = DiffConfigResponse {
+            version: 3,
+            changes: vec![
+                change("users.erin", ConfigChangeKind::Added),
+                change("escalation_policies.secondary", ConfigChangeKind::Removed),
+                change("tiers.tier1", ConfigChangeKind::Changed),
+            ],
+            problems: vec![problem("teams.dbteam.members[1]", "unknown user \"zed\"")],
+            warnings: vec![problem(
+                "schedules.daytime",
+                "nobody on call for 10 stretch(es)",
+            )],
+        };
+        assert_eq!(
+            human::diff(&r),
+            "\
+changes against live version 3:
+  + users.erin
+  - escalation_policies.secondary
+  ~ tiers.tier1
+problems (apply would refuse the document):
+  teams.dbteam.members[1]: unknown user \"zed\"
+warnings:
+  schedules.daytime: nobody on call for 10 stretch(es)
+"
+        );
+        assert_eq!(
+            json::diff(&r),
+            json!({
+                "version": 3,
+                "changes": [
+                    {"path": "users.erin", "kind": "added"},
+                    {"path": "escalation_policies.secondary", "kind": "removed"},
+                    {"path": "tiers.tier1", "kind": "changed"},
+                ],
+                "problems": [{"path": "teams.dbteam.members[1]", "message": "unknown user \"zed\""}],
+                "warnings": [{"path": "schedules.daytime", "message": "nobody on call for 10 stretch(es)"}],
+            })
+        );
+        assert_eq!(
+            human::diff(&DiffConfigResponse {
+                version: 4,
+                ..Default::default()
+            }),
+            "no changes against live version 4\n"
+        );
+        assert_eq!(change_kind_name(9), "unknown(9)");
+    }
+
+    #[test]
+    fn apply_warnings() {
+        let r = ApplyConfigResponse {
+            version: 9,
+            commit_index: 130,
+            users: 3,
+            services: 2,
+            escalation_policies: 1,
+            warnings: vec![problem("schedules.daytime", "nobody on call")],
+        };
+        assert!(
+            human::apply(&r, false).ends_with(
+                "escalation policies  1\n\nwarnings:\n  schedules.daytime: nobody on call\n"
+            ),
+            "{}",
+            human::apply(&r, false)
+        );
+        assert_eq!(
+            json::apply(&r)["warnings"],
+            json!([{"path": "schedules.daytime", "message": "nobody on call"}])
+        );
+    }
+
+    #[test]
+    fn incident_action_shows_what_changed() {
+        let mut i = sample_incident();
+        i.snoozed_until_ms = T0 + 1_800_000;
+        i.liaison = "bob".into();
+        i.timeline.push(TimelineEntry {
+            at_ms: T0 + 200_000,
+            what: "note: looking".into(),
+            by: "carol".into(),
+        });
+        i.timeline.push(TimelineEntry {
+            at_ms: T0 + 201_000,
+            what: "sms to bob sent (attempt 1)".into(),
+            by: "pagerd".into(),
+        });
+        let r = IncidentActionResponse {
+            incident: Some(i),
+            commit_index: 99,
+        };
+        assert_eq!(
+            human::incident_action(&r),
+            "\
+incident       42
+status         acknowledged
+summary        Disk full on db-3\\n/var/lib at 100%
+acknowledged   2023-11-14T22:16:25Z by alice
+resolved       -
+escalation     policy payments, level 2, repeat 0 (+1 responder escalations)
+snoozed until  2023-11-14T22:43:20Z
+commander      alice
+liaison        bob
+last change    2023-11-14T22:16:40Z  note: looking  (carol)
+commit         99
+"
+        );
+        let v = json::incident_action(&r);
+        assert_eq!(v["incident"]["snoozed_until_ms"], T0 + 1_800_000);
+        assert_eq!(v["commit_index"], 99);
     }
 }

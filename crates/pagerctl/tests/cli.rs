@@ -9,10 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use pager_proto::pager::v1::cluster_server::{Cluster, ClusterServer};
+use pager_proto::pager::v1::config_server::{Config, ConfigServer};
 use pager_proto::pager::v1::{
-    AddNodeRequest, ClusterStatus, ClusterStatusRequest, InitClusterRequest, InitClusterResponse,
-    MemberStatus, MembershipResponse, NodeInfo, RemoveNodeRequest,
+    AddNodeRequest, ApplyConfigRequest, ApplyConfigResponse, ClusterStatus, ClusterStatusRequest,
+    ConfigChange, ConfigChangeKind, ConfigProblem, DiffConfigRequest, DiffConfigResponse,
+    GetConfigRequest, GetConfigResponse, InitClusterRequest, InitClusterResponse, MemberStatus,
+    MembershipResponse, NodeInfo, RemoveNodeRequest,
 };
+use tokio::io::AsyncWriteExt;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
@@ -153,6 +157,23 @@ async fn usage_errors_exit_2() {
         &["event", "trigger", "--routing-key", "rk"],
         &["event", "resolve", "--routing-key", "rk"],
         &["cluster", "init", "--node", "id=1,peer=h:1"],
+        &["incident", "snooze", "1", "--until", "later"],
+        &["incident", "reassign", "1"],
+        &["incident", "escalate", "1", "--level", "0"],
+        &["incident", "add-responders", "1"],
+        &[
+            "incident",
+            "set-role",
+            "1",
+            "--commander",
+            "a",
+            "--liaison",
+            "b",
+        ],
+        &["oncall", "--schedule", "a", "--service", "b"],
+        &["schedule", "show"],
+        &["simulate", "--severity", "info"],
+        &["diff"],
     ] {
         let out = pagerctl(args).await;
         assert_exit(&out, 2);
@@ -311,5 +332,117 @@ async fn a_missing_document_is_an_error_before_any_call() {
     assert!(
         stderr.starts_with("error: read /nonexistent/oncall.toml: "),
         "{stderr}"
+    );
+}
+
+/// A fake node's Config service: `Diff` finds a problem in any document
+/// naming the user "zed", and one change otherwise.
+struct FakeConfig;
+
+#[tonic::async_trait]
+impl Config for FakeConfig {
+    async fn apply(
+        &self,
+        _: Request<ApplyConfigRequest>,
+    ) -> Result<Response<ApplyConfigResponse>, Status> {
+        Err(Status::unimplemented("fake node"))
+    }
+
+    async fn get(
+        &self,
+        _: Request<GetConfigRequest>,
+    ) -> Result<Response<GetConfigResponse>, Status> {
+        Err(Status::unimplemented("fake node"))
+    }
+
+    async fn diff(
+        &self,
+        req: Request<DiffConfigRequest>,
+    ) -> Result<Response<DiffConfigResponse>, Status> {
+        let req = req.into_inner();
+        if req.format != "toml" {
+            return Err(Status::invalid_argument("format: expected toml"));
+        }
+        let problems = if req.document.contains("zed") {
+            vec![ConfigProblem {
+                path: "teams.db.members[0]".into(),
+                message: "unknown user \"zed\"".into(),
+            }]
+        } else {
+            vec![]
+        };
+        Ok(Response::new(DiffConfigResponse {
+            version: 3,
+            changes: vec![ConfigChange {
+                path: "teams.db".into(),
+                kind: ConfigChangeKind::Added as i32,
+            }],
+            problems,
+            warnings: vec![],
+        }))
+    }
+}
+
+async fn spawn_config_node() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let incoming = TcpIncoming::from_listener(listener, true, None).expect("incoming");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ConfigServer::new(FakeConfig))
+            .serve_with_incoming(incoming),
+    );
+    format!("http://{addr}")
+}
+
+/// `pagerctl ARGS` with `stdin` as its standard input.
+async fn pagerctl_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(args)
+        .env_remove("PAGERCTL_ENDPOINT")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run pagerctl");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write stdin");
+    drop(input);
+    child.wait_with_output().await.expect("pagerctl exits")
+}
+
+#[tokio::test]
+async fn diff_exits_0_with_changes_and_1_with_problems() {
+    let url = spawn_config_node().await;
+    let out = pagerctl_with_stdin(
+        &["--endpoint", &url, "diff", "-f", "-"],
+        "[teams.db]\nmembers = [\"alice\"]\n",
+    )
+    .await;
+    assert_exit(&out, 0);
+    assert_eq!(
+        text(&out.stdout),
+        "changes against live version 3:\n  + teams.db\n"
+    );
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+
+    let out = pagerctl_with_stdin(
+        &["--endpoint", &url, "--output", "json", "diff", "-f", "-"],
+        "[teams.db]\nmembers = [\"zed\"]\n",
+    )
+    .await;
+    assert_exit(&out, 1);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v["problems"][0]["path"], "teams.db.members[0]");
+    assert_eq!(v["changes"][0]["kind"], "added");
+    assert_eq!(
+        text(&out.stderr),
+        "error: 1 problem(s) in stdin: apply would refuse it\n"
     );
 }

@@ -1,11 +1,16 @@
-//! The public gRPC API on the client port: Events, Incidents, Config, Cluster.
-//! Reads are served from this node's state; writes go through `Node::write`.
+//! The public gRPC API on the client port: Events, Incidents, Config, Cluster,
+//! and OnCall (in [`oncall`]). Reads are served from this node's state; writes
+//! go through `Node::write`.
+
+mod oncall;
 
 use crate::convert;
 use crate::error::NodeError;
-use crate::node::{ForwardRequest, Node};
+use crate::node::{self, ForwardRequest, Node};
 use openraft::ServerState;
 use pager_core::command::Response as CoreResponse;
+use pager_core::oncall::Problem;
+use pager_core::schedule::GAP_LOOKAHEAD;
 use pager_core::{Command, IncidentStatus, OnCallDoc, Rejection};
 use pager_proto::pager::v1 as pb;
 use pager_raft::PeerNode;
@@ -75,7 +80,15 @@ impl Api {
             .ok_or_else(|| Status::not_found(format!("id: incident {id} not found")))
     }
 
-    async fn act(&self, cmd: Command) -> Result<Response<pb::IncidentActionResponse>, Status> {
+    /// Commit an incident action and answer with the incident as of that
+    /// commit. `fix` turns a rejection's wording from the command's terms
+    /// into the request's (see [`convert::rename_rejection`]); it runs once
+    /// this node has applied the rejection, so it may read the state.
+    async fn act(
+        &self,
+        cmd: Command,
+        fix: impl FnOnce(Rejection) -> Rejection,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
         let w = self.node.write(cmd).await?;
         // The answer shows the incident as of this write, even on a follower.
         self.node.wait_applied(w.index).await?;
@@ -84,9 +97,38 @@ impl Api {
                 incident: Some(self.incident(id)?),
                 commit_index: w.index,
             })),
+            CoreResponse::Rejected(rej) => Err(NodeError::Rejected(fix(rej)).into()),
             other => Err(unexpected(other)),
         }
     }
+}
+
+/// Keep a rejection as core worded it (its fields are the request's).
+fn as_is(rej: Rejection) -> Rejection {
+    rej
+}
+
+/// A document in `format` ("toml", the default, or "json"). A document that
+/// does not parse is a [`Problem`] at path "document"; an unknown format is
+/// an invalid argument.
+fn parse_document(document: &str, format: &str) -> Result<Result<OnCallDoc, Problem>, NodeError> {
+    match format {
+        "" | "toml" => Ok(OnCallDoc::from_toml(document)),
+        "json" => Ok(OnCallDoc::from_json(document)),
+        other => Err(NodeError::invalid(
+            "format",
+            format!("{other:?} is not toml or json"),
+        )),
+    }
+}
+
+/// Schedules of `doc` with nobody on call somewhere in the lookahead from now.
+fn gap_warnings(doc: &OnCallDoc) -> Vec<pb::ConfigProblem> {
+    let now = node::now_ms();
+    doc.schedule_gaps(now, now.saturating_add(GAP_LOOKAHEAD.millis()))
+        .into_iter()
+        .map(convert::problem_to_pb)
+        .collect()
 }
 
 fn by_or_api(by: String) -> String {
@@ -142,11 +184,14 @@ impl pb::incidents_server::Incidents for Api {
         req: Request<pb::IncidentActionRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
         let req = req.into_inner();
-        self.act(Command::Acknowledge {
-            at: 0,
-            incident: req.id,
-            by: by_or_api(req.by),
-        })
+        self.act(
+            Command::Acknowledge {
+                at: 0,
+                incident: req.id,
+                by: by_or_api(req.by),
+            },
+            as_is,
+        )
         .await
     }
 
@@ -155,11 +200,186 @@ impl pb::incidents_server::Incidents for Api {
         req: Request<pb::IncidentActionRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
         let req = req.into_inner();
-        self.act(Command::Resolve {
-            at: 0,
-            incident: req.id,
-            by: by_or_api(req.by),
-        })
+        self.act(
+            Command::Resolve {
+                at: 0,
+                incident: req.id,
+                by: by_or_api(req.by),
+            },
+            as_is,
+        )
+        .await
+    }
+
+    async fn snooze(
+        &self,
+        req: Request<pb::SnoozeRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let req = req.into_inner();
+        if req.until_ms == 0 {
+            return Err(NodeError::invalid("until_ms", "required").into());
+        }
+        // The leader stamps the command and core checks `until` against that
+        // instant: a follower's clock does not decide what "future" means.
+        self.act(
+            Command::Snooze {
+                at: 0,
+                incident: req.id,
+                until: req.until_ms,
+                by: by_or_api(req.by),
+            },
+            |r| convert::rename_rejection(r, &[("until", "until_ms")]),
+        )
+        .await
+    }
+
+    async fn reassign(
+        &self,
+        req: Request<pb::ReassignRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let req = req.into_inner();
+        let to = convert::assignee_from_pb(req.to)?;
+        let (field, what) = convert::assignee_text(&to);
+        self.act(
+            Command::Reassign {
+                at: 0,
+                incident: req.id,
+                to,
+                by: by_or_api(req.by),
+            },
+            |r| match r {
+                Rejection::NotFound { field: f, .. } if f == "to" => Rejection::NotFound {
+                    field: field.into(),
+                    what,
+                },
+                other => other,
+            },
+        )
+        .await
+    }
+
+    async fn escalate(
+        &self,
+        req: Request<pb::EscalateRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let req = req.into_inner();
+        // The range of `level` is the policy's at the commit: core checks it.
+        self.act(
+            Command::Escalate {
+                at: 0,
+                incident: req.id,
+                level: req.level,
+                by: by_or_api(req.by),
+            },
+            as_is,
+        )
+        .await
+    }
+
+    async fn add_responders(
+        &self,
+        req: Request<pb::AddRespondersRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let req = req.into_inner();
+        let targets = convert::responders_from_pb(req.responders)?;
+        let named: Vec<_> = targets.iter().map(convert::responder_text).collect();
+        self.act(
+            Command::AddResponders {
+                at: 0,
+                incident: req.id,
+                targets,
+                by: by_or_api(req.by),
+            },
+            |r| match r {
+                // Core says `targets[1]`; the request's field is `responders[1].team`.
+                Rejection::NotFound { field, what } => {
+                    let index = field
+                        .strip_prefix("targets[")
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .and_then(|i| i.parse::<usize>().ok());
+                    match index.and_then(|i| named.get(i).map(|n| (i, n))) {
+                        Some((i, (kind, text))) => Rejection::NotFound {
+                            field: format!("responders[{i}].{kind}"),
+                            what: text.clone(),
+                        },
+                        None => convert::rename_rejection(
+                            Rejection::NotFound { field, what },
+                            &[("targets", "responders")],
+                        ),
+                    }
+                }
+                other => convert::rename_rejection(other, &[("targets", "responders")]),
+            },
+        )
+        .await
+    }
+
+    async fn merge(
+        &self,
+        req: Request<pb::MergeRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let req = req.into_inner();
+        let (id, into) = (req.id, req.into);
+        self.act(
+            Command::Merge {
+                at: 0,
+                incident: id,
+                into,
+                by: by_or_api(req.by),
+            },
+            |r| match r {
+                // Core names `id` whichever incident is missing; this node has
+                // applied the rejection, so its state tells which one was.
+                Rejection::NotFound { field, what }
+                    if field == "id"
+                        && self.node.read(|s| {
+                            s.incidents.contains_key(&id) && !s.incidents.contains_key(&into)
+                        }) =>
+                {
+                    Rejection::NotFound {
+                        field: "into".into(),
+                        what,
+                    }
+                }
+                other => other,
+            },
+        )
+        .await
+    }
+
+    async fn set_role(
+        &self,
+        req: Request<pb::SetRoleRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let req = req.into_inner();
+        let role = convert::role_from_pb(req.role)?;
+        self.act(
+            Command::SetRole {
+                at: 0,
+                incident: req.id,
+                role,
+                user: req.user.trim().to_string(),
+                by: by_or_api(req.by),
+            },
+            as_is,
+        )
+        .await
+    }
+
+    async fn add_note(
+        &self,
+        req: Request<pb::AddNoteRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        let req = req.into_inner();
+        self.act(
+            Command::AddNote {
+                at: 0,
+                incident: req.id,
+                text: req.text,
+                by: by_or_api(req.by),
+            },
+            as_is,
+        )
         .await
     }
 }
@@ -171,20 +391,13 @@ impl pb::config_server::Config for Api {
         req: Request<pb::ApplyConfigRequest>,
     ) -> Result<Response<pb::ApplyConfigResponse>, Status> {
         let req = req.into_inner();
-        let doc = match req.format.as_str() {
-            "" | "toml" => OnCallDoc::from_toml(&req.document),
-            "json" => OnCallDoc::from_json(&req.document),
-            other => {
-                return Err(
-                    NodeError::invalid("format", format!("{other:?} is not toml or json")).into(),
-                )
-            }
-        }
-        .map_err(|p| NodeError::Rejected(Rejection::ConfigInvalid { problems: vec![p] }))?;
+        let doc = parse_document(&req.document, &req.format)?
+            .map_err(|p| NodeError::Rejected(Rejection::ConfigInvalid { problems: vec![p] }))?;
         let problems = doc.validate();
         if !problems.is_empty() {
             return Err(NodeError::Rejected(Rejection::ConfigInvalid { problems }).into());
         }
+        let warnings = gap_warnings(&doc);
         let counts = (
             doc.users.len() as u32,
             doc.services.len() as u32,
@@ -200,6 +413,8 @@ impl pb::config_server::Config for Api {
                     doc: Box::new(doc),
                 })
                 .await?;
+            // Read-your-writes: a Get or Diff on this node right after sees it.
+            self.node.wait_applied(w.index).await?;
             match w.response {
                 CoreResponse::ConfigApplied { version } => (version, w.index),
                 other => return Err(unexpected(other)),
@@ -211,6 +426,7 @@ impl pb::config_server::Config for Api {
             users: counts.0,
             services: counts.1,
             escalation_policies: counts.2,
+            warnings,
         }))
     }
 
@@ -220,6 +436,36 @@ impl pb::config_server::Config for Api {
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
         let (version, document) = self.node.read(|s| (s.config_version, s.config.to_toml()));
         Ok(Response::new(pb::GetConfigResponse { version, document }))
+    }
+
+    async fn diff(
+        &self,
+        req: Request<pb::DiffConfigRequest>,
+    ) -> Result<Response<pb::DiffConfigResponse>, Status> {
+        let req = req.into_inner();
+        let version = self.node.read(|s| s.config_version);
+        let doc = match parse_document(&req.document, &req.format)? {
+            Ok(doc) => doc,
+            Err(p) => {
+                return Ok(Response::new(pb::DiffConfigResponse {
+                    version,
+                    changes: vec![],
+                    problems: vec![convert::problem_to_pb(p)],
+                    warnings: vec![],
+                }))
+            }
+        };
+        let (version, changes) = self.node.read(|s| (s.config_version, s.config.diff(&doc)));
+        Ok(Response::new(pb::DiffConfigResponse {
+            version,
+            changes: changes.into_iter().map(convert::change_to_pb).collect(),
+            problems: doc
+                .validate()
+                .into_iter()
+                .map(convert::problem_to_pb)
+                .collect(),
+            warnings: gap_warnings(&doc),
+        }))
     }
 }
 

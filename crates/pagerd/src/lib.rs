@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Layout: [`config`] (figment layers, validation), [`node`] (Raft handle and
-//! write path), [`grpc`] and [`convert`] (public API), [`http`], [`scheduler`],
+//! write path), [`grpc`] and [`convert`] (public API: Events, Incidents,
+//! Config, OnCall, Cluster), [`http`], [`scheduler`],
 //! [`dispatcher`], [`error`] (one mapping to gRPC status).
 
 // `tonic::Status` (the gRPC error) and `figment::Error` are large by design;
@@ -153,6 +154,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
             .add_service(pb::events_server::EventsServer::new(api.clone()))
             .add_service(pb::incidents_server::IncidentsServer::new(api.clone()))
             .add_service(pb::config_server::ConfigServer::new(api.clone()))
+            .add_service(pb::on_call_server::OnCallServer::new(api.clone()))
             .add_service(pb::cluster_server::ClusterServer::new(api))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
