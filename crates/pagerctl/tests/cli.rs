@@ -336,16 +336,37 @@ async fn a_missing_document_is_an_error_before_any_call() {
 }
 
 /// A fake node's Config service: `Diff` finds a problem in any document
-/// naming the user "zed", and one change otherwise.
-struct FakeConfig;
+/// naming the user "zed", and one change otherwise; `Apply` warns of a
+/// schedule gap in any document naming "gappy" and counts real applies.
+#[derive(Default)]
+struct FakeConfig {
+    applied: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
 
 #[tonic::async_trait]
 impl Config for FakeConfig {
     async fn apply(
         &self,
-        _: Request<ApplyConfigRequest>,
+        req: Request<ApplyConfigRequest>,
     ) -> Result<Response<ApplyConfigResponse>, Status> {
-        Err(Status::unimplemented("fake node"))
+        let req = req.into_inner();
+        if !req.dry_run {
+            self.applied
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let warnings = if req.document.contains("gappy") {
+            vec![ConfigProblem {
+                path: "schedules.gappy".into(),
+                message: "nobody on call for 1 stretch(es) in the next 14 days".into(),
+            }]
+        } else {
+            vec![]
+        };
+        Ok(Response::new(ApplyConfigResponse {
+            version: if req.dry_run { 3 } else { 4 },
+            warnings,
+            ..Default::default()
+        }))
     }
 
     async fn get(
@@ -384,6 +405,10 @@ impl Config for FakeConfig {
 }
 
 async fn spawn_config_node() -> String {
+    spawn_config_node_with(FakeConfig::default()).await
+}
+
+async fn spawn_config_node_with(fake: FakeConfig) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
@@ -391,7 +416,7 @@ async fn spawn_config_node() -> String {
     let incoming = TcpIncoming::from_listener(listener, true, None).expect("incoming");
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(ConfigServer::new(FakeConfig))
+            .add_service(ConfigServer::new(fake))
             .serve_with_incoming(incoming),
     );
     format!("http://{addr}")
@@ -445,4 +470,45 @@ async fn diff_exits_0_with_changes_and_1_with_problems() {
         text(&out.stderr),
         "error: 1 problem(s) in stdin: apply would refuse it\n"
     );
+}
+
+#[tokio::test]
+async fn strict_gaps_refuses_a_document_with_gaps_and_applies_nothing() {
+    let fake = FakeConfig::default();
+    let applied = fake.applied.clone();
+    let url = spawn_config_node_with(fake).await;
+    let doc = "[schedules.gappy]\n";
+    let out = pagerctl_with_stdin(
+        &["--endpoint", &url, "apply", "--strict-gaps", "-f", "-"],
+        doc,
+    )
+    .await;
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("--strict-gaps"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        applied.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing applied"
+    );
+    // Without the flag the same document applies, with the warning shown.
+    let out = pagerctl_with_stdin(&["--endpoint", &url, "apply", "-f", "-"], doc).await;
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains("schedules.gappy"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(applied.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // With the flag and no gaps, it applies.
+    let out = pagerctl_with_stdin(
+        &["--endpoint", &url, "apply", "--strict-gaps", "-f", "-"],
+        "[users]\n",
+    )
+    .await;
+    assert_exit(&out, 0);
+    assert_eq!(applied.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
