@@ -4,8 +4,11 @@
 //! figures and asserts nothing about them.
 //!
 //! ```text
-//! cargo run --release -p chaos-tests --bin bench -- [--json] [--events N] [--kills K]
+//! cargo run --release -p chaos-tests --bin bench -- [--json] [--events N] [--kills K] [--only ingest]
 //! ```
+//!
+//! `--only ingest` runs phase 1 only (both throughput runs) and the no-lost-events check: about
+//! 15 s instead of 40, for measuring the write path.
 //!
 //! 1. Throughput: `Events.Send` triggers with distinct dedup keys sent to the leader by one
 //!    client (N/10 events), then by 64 concurrent clients, each on its own HTTP/2 connection
@@ -58,6 +61,17 @@ struct Args {
     /// Leader kills of the failover phase.
     #[arg(long, default_value_t = 10)]
     kills: usize,
+    /// Run only some phases: `ingest` = the two throughput runs (no commit-to-page, no failover).
+    #[arg(long, value_enum, default_value_t = Only::All)]
+    only: Only,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Only {
+    /// Every phase.
+    All,
+    /// The two throughput phases only.
+    Ingest,
 }
 
 const BULK_KEY: &str = "bench-bulk-0001";
@@ -426,12 +440,23 @@ async fn main() -> anyhow::Result<()> {
     history.accepted.extend(one.accepted.iter().cloned());
     history.accepted.extend(many.accepted.iter().cloned());
 
-    say(format!("{} triggers, commit to page", args.triggers));
-    let leader = c.wait_for_leader(WAIT).await?;
-    let to_page = commit_to_page(&c, leader.id, &twilio, args.triggers, &mut history, &doc).await?;
-
-    say(format!("{} leader kills", args.kills));
-    let fo = failover(&mut c, &twilio, args.kills, &mut history, &doc).await?;
+    let all = args.only == Only::All;
+    let (to_page, fo) = if all {
+        say(format!("{} triggers, commit to page", args.triggers));
+        let leader = c.wait_for_leader(WAIT).await?;
+        let to_page =
+            commit_to_page(&c, leader.id, &twilio, args.triggers, &mut history, &doc).await?;
+        say(format!("{} leader kills", args.kills));
+        let fo = failover(&mut c, &twilio, args.kills, &mut history, &doc).await?;
+        (to_page, fo)
+    } else {
+        let to_page = ToPage {
+            from_return: histogram(),
+            from_issue: histogram(),
+            before_return: 0,
+        };
+        (to_page, Failover::default())
+    };
 
     say("checking invariants".into());
     let observed = pages::observed(Some(&twilio), Some(&smtp));
@@ -475,36 +500,38 @@ async fn main() -> anyhow::Result<()> {
             fmt_us(t.latency.value_at_quantile(0.999)),
         );
     }
-    println!(
-        "{:<38} {:>7} {:>10} {:>10} {:>10} {:>10}",
-        "Send returned -> Twilio received",
-        args.triggers,
-        "",
-        fmt_us(to_page.from_return.value_at_quantile(0.5)),
-        fmt_us(to_page.from_return.value_at_quantile(0.99)),
-        "",
-    );
-    println!(
-        "{:<38} {:>7} {:>10} {:>10} {:>10} {:>10}",
-        "Send issued -> Twilio received",
-        args.triggers,
-        "",
-        fmt_us(to_page.from_issue.value_at_quantile(0.5)),
-        fmt_us(to_page.from_issue.value_at_quantile(0.99)),
-        "",
-    );
-    println!();
-    println!(
-        "{:<38} {:>7} {:>10} {:>10}",
-        "failover", "kills", "p50", "max"
-    );
-    for (name, v) in [
-        ("SIGKILL leader -> new leader's page", &fo.kill_to_page),
-        ("SIGKILL leader -> new leader (Status)", &fo.election),
-        ("page delay after its deadline", &fo.late_after_deadline),
-    ] {
-        let (p50, max) = p50_max(v);
-        println!("{:<38} {:>7} {:>10} {:>10}", name, v.len(), p50, max);
+    if all {
+        println!(
+            "{:<38} {:>7} {:>10} {:>10} {:>10} {:>10}",
+            "Send returned -> Twilio received",
+            args.triggers,
+            "",
+            fmt_us(to_page.from_return.value_at_quantile(0.5)),
+            fmt_us(to_page.from_return.value_at_quantile(0.99)),
+            "",
+        );
+        println!(
+            "{:<38} {:>7} {:>10} {:>10} {:>10} {:>10}",
+            "Send issued -> Twilio received",
+            args.triggers,
+            "",
+            fmt_us(to_page.from_issue.value_at_quantile(0.5)),
+            fmt_us(to_page.from_issue.value_at_quantile(0.99)),
+            "",
+        );
+        println!();
+        println!(
+            "{:<38} {:>7} {:>10} {:>10}",
+            "failover", "kills", "p50", "max"
+        );
+        for (name, v) in [
+            ("SIGKILL leader -> new leader's page", &fo.kill_to_page),
+            ("SIGKILL leader -> new leader (Status)", &fo.election),
+            ("page delay after its deadline", &fo.late_after_deadline),
+        ] {
+            let (p50, max) = p50_max(v);
+            println!("{:<38} {:>7} {:>10} {:>10}", name, v.len(), p50, max);
+        }
     }
     println!();
     if to_page.before_return > 0 {
@@ -523,6 +550,7 @@ async fn main() -> anyhow::Result<()> {
     if args.json {
         let out = json!({
             "machine": { "cores": cores, "build": chaos_tests::binary::profile() },
+            "only": format!("{:?}", args.only).to_lowercase(),
             "seconds": took.as_secs_f64(),
             "throughput": [one.json(), many.json()],
             "commit_to_page_us": {

@@ -6,13 +6,15 @@
 //! here knows about alert sources, notifications or the public API.
 //!
 //! ```text
-//!  client write ──▶ Raft::client_write ──▶ LogStore::append (redb, fsync) ──▶ peers (Network)
+//!  client write ──▶ Raft::client_write ──▶ batch ──▶ LogStore::append (redb, fsync) ──▶ peers
 //!                                                                                 │
 //!  StateHandle::read ◀── StateMachineStore::apply ◀── committed by a majority ◀───┘
 //!  subscribe_applied ◀─┘        (pager_core::State::apply)
 //! ```
 //!
 //! Main types:
+//! - [`Raft`]: openraft's `Raft` whose `client_write` puts concurrent commands into one log
+//!   entry (a [`Proposal`]); see [`batch`] for why and which commands.
 //! - [`LogStore`] / [`LogReader`]: log entries, vote, committed and purged log ids in one redb
 //!   file; every write is fsynced before openraft is told it is durable.
 //! - [`StateMachineStore`]: `pager_core::State` in memory; [`StateHandle`] lets the daemon read
@@ -38,14 +40,15 @@
 //! // follower: peers.forward(&leader.peer_addr, json, timeout).await
 //! ```
 //!
-//! Modules: `types` (type config, aliases), `log_store`, `state_machine`, `network`, `service`,
-//! `config`, `error`.
+//! Modules: `types` (type config, aliases), `batch`, `log_store`, `state_machine`, `network`,
+//! `service`, `config`, `error`.
 
 // The error types in our signatures are mostly fixed by openraft's storage traits
 // (`StorageError`, 224 bytes), tonic (`Status`) and redb (`redb::Error`); they are returned on
 // rare failure paths only, so their size does not matter here.
 #![allow(clippy::result_large_err)]
 
+pub mod batch;
 pub mod config;
 pub mod error;
 pub mod log_store;
@@ -63,8 +66,8 @@ pub use network::{ClientOptions, Network, PeerAddrError, PeerClients, PeerConnec
 pub use service::{serve_peers, ForwardFn, RaftService, ServeError};
 pub use state_machine::{SnapshotBuilder, StateHandle, StateMachineStore};
 pub use types::{
-    ClientWriteError, ClientWriteResponse, Entry, ForwardToLeader, LogId, NodeId, PeerNode, Raft,
-    RaftError, RaftMetrics, SnapshotMeta, StorageError, TypeConfig, Vote,
+    ClientWriteError, ClientWriteResponse, Entry, ForwardToLeader, LogId, NodeId, PeerNode,
+    Proposal, Raft, RaftError, RaftMetrics, SnapshotMeta, StorageError, TypeConfig, Vote,
 };
 
 /// File name of the log store inside the Raft directory.

@@ -6,21 +6,46 @@
 //! and only then completes the callers: `append`'s `LogFlushed` callback, or the awaited reply.
 //! One thread and one queue make the writes serialized, as openraft requires.
 //!
-//! Reads: `append` returns as soon as its entries are queued, but openraft may read them at once.
-//! So each write takes a sequence number, the writer publishes the last committed one, and a read
-//! first waits until every write queued before it is committed, then reads a redb snapshot on a
-//! blocking thread. A reader never sees a write that is not yet durable.
+//! Reads: `append` returns as soon as its entries are queued, but openraft may read them at once
+//! (replication to followers, and applying committed entries). Entries are therefore also kept in
+//! memory, in the [`Tail`]: every entry appended since the store was opened and not yet purged (or
+//! truncated, or evicted past [`MAX_TAIL_BYTES`]). A read of a range the tail covers is answered
+//! from memory at once, without waiting for the writer and without touching redb. Only a read
+//! that reaches below the tail (entries written by an earlier process, or evicted) goes to redb:
+//! each write takes a sequence number, the writer publishes the last committed one, and such a
+//! read first waits until every write queued before it is committed, then reads a redb snapshot on
+//! a blocking thread. Either way a read sees exactly the writes queued before it.
+//!
+//! What the tail saves with openraft 0.9 (whose core awaits each append's flush before going on):
+//! every commit queues `save_committed` without waiting, and the core then reads the committed
+//! entries to apply them, so a read that waited for every queued write waited for one more
+//! fsync, on every node, on the apply path; plus a blocking-pool hop, a redb read and a JSON
+//! decode per read (replication included).
+//!
+//! Reading entries that are queued but not yet fsynced is safe, and is what Raft intends
+//! (Ongaro's thesis §10.2.1: the leader may send entries to followers before its own write
+//! finishes). Durability is promised only through the acknowledgements: `append`'s `LogFlushed`
+//! callback, `save_vote`, `truncate` and `purge` complete only after the fsynced commit. openraft
+//! counts the leader's own copy of an entry towards the commit quorum only after that callback,
+//! and a follower's copy only after the follower answered, which it does after its own callback.
+//! So an entry is committed (and applied, and answered to a client) only once a majority has it
+//! on disk. A replica that applies a committed entry before its own copy is flushed only changes
+//! memory (and possibly a snapshot, which covers only committed entries); if it crashes, its
+//! missing log suffix is refilled from the others, as for any lagging replica. Entries that were
+//! read but never flushed because the writer failed are not served after the failure: every read
+//! then fails, like every write.
 //!
 //! If a commit fails, the store refuses every later write and every read that would need it:
 //! openraft stops the node on a storage error; nothing is retried blindly.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
@@ -44,6 +69,11 @@ const META_PURGED: &str = "last_purged";
 
 /// Most writes the writer thread puts into one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// Bound on the encoded size of the entries kept in the in-memory [`Tail`]. openraft purges the
+/// log behind each snapshot (by default every 5,000 entries, keeping 1,000), which normally keeps
+/// the tail far smaller; the oldest entries are dropped from memory past this bound.
+pub const MAX_TAIL_BYTES: usize = 32 * 1024 * 1024;
 
 /// The write side of the Raft log. openraft owns it; it is not `Clone` because openraft must be
 /// its only writer.
@@ -69,8 +99,91 @@ struct Shared {
     enqueued: AtomicU64,
     /// Written by the writer thread after each commit; readers wait on it.
     progress: watch::Sender<Progress>,
+    /// The log's recent entries in memory, as of every queued write.
+    tail: Mutex<Tail>,
     /// Never sent on; dropped last, so receivers learn that the database file is closed.
     closed: watch::Sender<()>,
+}
+
+/// The end of the log in memory, kept in step with the queued (not necessarily durable) writes.
+///
+/// Invariant: for every index `i >= from`, the log as of all queued writes has an entry at `i` if
+/// and only if `entries` has one, and it is the same entry. Below `from` nothing is known; reads
+/// of those indexes go to redb. `append` inserts, `truncate` removes from its index on (and may
+/// lower `from` to it: nothing exists beyond), `purge` removes up to its index, and eviction
+/// drops the oldest entries and raises `from` past them.
+#[derive(Default)]
+struct Tail {
+    from: u64,
+    /// Entry and its encoded size (the unit of [`MAX_TAIL_BYTES`]).
+    entries: BTreeMap<u64, (Entry, usize)>,
+    bytes: usize,
+}
+
+impl Tail {
+    /// A tail that starts after the last entry on disk: nothing from `from` on exists yet.
+    fn starting_at(from: u64) -> Self {
+        Self {
+            from,
+            entries: BTreeMap::new(),
+            bytes: 0,
+        }
+    }
+
+    fn append(&mut self, index: u64, entry: Entry, size: usize) {
+        if index < self.from {
+            // Not tracked (an overwrite below the tail); the log on and after `from` is unchanged.
+            return;
+        }
+        if let Some((_, old)) = self.entries.insert(index, (entry, size)) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+        while self.bytes > MAX_TAIL_BYTES {
+            let Some((index, (_, size))) = self.entries.pop_first() else {
+                break;
+            };
+            self.bytes -= size;
+            self.from = index + 1;
+        }
+    }
+
+    /// The log loses every entry from `since` on.
+    fn truncate(&mut self, since: u64) {
+        let removed = self.entries.split_off(&since);
+        self.bytes -= removed.values().map(|(_, size)| size).sum::<usize>();
+        self.from = self.from.min(since);
+    }
+
+    /// The log loses every entry up to `upto`.
+    fn purge(&mut self, upto: u64) {
+        let Some(after) = upto.checked_add(1) else {
+            self.entries.clear();
+            self.bytes = 0;
+            return;
+        };
+        let kept = self.entries.split_off(&after);
+        let removed = std::mem::replace(&mut self.entries, kept);
+        self.bytes -= removed.values().map(|(_, size)| size).sum::<usize>();
+    }
+
+    /// The entries in `range`, if the tail covers it (its start is at or after `from`).
+    fn get(&self, range: &(Bound<u64>, Bound<u64>)) -> Option<Vec<Entry>> {
+        let start = match range.0 {
+            Bound::Included(s) => s,
+            Bound::Excluded(s) => s.checked_add(1)?,
+            Bound::Unbounded => 0,
+        };
+        if start < self.from {
+            return None;
+        }
+        Some(
+            self.entries
+                .range((Bound::Included(start), range.1))
+                .map(|(_, (entry, _))| entry.clone())
+                .collect(),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -130,12 +243,17 @@ impl LogStore {
         };
         let db = Database::create(&path).map_err(|e| db_err(e.into()))?;
         create_tables(&db).map_err(db_err)?;
+        let tail_from = match last_index(&db).map_err(db_err)? {
+            Some(last) => last.saturating_add(1),
+            None => 0,
+        };
 
         let shared = Arc::new(Shared {
             db,
             path: path.clone(),
             enqueued: AtomicU64::new(0),
             progress: watch::channel(Progress::default()).0,
+            tail: Mutex::new(Tail::starting_at(tail_from)),
             closed: watch::channel(()).0,
         });
         let (tx, rx) = mpsc::channel();
@@ -231,12 +349,24 @@ impl Shared {
             .unwrap_or_else(|| AnyError::error("the raft log writer stopped")))
     }
 
+    fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
+        // Every update of the tail is a few map operations that cannot panic halfway.
+        self.tail.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     async fn entries(
         self: &Arc<Self>,
         range: (Bound<u64>, Bound<u64>),
     ) -> Result<Vec<Entry>, StorageError> {
         if range_is_empty(&range) {
             return Ok(Vec::new());
+        }
+        if let Some(entries) = self.tail().get(&range) {
+            // After a failed commit the tail may hold entries that will never be durable.
+            if let Some(err) = self.progress.borrow().failed.clone() {
+                return Err(StorageIOError::read_logs(err).into());
+            }
+            return Ok(entries);
         }
         self.read(ErrorSubject::Logs, move |db| {
             let read_err = |e: redb::Error| StorageIOError::read_logs(AnyError::new(&e));
@@ -284,6 +414,14 @@ fn create_tables(db: &Database) -> Result<(), redb::Error> {
     txn.open_table(META)?;
     txn.commit()?;
     Ok(())
+}
+
+/// The index of the last entry on disk.
+fn last_index(db: &Database) -> Result<Option<u64>, redb::Error> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(LOGS)?;
+    let last = table.last()?.map(|(index, _)| index.value());
+    Ok(last)
 }
 
 fn get_meta(db: &Database, key: &str) -> Result<Option<Vec<u8>>, redb::Error> {
@@ -526,10 +664,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut rows = Vec::new();
+        let mut encoded = Vec::new();
         for entry in entries {
             let bytes = serde_json::to_vec(&entry)
                 .map_err(|e| StorageIOError::write_log_entry(entry.log_id, AnyError::new(&e)))?;
             rows.push((entry.log_id.index, bytes));
+            encoded.push(entry);
+        }
+        {
+            // Readable at once, before they are durable: see the module doc for why that is
+            // safe. (Only openraft's `&mut self` calls change the tail, one at a time.)
+            let mut tail = self.shared.tail();
+            for (entry, (_, bytes)) in encoded.into_iter().zip(&rows) {
+                tail.append(entry.log_id.index, entry, bytes.len());
+            }
         }
         self.submit(WriteOp::Append(rows), Done::Flushed(callback))
             .map_err(|e| StorageIOError::write_logs(e).into())
@@ -539,6 +687,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// returns; idempotent.
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(since = %log_id, "truncate raft log");
+        self.shared.tail().truncate(log_id.index);
         self.write(
             WriteOp::Truncate {
                 since: log_id.index,
@@ -554,6 +703,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(upto = %log_id, "purge raft log");
         let value = to_json(&log_id, ErrorSubject::Log(log_id))?;
+        self.shared.tail().purge(log_id.index);
         self.write(
             WriteOp::Purge {
                 upto: log_id.index,
@@ -569,6 +719,75 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ent(index: u64) -> Entry {
+        Entry {
+            log_id: openraft::testing::log_id(1, 1, index),
+            payload: openraft::EntryPayload::Blank,
+        }
+    }
+
+    fn indexes(tail: &Tail, range: (Bound<u64>, Bound<u64>)) -> Option<Vec<u64>> {
+        tail.get(&range)
+            .map(|v| v.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn tail_follows_append_truncate_purge() {
+        use Bound::*;
+        let mut tail = Tail::starting_at(5);
+        for i in 5..=10 {
+            tail.append(i, ent(i), 10);
+        }
+        assert_eq!(tail.bytes, 60);
+        // Below the tail: not covered, read from disk.
+        assert_eq!(indexes(&tail, (Included(4), Excluded(7))), None);
+        assert_eq!(indexes(&tail, (Included(5), Excluded(7))), Some(vec![5, 6]));
+        assert_eq!(indexes(&tail, (Excluded(8), Unbounded)), Some(vec![9, 10]));
+        assert_eq!(indexes(&tail, (Included(11), Unbounded)), Some(vec![]));
+
+        tail.truncate(9);
+        assert_eq!(
+            indexes(&tail, (Included(5), Unbounded)),
+            Some(vec![5, 6, 7, 8])
+        );
+        assert_eq!(tail.bytes, 40);
+        // Truncating below the tail: nothing exists from there on, so the tail covers it.
+        tail.truncate(3);
+        assert_eq!(tail.from, 3);
+        assert_eq!(indexes(&tail, (Included(3), Unbounded)), Some(vec![]));
+        for i in 3..=8 {
+            tail.append(i, ent(i), 10);
+        }
+        tail.purge(5);
+        assert_eq!(
+            indexes(&tail, (Included(6), Unbounded)),
+            Some(vec![6, 7, 8])
+        );
+        assert_eq!(tail.bytes, 30);
+        // An append below `from` is not tracked.
+        let mut tail = Tail::starting_at(5);
+        tail.append(4, ent(4), 10);
+        assert_eq!(tail.bytes, 0);
+        assert_eq!(indexes(&tail, (Included(4), Unbounded)), None);
+    }
+
+    #[test]
+    fn tail_evicts_oldest_past_its_bound() {
+        use Bound::*;
+        let mut tail = Tail::starting_at(1);
+        let size = MAX_TAIL_BYTES / 4;
+        for i in 1..=6 {
+            tail.append(i, ent(i), size);
+        }
+        assert_eq!(tail.from, 3);
+        assert_eq!(tail.bytes, 4 * size);
+        assert_eq!(indexes(&tail, (Included(2), Unbounded)), None);
+        assert_eq!(
+            indexes(&tail, (Included(3), Unbounded)),
+            Some(vec![3, 4, 5, 6])
+        );
+    }
 
     #[test]
     fn empty_ranges() {

@@ -302,8 +302,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     /// Applies in memory (not persisted; see `applied_state`), then publishes the last applied
-    /// log id. Deterministic: the same entries give the same state and responses anywhere.
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    /// log id. Deterministic: the same entries give the same state and responses anywhere. Each
+    /// entry answers one response per command it carries, in order (its commands share its
+    /// `LogMeta`); a blank or membership entry answers `[Noop]`.
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Response>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -315,17 +317,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let log_id = entry.log_id;
                 machine.last_applied = Some(log_id);
                 let response = match entry.payload {
-                    EntryPayload::Blank => Response::Noop,
-                    EntryPayload::Normal(cmd) => {
+                    EntryPayload::Blank => vec![Response::Noop],
+                    EntryPayload::Normal(proposal) => {
                         let meta = LogMeta {
                             index: log_id.index,
                             term: log_id.leader_id.get_term(),
                         };
-                        machine.state.apply(meta, &cmd).response
+                        let state = &mut machine.state;
+                        proposal
+                            .0
+                            .iter()
+                            .map(|cmd| state.apply(meta, cmd).response)
+                            .collect()
                     }
                     EntryPayload::Membership(membership) => {
                         machine.membership = StoredMembership::new(Some(log_id), membership);
-                        Response::Noop
+                        vec![Response::Noop]
                     }
                 };
                 responses.push(response);

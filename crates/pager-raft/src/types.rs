@@ -5,13 +5,16 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::batch::{ClientWriteResponse, Proposal, Raft};
+
 openraft::declare_raft_types!(
-    /// Binds openraft to pagerd: log entries carry `pager_core::Command`s, applying one answers a
-    /// `pager_core::Response`, nodes are `u64` ids addressed by [`PeerNode`], and snapshots are
-    /// in-memory JSON buffers.
+    /// Binds openraft to pagerd: a log entry carries a [`Proposal`] of one or more
+    /// `pager_core::Command`s (see [`crate::batch`]), applying it answers one
+    /// `pager_core::Response` per command, nodes are `u64` ids addressed by [`PeerNode`], and
+    /// snapshots are in-memory JSON buffers.
     pub TypeConfig:
-        D = pager_core::Command,
-        R = pager_core::Response,
+        D = Proposal,
+        R = Vec<pager_core::Response>,
         NodeId = u64,
         Node = PeerNode,
         Entry = openraft::Entry<TypeConfig>,
@@ -43,8 +46,6 @@ impl fmt::Display for PeerNode {
     }
 }
 
-/// A running Raft node.
-pub type Raft = openraft::Raft<TypeConfig>;
 /// A log position: the leader that wrote it (term, node) and its index.
 pub type LogId = openraft::LogId<NodeId>;
 /// A vote: term, candidate, and whether it was committed by a quorum.
@@ -72,8 +73,6 @@ pub type ClientWriteError = openraft::error::ClientWriteError<NodeId, PeerNode>;
 pub type CheckIsLeaderError = openraft::error::CheckIsLeaderError<NodeId, PeerNode>;
 /// Not the leader: who is, if known.
 pub type ForwardToLeader = openraft::error::ForwardToLeader<NodeId, PeerNode>;
-/// The answer to a committed and applied client write.
-pub type ClientWriteResponse = openraft::raft::ClientWriteResponse<TypeConfig>;
 /// Why `Raft::initialize` failed.
 pub type InitializeError = openraft::error::InitializeError<NodeId, PeerNode>;
 /// An RPC to a peer failed, locally or remotely.

@@ -44,7 +44,7 @@ fn openraft_storage_suite() {
 fn tick(term: u64, index: u64, at: u64) -> Entry {
     Entry {
         log_id: log_id(term, 1, index),
-        payload: EntryPayload::Normal(Command::Tick { at }),
+        payload: EntryPayload::Normal(Command::Tick { at }.into()),
     }
 }
 
@@ -89,7 +89,7 @@ async fn acknowledged_log_writes_survive_reopen() {
     assert_eq!(indexes, vec![4, 5, 6, 7, 8]);
     assert_eq!(
         entries[0].payload,
-        EntryPayload::Normal(Command::Tick { at: 400 })
+        EntryPayload::Normal(Command::Tick { at: 400 }.into())
     );
 
     // Appending after a reopen continues the log; a reader sees it.
@@ -121,7 +121,8 @@ fn state_json(sm: &StateMachineStore) -> serde_json::Value {
     sm.state().read(|s| serde_json::to_value(s).unwrap())
 }
 
-/// Apply a membership entry and some commands; returns the applied responses.
+/// Apply a membership entry and some commands; returns the applied responses (one per command,
+/// and one for each blank or membership entry).
 async fn feed(sm: &mut StateMachineStore) -> Vec<Response> {
     let mut entries = vec![membership_ent::<TypeConfig>(
         1,
@@ -131,7 +132,7 @@ async fn feed(sm: &mut StateMachineStore) -> Vec<Response> {
     )];
     entries.extend((2..=6).map(|i| tick(1, i, i * 1000)));
     entries.push(blank_ent::<TypeConfig>(2, 1, 7));
-    sm.apply(entries).await.unwrap()
+    sm.apply(entries).await.unwrap().concat()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
