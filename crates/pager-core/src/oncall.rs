@@ -77,6 +77,9 @@ pub struct User {
     pub name: String,
     #[serde(default)]
     pub email: String,
+    /// The user's own zone, for showing times to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<Zone>,
     #[serde(default)]
     pub contact_methods: Vec<ContactMethod>,
     #[serde(default)]
@@ -199,7 +202,11 @@ pub enum Target {
 pub struct Service {
     #[serde(default)]
     pub description: String,
-    /// Keys alert sources send with their events (`routing_key`).
+    /// The owning team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Keys alert sources send with their events (`routing_key`); list the
+    /// new one beside the old while rotating.
     pub integration_keys: Vec<String>,
     pub escalation_policy: String,
     #[serde(default)]
@@ -324,6 +331,14 @@ impl OnCallDoc {
         for (uname, user) in &self.users {
             let base = format!("users.{uname}");
             check_name(&base, uname, &mut bad);
+            if let Some(z) = &user.time_zone {
+                if z.time_zone().is_none() {
+                    bad(
+                        format!("{base}.time_zone"),
+                        format!("unknown time zone {:?}", z.name()),
+                    );
+                }
+            }
             let mut names = BTreeSet::new();
             for (i, cm) in user.contact_methods.iter().enumerate() {
                 let p = format!("{base}.contact_methods[{i}]");
@@ -488,6 +503,11 @@ impl OnCallDoc {
                     }
                 }
                 _ => {}
+            }
+            if let Some(t) = &svc.team {
+                if !self.teams.contains_key(t) {
+                    bad(format!("{base}.team"), format!("unknown team {t:?}"));
+                }
             }
             if let Some(t) = &svc.tier {
                 if !self.tiers.contains_key(t) {

@@ -593,6 +593,7 @@ fn validation_reports_every_problem_with_its_path() {
         .low
         .clear();
     doc.heartbeats.get_mut("nightly-backup").unwrap().service = "ghost".into();
+    doc.services.get_mut("database").unwrap().team = Some("dba".into());
     let lines: Vec<String> = doc.validate().iter().map(|p| p.to_string()).collect();
     assert_eq!(
         lines,
@@ -600,6 +601,7 @@ fn validation_reports_every_problem_with_its_path() {
             "escalation_policies.triage.levels[1].targets[0].team: unknown team \"payments\"".to_string(),
             "heartbeats.nightly-backup.service: unknown service \"ghost\"".to_string(),
             "services.checkout.tier: unknown tier \"gold\"".to_string(),
+            "services.database.team: unknown team \"dba\"".to_string(),
             "users.carol.notification_rules.low: user is on the escalation path of service \"checkout\" (low urgency) but has no rule for it".to_string(),
         ]
     );

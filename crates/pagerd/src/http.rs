@@ -21,7 +21,54 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/heartbeat/:key", axum::routing::post(heartbeat))
         .with_state(node)
+}
+
+/// A monitor's ping: `POST /v1/heartbeat/{key}` (any body). A missed ping
+/// opens an incident on the monitor's service; the next ping resolves it.
+async fn heartbeat(
+    Ax(node): Ax<Arc<Node>>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> impl IntoResponse {
+    use crate::error::NodeError;
+    use pager_core::{Command, Rejection, Response};
+    match node.write(Command::Heartbeat { at: 0, key }).await {
+        Ok(w) => match w.response {
+            Response::Rejected(Rejection::NotFound { .. }) => (
+                StatusCode::NOT_FOUND,
+                Json(
+                    serde_json::json!({"status": "error", "message": "key: no heartbeat monitor has this key"}),
+                ),
+            ),
+            Response::Rejected(r) => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"status": "error", "message": r.to_string()})),
+            ),
+            response => {
+                let resolved = match response {
+                    Response::Incident { id } => Some(id),
+                    _ => None,
+                };
+                let body = serde_json::json!({"status": "ok", "commit_index": w.index, "resolved_incident": resolved});
+                (StatusCode::ACCEPTED, Json(body))
+            }
+        },
+        Err(NodeError::Rejected(Rejection::NotFound { .. })) => (
+            StatusCode::NOT_FOUND,
+            Json(
+                serde_json::json!({"status": "error", "message": "key: no heartbeat monitor has this key"}),
+            ),
+        ),
+        Err(e @ (NodeError::NotLeader { .. } | NodeError::Unavailable(_))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "error", "message": e.to_string()})),
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({"status": "error", "message": e.to_string()})),
+        ),
+    }
 }
 
 async fn readyz(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
