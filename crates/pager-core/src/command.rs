@@ -97,46 +97,37 @@ pub enum Command {
     },
 }
 
+/// `match` on every command's `at` field, listing the variants once.
+macro_rules! each_at {
+    ($cmd:expr, $at:ident => $body:expr) => {
+        match $cmd {
+            Command::ApplyConfig { $at, .. }
+            | Command::Ingest { $at, .. }
+            | Command::Acknowledge { $at, .. }
+            | Command::Resolve { $at, .. }
+            | Command::Tick { $at }
+            | Command::Takeover { $at }
+            | Command::Snooze { $at, .. }
+            | Command::Reassign { $at, .. }
+            | Command::Escalate { $at, .. }
+            | Command::AddResponders { $at, .. }
+            | Command::Merge { $at, .. }
+            | Command::SetRole { $at, .. }
+            | Command::AddNote { $at, .. }
+            | Command::Heartbeat { $at, .. }
+            | Command::Outcome { $at, .. } => $body,
+        }
+    };
+}
+
 impl Command {
     pub fn at(&self) -> Millis {
-        match self {
-            Command::ApplyConfig { at, .. }
-            | Command::Ingest { at, .. }
-            | Command::Acknowledge { at, .. }
-            | Command::Resolve { at, .. }
-            | Command::Tick { at }
-            | Command::Takeover { at }
-            | Command::Snooze { at, .. }
-            | Command::Reassign { at, .. }
-            | Command::Escalate { at, .. }
-            | Command::AddResponders { at, .. }
-            | Command::Merge { at, .. }
-            | Command::SetRole { at, .. }
-            | Command::AddNote { at, .. }
-            | Command::Heartbeat { at, .. }
-            | Command::Outcome { at, .. } => *at,
-        }
+        each_at!(self, at => *at)
     }
 
     /// Set the instant; the leader calls this just before proposing.
     pub fn stamp(&mut self, now: Millis) {
-        match self {
-            Command::ApplyConfig { at, .. }
-            | Command::Ingest { at, .. }
-            | Command::Acknowledge { at, .. }
-            | Command::Resolve { at, .. }
-            | Command::Tick { at }
-            | Command::Takeover { at }
-            | Command::Snooze { at, .. }
-            | Command::Reassign { at, .. }
-            | Command::Escalate { at, .. }
-            | Command::AddResponders { at, .. }
-            | Command::Merge { at, .. }
-            | Command::SetRole { at, .. }
-            | Command::AddNote { at, .. }
-            | Command::Heartbeat { at, .. }
-            | Command::Outcome { at, .. } => *at = now,
-        }
+        each_at!(self, at => *at = now)
     }
 }
 
