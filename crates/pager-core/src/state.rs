@@ -794,7 +794,9 @@ impl State {
             );
         }
         let names: Vec<String> = tracks.iter().map(assignee_text).collect();
-        let inc = self.incidents.get_mut(&id).expect("checked above");
+        let Some(inc) = self.incidents.get_mut(&id) else {
+            return not_found_incident();
+        };
         inc.note(cx.at, by, format!("responders added: {}", names.join(", ")));
         let first = inc.tracks.len();
         inc.tracks.extend(tracks.into_iter().map(Track::new));
