@@ -17,6 +17,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
+/// How soon pages that could not go out are tried again.
+const RETRY_UNSENT: Duration = Duration::from_millis(200);
+
 /// (delivery, attempt, term) being sent by this node.
 type InFlight = Arc<Mutex<HashSet<(u64, u32, u64)>>>;
 
@@ -34,13 +37,24 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
+        let mut unsent = false;
         if let Some(term) = node.leader_term() {
             // Nothing goes out before this process's takeover committed.
             if *took_over.borrow_and_update() == term {
-                dispatch(&node, &notifier, &in_flight, &permits, term).await;
+                unsent = dispatch(&node, &notifier, &in_flight, &permits, term).await;
             }
         }
+        // Pages that could not go out (leadership not confirmed) are retried
+        // on an interval too: on an idle cluster no new apply would wake us.
+        let retry = async {
+            if unsent {
+                tokio::time::sleep(RETRY_UNSENT).await
+            } else {
+                std::future::pending().await
+            }
+        };
         tokio::select! {
+            _ = retry => {}
             _ = applied.changed() => {}
             _ = took_over.changed() => {}
             _ = metrics.changed() => {}
@@ -55,7 +69,7 @@ async fn dispatch(
     in_flight: &InFlight,
     permits: &Arc<Semaphore>,
     term: u64,
-) {
+) -> bool {
     let batch: Vec<(Page, u32)> = {
         let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
         // Sends of an earlier term of ours settle or get re-claimed; forget them.
@@ -85,12 +99,12 @@ async fn dispatch(
         })
     };
     if batch.is_empty() {
-        return;
+        return false;
     }
     // Fence: this term must still lead a quorum before anything goes out.
     if let Err(e) = node.raft.ensure_linearizable().await {
         warn!(node = node.id(), term, cause = %e, "not sending: leadership not confirmed");
-        return;
+        return true;
     }
     for (page, attempt) in batch {
         let key = (page.delivery_id, attempt, term);
@@ -101,7 +115,7 @@ async fn dispatch(
             }
         }
         let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+            return true;
         };
         let (node, notifier, in_flight) = (node.clone(), notifier.clone(), in_flight.clone());
         tokio::spawn(async move {
@@ -132,6 +146,7 @@ async fn dispatch(
                 .remove(&key);
         });
     }
+    false
 }
 
 /// Propose the outcome, retrying while this node still leads `term`. If
