@@ -28,6 +28,7 @@ use crate::timer::{Timer, TimerKey, Timers};
 use crate::LogMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Result of applying one command.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +85,9 @@ impl PartialEq for RouterCache {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
-    pub config: OnCallDoc,
+    /// Shared so apply can read it while changing the rest of the state
+    /// without copying (replaced whole by `ApplyConfig`).
+    pub config: Arc<OnCallDoc>,
     pub config_version: u64,
     #[serde(skip)]
     router: RouterCache,
@@ -307,7 +310,7 @@ impl State {
         if !problems.is_empty() {
             return Response::Rejected(Rejection::ConfigInvalid { problems });
         }
-        self.config = doc.clone();
+        self.config = Arc::new(doc.clone());
         self.config_version += 1;
         self.router = RouterCache(Router::new(&doc.routing_rules).ok());
         self.key_index = doc
@@ -359,16 +362,20 @@ impl State {
                 ..Decision::default()
             },
         };
-        let mut event = event.clone();
-        if let Some(sev) = decision.severity {
-            event.severity = sev;
-        }
+        // Copy the event only when a rule re-rates it (hot path).
+        let event: std::borrow::Cow<Event> = match decision.severity {
+            Some(sev) if sev != event.severity => std::borrow::Cow::Owned(Event {
+                severity: sev,
+                ..event.clone()
+            }),
+            _ => std::borrow::Cow::Borrowed(event),
+        };
         if decision.suppressed {
             self.stats.events_suppressed += 1;
             let dedup_key = if event.dedup_key.is_empty() {
                 format!("pgd-{}", cx.meta.index)
             } else {
-                event.dedup_key
+                event.dedup_key.clone()
             };
             return Response::Event {
                 incident: None,
@@ -387,7 +394,7 @@ impl State {
         }
         first.unwrap_or(Response::Event {
             incident: None,
-            dedup_key: event.dedup_key,
+            dedup_key: event.dedup_key.clone(),
             folded: false,
         })
     }
@@ -1168,6 +1175,7 @@ impl State {
         else {
             return;
         };
+        let config = Arc::clone(&self.config);
         let policy = match &track.assignee {
             Assignee::User(u) => {
                 self.note(id, cx.at, "pagerd", format!("paging {u}"));
@@ -1181,8 +1189,8 @@ impl State {
                 }
                 return;
             }
-            Assignee::Policy(p) => match self.config.escalation_policies.get(p) {
-                Some(policy) => policy.clone(),
+            Assignee::Policy(p) => match config.escalation_policies.get(p) {
+                Some(policy) => policy,
                 None => {
                     self.note(
                         id,
@@ -1274,7 +1282,8 @@ impl State {
         let Assignee::Policy(p) = &track.assignee else {
             return;
         };
-        let Some(policy) = self.config.escalation_policies.get(p).cloned() else {
+        let config = Arc::clone(&self.config);
+        let Some(policy) = config.escalation_policies.get(p) else {
             return;
         };
         match next_step(&policy, track.level as usize, track.repeat) {

@@ -712,7 +712,7 @@ fn diff_names_what_changes_and_is_empty_for_the_same_document() {
 
 fn with_doc(edit: impl FnOnce(&mut OnCallDoc)) -> Log {
     let mut log = Log::new();
-    let mut doc = log.state.config.clone();
+    let mut doc = (*log.state.config).clone();
     edit(&mut doc);
     assert_eq!(doc.validate(), vec![]);
     let (r, _) = log.apply(Command::ApplyConfig {
