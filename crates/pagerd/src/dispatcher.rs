@@ -117,6 +117,15 @@ async fn dispatch(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return true;
         };
+        // Waiting for a permit can take long under load: the incident may
+        // have been acknowledged, or this node deposed, in the meantime.
+        if !still_sendable(node, page.delivery_id, attempt, term) {
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            continue;
+        }
         let (node, notifier, in_flight) = (node.clone(), notifier.clone(), in_flight.clone());
         tokio::spawn(async move {
             let _permit = permit;
@@ -147,6 +156,19 @@ async fn dispatch(
         });
     }
     false
+}
+
+/// The delivery is still pending in this attempt, claimed by `term`, and this
+/// node still believes it leads `term` (the quorum was confirmed for the batch).
+fn still_sendable(node: &Node, delivery: u64, attempt: u32, term: u64) -> bool {
+    node.leader_term() == Some(term)
+        && node.read(|s| {
+            s.deliveries.get(&delivery).is_some_and(|d| {
+                d.status == pager_core::DeliveryStatus::Pending
+                    && d.attempt == attempt
+                    && d.claim_term == term
+            })
+        })
 }
 
 /// Propose the outcome, retrying while this node still leads `term`. If
