@@ -1216,7 +1216,7 @@ impl State {
                     "pagerd",
                     format!("level {}: nobody on call, skipped", level + 1),
                 );
-                match next_step(&policy, level, repeat) {
+                match next_step(policy, level, repeat) {
                     Some((l, r)) => (level, repeat) = (l, r),
                     None => {
                         self.page_fallback(cx, id, t, &policy.fallback, base);
@@ -1253,7 +1253,7 @@ impl State {
             for u in &shadows {
                 self.page_user(cx, id, u, base, true);
             }
-            if next_step(&policy, level, repeat).is_some() || policy.fallback.is_some() {
+            if next_step(policy, level, repeat).is_some() || policy.fallback.is_some() {
                 let at = base + lv.escalate_after.millis();
                 self.set_timer(
                     id,
@@ -1286,7 +1286,7 @@ impl State {
         let Some(policy) = config.escalation_policies.get(p) else {
             return;
         };
-        match next_step(&policy, track.level as usize, track.repeat) {
+        match next_step(policy, track.level as usize, track.repeat) {
             Some((level, repeat)) => {
                 if let Some(tr) = self
                     .incidents
