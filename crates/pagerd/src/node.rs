@@ -91,6 +91,16 @@ impl Node {
         (m.state == ServerState::Leader).then_some(m.current_term)
     }
 
+    /// True while this node leads and its state machine has applied an entry
+    /// of the current term: everything committed before this term is applied.
+    fn leader_caught_up(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader
+            && m.last_applied
+                .is_some_and(|applied| applied.leader_id.term == m.current_term)
+    }
+
     /// Propose `cmd` through the leader (this node or another) and return the
     /// applied response. Bounded by the write timeout: without a quorum it
     /// fails with `Unavailable`, and retrying is safe for idempotent commands.
@@ -158,12 +168,16 @@ impl Node {
     pub async fn serve_local(&self, req: ForwardRequest) -> Result<ForwardReply, NodeError> {
         match req {
             ForwardRequest::Write(mut cmd) => {
-                // Only on the leader, which has applied every write it
-                // acknowledged: an unknown key then costs no log entry. A
-                // follower's copy may lag, so it forwards; apply decides anyway.
+                // Only on a leader that has applied an entry of its own term,
+                // hence every write acknowledged before it: an unknown key then
+                // costs no log entry. A freshly elected leader may still be
+                // applying its predecessor's entries (CI caught one rejecting a
+                // key its own log already held), and a follower's copy may lag;
+                // both skip the check, and apply decides anyway.
                 if let Command::Ingest { event, .. } = &cmd {
-                    let leading = self.leader_term().is_some();
-                    if leading && self.read(|s| s.service_for_key(&event.routing_key).is_none()) {
+                    if self.leader_caught_up()
+                        && self.read(|s| s.service_for_key(&event.routing_key).is_none())
+                    {
                         return Err(NodeError::Rejected(Rejection::NotFound {
                             field: "routing_key".into(),
                             what: "integration key".into(),
