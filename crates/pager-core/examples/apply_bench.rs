@@ -124,6 +124,7 @@ fn main() {
             attempt: 1,
             result: SendResult::Sent {
                 provider_id: format!("SM{i:032x}"),
+                reconciled: false,
             },
         });
         mix.push(Command::Acknowledge {

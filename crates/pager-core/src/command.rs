@@ -1,10 +1,10 @@
 //! What goes into the log, what comes back to the proposer, and the effects a
 //! runtime acts on.
 
-use crate::delivery::DeliveryId;
+use crate::delivery::{DeliveryId, PhoneAction};
 use crate::event::Event;
 use crate::incident::{Assignee, IncidentId, Role};
-use crate::oncall::OnCallDoc;
+use crate::oncall::{ContactKind, OnCallDoc};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -34,7 +34,14 @@ pub enum Command {
     /// (an earlier leader, or an earlier process of this node in the same
     /// term after a fast restart, may have sent it: a possible duplicate,
     /// counted), then due timers fire as in `Tick`.
-    Takeover { at: Millis },
+    ///
+    /// `key_seed` (fresh random hex from the leader) becomes the cluster's
+    /// key for signed links the first time one is committed.
+    Takeover {
+        at: Millis,
+        #[serde(default)]
+        key_seed: String,
+    },
     /// Stop paging until `until`, then trigger again.
     Snooze {
         at: Millis,
@@ -88,6 +95,35 @@ pub enum Command {
     },
     /// A heartbeat monitor pinged with its key.
     Heartbeat { at: Millis, key: String },
+    /// A responder answered from their phone: an SMS reply (`4 123`, or a bare
+    /// `4` for the latest page to that phone) or a keypress during a call.
+    /// `from` must be the number the page went to.
+    PhoneReply {
+        at: Millis,
+        from: String,
+        via: ContactKind,
+        /// The page's reply code (its delivery id); None: the latest page to `from`.
+        delivery: Option<DeliveryId>,
+        action: PhoneAction,
+    },
+    /// Twilio's status callback for the call of `attempt` of `delivery`.
+    CallStatus {
+        at: Millis,
+        delivery: DeliveryId,
+        attempt: u32,
+        /// `initiated`, `ringing`, `in-progress`, `completed`, `busy`, `no-answer`, `failed`, `canceled`.
+        status: String,
+        /// `human`, `machine_start`, `machine_end_beep`, ... when machine detection ran.
+        answered_by: String,
+    },
+    /// A contact method became unreachable (STOP) or reachable again (START).
+    ContactHealth {
+        at: Millis,
+        method: ContactKind,
+        address: String,
+        reachable: bool,
+        reason: String,
+    },
     /// What happened when the leader sent `attempt` of `delivery`.
     Outcome {
         at: Millis,
@@ -106,7 +142,7 @@ macro_rules! each_at {
             | Command::Acknowledge { $at, .. }
             | Command::Resolve { $at, .. }
             | Command::Tick { $at }
-            | Command::Takeover { $at }
+            | Command::Takeover { $at, .. }
             | Command::Snooze { $at, .. }
             | Command::Reassign { $at, .. }
             | Command::Escalate { $at, .. }
@@ -115,6 +151,9 @@ macro_rules! each_at {
             | Command::SetRole { $at, .. }
             | Command::AddNote { $at, .. }
             | Command::Heartbeat { $at, .. }
+            | Command::PhoneReply { $at, .. }
+            | Command::CallStatus { $at, .. }
+            | Command::ContactHealth { $at, .. }
             | Command::Outcome { $at, .. } => $body,
         }
     };
@@ -145,6 +184,9 @@ pub enum Responder {
 pub enum SendResult {
     Sent {
         provider_id: String,
+        /// Not sent now: found at the provider, sent by an earlier leader.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reconciled: bool,
     },
     Failed {
         retryable: bool,
@@ -174,6 +216,11 @@ pub enum Response {
     },
     Incident {
         id: IncidentId,
+    },
+    /// The answer to a phone: what happened, in words for an SMS or a voice.
+    Reply {
+        incident: Option<IncidentId>,
+        message: String,
     },
     /// Nothing was applied.
     Rejected(Rejection),

@@ -56,8 +56,78 @@ pub struct Delivery {
     /// each may have duplicated a page that was in flight.
     pub reclaims: u32,
     pub status: DeliveryStatus,
+    /// When the current claim was made (creation, retry or re-claim): a
+    /// reconciliation looks for the page at the provider from here on.
+    #[serde(default)]
+    pub claimed_at: Millis,
+    /// The page may be out already: an earlier leader claimed it and never
+    /// recorded an outcome, or the last attempt's request may have reached the
+    /// provider. The leader reconciles with the provider before re-sending an
+    /// SMS in doubt.
+    #[serde(default)]
+    pub in_doubt: bool,
+    /// Voice: the provider's last call status (`ringing`, `completed`, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub call_status: String,
+    /// Voice: a key was pressed; only then does a call count as reached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reached: bool,
+    /// Told to the user with this page (e.g. another of their contact methods
+    /// is unreachable).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub notice: String,
     pub provider_id: String,
     pub error: String,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+/// What a responder asked for from their phone (SMS reply code or keypress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneAction {
+    Acknowledge,
+    Resolve,
+    /// Page the next level of the primary escalation now.
+    Escalate,
+}
+
+/// A contact method that cannot be reached (the recipient replied STOP, the
+/// provider said the number is invalid, ...). Keyed by [`contact_key`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreachable {
+    pub method: ContactKind,
+    pub address: String,
+    pub reason: String,
+    /// The provider's error code, when it said so.
+    pub code: Option<i64>,
+    pub since: Millis,
+}
+
+/// `sms:+15551234567`: the key of a contact method's health.
+pub fn contact_key(method: ContactKind, address: &str) -> String {
+    format!("{}:{address}", method.as_str())
+}
+
+/// Twilio error codes that say the number itself cannot take this method.
+pub const UNREACHABLE_CODES: &[i64] = &[
+    21211, // invalid 'To' number
+    21610, // recipient unsubscribed (replied STOP)
+    21614, // not a mobile number
+];
+
+/// `+1*******4567` / `a****@example.com`: an address as it may appear in a
+/// timeline (the same shape as the daemon's log masking).
+pub fn mask_address(address: &str) -> String {
+    let chars: Vec<char> = address.chars().collect();
+    if let Some(at) = address.rfind('@') {
+        let first = chars.first().filter(|c| **c != '@').map(|c| c.to_string());
+        return format!("{}****{}", first.unwrap_or_default(), &address[at..]);
+    }
+    let n = chars.len();
+    let (head, tail) = if n >= 10 { (2, 4) } else { (0, 0) };
+    let mut out: String = chars[..head].iter().collect();
+    out.push_str("*******");
+    out.extend(&chars[n - tail..]);
+    out
 }

@@ -39,7 +39,7 @@ pub mod time;
 pub mod timer;
 
 pub use command::{Command, Effect, Rejection, Response, SendResult};
-pub use delivery::{Delivery, DeliveryId, DeliveryStatus};
+pub use delivery::{Delivery, DeliveryId, DeliveryStatus, PhoneAction, Unreachable};
 pub use event::{Event, EventAction, Severity};
 pub use incident::{Incident, IncidentId, IncidentStatus};
 pub use oncall::{ContactKind, OnCallDoc, Urgency};

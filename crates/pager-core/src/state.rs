@@ -18,16 +18,21 @@
 //! deliveries now or `Notify` timers.
 
 use crate::command::{Command, Effect, Rejection, Responder, Response, SendResult};
-use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, MAX_ATTEMPTS};
+use crate::delivery::{
+    contact_key, mask_address, Delivery, DeliveryId, DeliveryStatus, Unreachable, MAX_ATTEMPTS,
+    UNREACHABLE_CODES,
+};
 use crate::event::{Event, EventAction, Severity};
 use crate::incident::{Assignee, Incident, IncidentId, IncidentStatus, Role, Track};
-use crate::oncall::{OnCallDoc, Target, Urgency, UrgencyRule};
+use crate::oncall::{ContactKind, OnCallDoc, Target, Urgency, UrgencyRule};
 use crate::routing::{Decision, Router};
 use crate::time::Millis;
 use crate::timer::{Timer, TimerKey, Timers};
 use crate::LogMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+
+mod phone;
 use std::sync::Arc;
 
 /// Result of applying one command.
@@ -55,6 +60,41 @@ pub struct Stats {
     pub events_suppressed: u64,
     /// Triggers that arrived during a maintenance window of their service.
     pub events_in_maintenance: u64,
+    /// Deliveries in doubt that the leader found at the provider (sent by an
+    /// earlier leader): duplicates avoided.
+    #[serde(default)]
+    pub deliveries_reconciled: u64,
+    /// Voice calls that ended with no key pressed (no answer, busy, failed, voicemail).
+    #[serde(default)]
+    pub calls_unanswered: u64,
+    /// Acknowledge / resolve / escalate answers from phones (SMS or keypress).
+    #[serde(default)]
+    pub phone_replies: u64,
+    /// Notification rules skipped because their contact method was unreachable.
+    #[serde(default)]
+    pub contacts_skipped: u64,
+}
+
+/// The cluster's key for signed links (email acknowledge / resolve). Set once
+/// from the first committed `Takeover`; never printed.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LinkKey(String);
+
+impl LinkKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "LinkKey(unset)"
+        } else {
+            "LinkKey(<redacted>)"
+        })
+    }
 }
 
 /// A heartbeat monitor's progress.
@@ -102,6 +142,15 @@ pub struct State {
     pub deliveries: BTreeMap<DeliveryId, Delivery>,
     /// Deliveries in `Pending`: what the leader has to send.
     pending: BTreeSet<DeliveryId>,
+    /// Phone number → the newest SMS or voice delivery to it (a bare reply
+    /// code acts on it).
+    #[serde(default)]
+    latest_to_phone: BTreeMap<String, DeliveryId>,
+    /// Contact methods that cannot be reached, by [`contact_key`].
+    #[serde(default)]
+    pub unreachable: BTreeMap<String, Unreachable>,
+    #[serde(default)]
+    pub link_key: LinkKey,
     pub timers: Timers,
     pub heartbeats: BTreeMap<String, HeartbeatState>,
     next_incident: IncidentId,
@@ -156,7 +205,10 @@ impl State {
                 self.fire_due(&mut cx);
                 Response::Noop
             }
-            Command::Takeover { .. } => {
+            Command::Takeover { key_seed, .. } => {
+                if self.link_key.0.is_empty() && !key_seed.is_empty() {
+                    self.link_key = LinkKey(key_seed.clone());
+                }
                 self.reclaim_unsettled(&mut cx);
                 self.fire_due(&mut cx);
                 Response::Noop
@@ -196,6 +248,27 @@ impl State {
                 incident, text, by, ..
             } => self.add_note(&mut cx, *incident, text, by),
             Command::Heartbeat { key, .. } => self.heartbeat(&mut cx, key),
+            Command::PhoneReply {
+                from,
+                via,
+                delivery,
+                action,
+                ..
+            } => self.phone_reply(&mut cx, from, *via, *delivery, *action),
+            Command::CallStatus {
+                delivery,
+                attempt,
+                status,
+                answered_by,
+                ..
+            } => self.call_status(&mut cx, *delivery, *attempt, status, answered_by),
+            Command::ContactHealth {
+                method,
+                address,
+                reachable,
+                reason,
+                ..
+            } => self.contact_health(&mut cx, *method, address, *reachable, reason),
             Command::Outcome {
                 delivery,
                 attempt,
@@ -976,6 +1049,7 @@ impl State {
             if let Some(d) = self.deliveries.get_mut(&id) {
                 d.claim_term = cx.meta.term;
                 d.reclaims += 1;
+                d.in_doubt = true;
                 d.updated_at = cx.at;
                 self.stats.deliveries_reclaimed += 1;
                 cx.effects.push(Effect::Reclaimed {
@@ -1057,17 +1131,35 @@ impl State {
         }
         let incident = d.incident;
         match (d.status, result) {
-            (DeliveryStatus::Pending, SendResult::Sent { provider_id }) => {
+            (
+                DeliveryStatus::Pending,
+                SendResult::Sent {
+                    provider_id,
+                    reconciled,
+                },
+            ) => {
                 d.status = DeliveryStatus::Sent;
                 d.provider_id = provider_id.clone();
                 d.updated_at = cx.at;
-                let what = format!(
-                    "{} to {} sent (attempt {attempt})",
-                    d.method.as_str(),
-                    d.user
-                );
+                d.in_doubt = false;
+                let what = if *reconciled {
+                    format!(
+                        "{} to {} found sent by an earlier leader (attempt {attempt}): not sent again",
+                        d.method.as_str(),
+                        d.user
+                    )
+                } else {
+                    format!(
+                        "{} to {} sent (attempt {attempt})",
+                        d.method.as_str(),
+                        d.user
+                    )
+                };
                 self.pending.remove(&id);
                 self.stats.deliveries_sent += 1;
+                if *reconciled {
+                    self.stats.deliveries_reconciled += 1;
+                }
                 cx.effects.push(Effect::DeliverySent { delivery: id });
                 self.note(incident, cx.at, "pagerd", what);
             }
@@ -1080,9 +1172,14 @@ impl State {
                     message,
                 },
             ) => {
+                let (method, address, user, shadow) =
+                    (d.method, d.address.clone(), d.user.clone(), d.shadow);
                 if *in_doubt {
                     self.stats.deliveries_in_doubt += 1;
                 }
+                // Still in doubt if an earlier claim was and this attempt
+                // proved nothing (it never reached the provider).
+                d.in_doubt = *in_doubt || (d.in_doubt && *retryable);
                 d.error = match code {
                     Some(c) => format!("{c}: {message}"),
                     None => message.clone(),
@@ -1119,8 +1216,16 @@ impl State {
                     retry_at,
                 });
                 self.note(incident, cx.at, "pagerd", what);
+                if retry_at.is_none() {
+                    if let Some(c) = code.filter(|c| UNREACHABLE_CODES.contains(c)) {
+                        self.mark_unreachable(cx, method, &address, message, Some(c));
+                    }
+                    // Failed for good: the user's next contact method now,
+                    // not after its delay.
+                    self.advance_user(cx, incident, &user, shadow);
+                }
             }
-            (DeliveryStatus::Cancelled, SendResult::Sent { provider_id }) => {
+            (DeliveryStatus::Cancelled, SendResult::Sent { provider_id, .. }) => {
                 // It was in flight when the incident was acknowledged.
                 d.provider_id = provider_id.clone();
                 d.updated_at = cx.at;
@@ -1388,9 +1493,12 @@ impl State {
             .iter()
             .map(|r| r.after.millis())
             .collect();
+        // Arm the delayed rules first: an immediate rule that cannot reach
+        // the user moves on to the next of them at once.
+        let mut now = Vec::new();
         for (rule, after) in delays.into_iter().enumerate() {
             if after == 0 {
-                self.fire_rule(cx, id, user, rule, shadow);
+                now.push(rule);
             } else {
                 let timer = Timer::Notify {
                     incident: id,
@@ -1400,6 +1508,9 @@ impl State {
                 };
                 self.set_timer(id, base + after, timer);
             }
+        }
+        for rule in now {
+            self.fire_rule(cx, id, user, rule, shadow);
         }
     }
 
@@ -1418,6 +1529,42 @@ impl State {
         let Some(cm) = u.contact_methods.iter().find(|c| c.name == r.contact) else {
             return;
         };
+        if let Some(down) = self.unreachable.get(&contact_key(cm.kind, &cm.address)) {
+            let what = format!(
+                "{} to {user} skipped: {} is unreachable ({}); next contact method now",
+                cm.kind.as_str(),
+                mask_address(&cm.address),
+                down.reason
+            );
+            self.stats.contacts_skipped += 1;
+            self.note(id, cx.at, "pagerd", what);
+            self.advance_user(cx, id, user, shadow);
+            return;
+        }
+        // Tell the user which of their contact methods cannot be reached.
+        let notice = u
+            .contact_methods
+            .iter()
+            .filter_map(|c| {
+                let down = self.unreachable.get(&contact_key(c.kind, &c.address))?;
+                let hint = if c.kind == ContactKind::Sms
+                    && (down.code == Some(21610) || down.reason.contains("STOP"))
+                {
+                    " Text START to re-enable it."
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "Your {} {} is unreachable ({}).{hint}",
+                    c.kind.as_str(),
+                    mask_address(&c.address),
+                    down.reason
+                ))
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let phone =
+            matches!(cm.kind, ContactKind::Sms | ContactKind::Voice).then(|| cm.address.clone());
         self.next_delivery += 1;
         let did = self.next_delivery;
         let d = Delivery {
@@ -1432,6 +1579,11 @@ impl State {
             claim_term: cx.meta.term,
             reclaims: 0,
             status: DeliveryStatus::Pending,
+            claimed_at: cx.at,
+            in_doubt: false,
+            call_status: String::new(),
+            reached: false,
+            notice,
             provider_id: String::new(),
             error: String::new(),
             created_at: cx.at,
@@ -1439,6 +1591,9 @@ impl State {
         };
         self.deliveries.insert(did, d);
         self.pending.insert(did);
+        if let Some(phone) = phone {
+            self.latest_to_phone.insert(phone, did);
+        }
         self.stats.deliveries_created += 1;
         if let Some(inc) = self.incidents.get_mut(&id) {
             inc.deliveries.push(did);
@@ -1459,6 +1614,7 @@ impl State {
         d.status = DeliveryStatus::Pending;
         d.attempt += 1;
         d.claim_term = cx.meta.term;
+        d.claimed_at = cx.at;
         d.updated_at = cx.at;
         self.pending.insert(id);
         cx.effects.push(Effect::Deliver {

@@ -2,7 +2,7 @@
 //! invariants hold after every command of random histories.
 
 use pager_core::command::{Command, SendResult};
-use pager_core::{Event, EventAction, LogMeta, OnCallDoc, State};
+use pager_core::{ContactKind, Event, EventAction, LogMeta, OnCallDoc, PhoneAction, State};
 use proptest::prelude::*;
 
 const DOC: &str = r#"
@@ -29,6 +29,14 @@ enum Op {
     Tick(u32),
     Outcome(u8, bool, bool),
     NewTerm,
+    /// SMS reply (code or bare) from a's phone: ack / resolve / escalate.
+    Reply(Option<u8>, u8),
+    /// Call status for delivery d: ended unanswered, or answered by a machine.
+    CallEnded(u8, bool),
+    /// a's SMS replied STOP (false) or START (true).
+    SmsHealth(bool),
+    /// A permanent 21610 failure of delivery d.
+    Unsubscribed(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,6 +48,10 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u32..200_000).prop_map(Op::Tick),
         3 => (1u8..30, any::<bool>(), any::<bool>()).prop_map(|(d, ok, r)| Op::Outcome(d, ok, r)),
         1 => Just(Op::NewTerm),
+        1 => (proptest::option::of(1u8..30), 0u8..3).prop_map(|(d, a)| Op::Reply(d, a)),
+        1 => (1u8..30, any::<bool>()).prop_map(|(d, m)| Op::CallEnded(d, m)),
+        1 => any::<bool>().prop_map(Op::SmsHealth),
+        1 => (1u8..30).prop_map(Op::Unsubscribed),
     ]
 }
 
@@ -93,6 +105,7 @@ fn to_commands(ops: &[Op]) -> Vec<(u64, Command)> {
                 result: if *ok {
                     SendResult::Sent {
                         provider_id: format!("SM{d}"),
+                        reconciled: false,
                     }
                 } else {
                     SendResult::Failed {
@@ -103,9 +116,48 @@ fn to_commands(ops: &[Op]) -> Vec<(u64, Command)> {
                     }
                 },
             },
+            Op::Reply(d, a) => Command::PhoneReply {
+                at,
+                from: "+15550000001".into(),
+                via: ContactKind::Sms,
+                delivery: d.map(u64::from),
+                action: [
+                    PhoneAction::Acknowledge,
+                    PhoneAction::Resolve,
+                    PhoneAction::Escalate,
+                ][*a as usize],
+            },
+            Op::CallEnded(d, machine) => Command::CallStatus {
+                at,
+                delivery: *d as u64,
+                attempt: 1,
+                status: if *machine { "completed" } else { "no-answer" }.into(),
+                answered_by: if *machine { "machine_end_beep" } else { "" }.into(),
+            },
+            Op::SmsHealth(reachable) => Command::ContactHealth {
+                at,
+                method: ContactKind::Sms,
+                address: "+15550000001".into(),
+                reachable: *reachable,
+                reason: "replied STOP".into(),
+            },
+            Op::Unsubscribed(d) => Command::Outcome {
+                at,
+                delivery: *d as u64,
+                attempt: 1,
+                result: SendResult::Failed {
+                    retryable: false,
+                    in_doubt: false,
+                    code: Some(21610),
+                    message: "unsubscribed".into(),
+                },
+            },
             Op::NewTerm => {
                 term += 1;
-                Command::Takeover { at }
+                Command::Takeover {
+                    at,
+                    key_seed: String::new(),
+                }
             }
         };
         out.push((term, cmd));

@@ -389,6 +389,7 @@ fn outcomes_settle_retry_with_backoff_and_ignore_stale_attempts() {
     assert_eq!(effects, vec![]);
     let sent = SendResult::Sent {
         provider_id: "SM123".into(),
+        reconciled: false,
     };
     let (_, effects) = log.apply(Command::Outcome {
         at: retry_at + 2,
@@ -416,15 +417,51 @@ fn permanent_failure_is_final() {
         attempt: 1,
         result: failed,
     });
+    // No retry; alice's next contact method (email, due in 30 s) fires now,
+    // and her SMS number is marked unreachable.
     assert_eq!(
         effects,
-        vec![Effect::DeliveryFailed {
-            delivery: 1,
-            retry_at: None
-        }]
+        vec![
+            Effect::DeliveryFailed {
+                delivery: 1,
+                retry_at: None
+            },
+            Effect::Deliver {
+                delivery: 2,
+                term: 1
+            },
+            Effect::WakeAt(T0 + 5 * MIN),
+        ]
     );
     assert_eq!(log.state.deliveries[&1].status, DeliveryStatus::Failed);
     assert_eq!(log.state.deliveries[&1].error, "21211: invalid To");
+    let email = &log.state.deliveries[&2];
+    assert_eq!(email.address, "alice@example.com");
+    assert!(
+        email
+            .notice
+            .contains("Your sms +1*******0001 is unreachable (invalid To)"),
+        "{}",
+        email.notice
+    );
+    assert!(log.state.unreachable.contains_key("sms:+15550000001"));
+
+    // The next page to alice skips the unreachable SMS and emails at once.
+    log.apply(Command::Resolve {
+        at: T0 + 200,
+        incident: 1,
+        by: "x".into(),
+    });
+    log.trigger(T0 + 300, "k2");
+    let to_alice: Vec<_> = log
+        .state
+        .deliveries
+        .values()
+        .filter(|d| d.incident == 2)
+        .map(|d| d.address.as_str())
+        .collect();
+    assert_eq!(to_alice, vec!["alice@example.com"]);
+    assert_eq!(log.state.stats.contacts_skipped, 1);
 }
 
 #[test]
@@ -436,7 +473,10 @@ fn takeover_reclaims_unsettled_deliveries_in_a_new_term() {
     log.term = 2;
     let (_, effects) = log.apply(Command::Tick { at: T0 + 500 });
     assert_eq!(effects, vec![]);
-    let (_, effects) = log.apply(Command::Takeover { at: T0 + 1_000 });
+    let (_, effects) = log.apply(Command::Takeover {
+        at: T0 + 1_000,
+        key_seed: String::new(),
+    });
     assert_eq!(
         effects,
         vec![
@@ -461,7 +501,10 @@ fn takeover_in_the_same_term_counts_a_possible_duplicate() {
     // know whether the old one sent the page.
     let mut log = Log::new();
     log.trigger(T0, "k");
-    let (_, effects) = log.apply(Command::Takeover { at: T0 + 1_000 });
+    let (_, effects) = log.apply(Command::Takeover {
+        at: T0 + 1_000,
+        key_seed: String::new(),
+    });
     assert_eq!(
         effects,
         vec![
@@ -480,6 +523,7 @@ fn takeover_in_the_same_term_counts_a_possible_duplicate() {
     // Settled deliveries are never re-claimed.
     let sent = SendResult::Sent {
         provider_id: "SM1".into(),
+        reconciled: false,
     };
     log.apply(Command::Outcome {
         at: T0 + 1_100,
@@ -487,7 +531,10 @@ fn takeover_in_the_same_term_counts_a_possible_duplicate() {
         attempt: 1,
         result: sent,
     });
-    let (_, effects) = log.apply(Command::Takeover { at: T0 + 2_000 });
+    let (_, effects) = log.apply(Command::Takeover {
+        at: T0 + 2_000,
+        key_seed: String::new(),
+    });
     assert_eq!(effects, vec![]);
 }
 
