@@ -59,6 +59,7 @@ mod tests {
             subject: "Disk full".into(),
             text: "db1: disk full\r\nrunbook: https://wiki/disk\u{7}".into(),
             html: None,
+            voice: None,
         }
     }
 

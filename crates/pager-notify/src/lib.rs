@@ -13,22 +13,33 @@
 //!                           └─ no provider for the method ─▶ console line (if enabled)
 //! ```
 //!
+//! A voice page with [`Page::voice`] set becomes an interactive call: Twilio fetches TwiML from
+//! the daemon's own HTTP endpoints (built with [`twiml::Twiml`]), posts the keys pressed and the
+//! call's progress there, and signs every such request ([`signature::verify`] checks it). After
+//! an in-doubt SMS, [`Notifier::find_sms`] asks Twilio whether the message exists after all.
+//!
 //! Layout:
 //! - [`settings`]: [`NotifySettings`] and its parts, [`Secret`] (redacted in `Debug`).
 //! - [`error`]: [`SendError`] and [`NotifyConfigError`].
-//! - [`twilio`]: the REST client (reqwest + rustls, not the `twilio` crate), TwiML, error codes.
+//! - [`twilio`]: the REST client (reqwest + rustls, not the `twilio` crate): create messages and
+//!   calls ([`VoiceCall`]), list messages ([`FoundMessage`]), error codes.
+//! - [`twiml`]: the TwiML builder for our webhook answers, XML-escaped.
+//! - [`signature`]: `X-Twilio-Signature`, computed and verified (HMAC-SHA1, token rotation).
 //! - `smtp`: lettre's async transport, one connection per page.
 //! - `console`: the stdout channel.
 //! - [`mask`]: phone numbers and addresses as they may appear in logs.
-//! - `fake` (feature `fakes`): a fake Twilio server and a real SMTP server that record every
+//! - `fake` (feature `fakes`): a fake Twilio server (messages, message lists, scripted call
+//!   lives with signed webhooks, inbound SMS and opt-out) and a real SMTP server, recording every
 //!   page, with fault injection, for this crate's tests and the daemon's chaos tests.
 
 mod console;
 pub mod error;
 pub mod mask;
 pub mod settings;
+pub mod signature;
 mod smtp;
 pub mod twilio;
+pub mod twiml;
 
 #[cfg(feature = "fakes")]
 pub mod fake;
@@ -38,6 +49,7 @@ use std::sync::Arc;
 
 pub use crate::error::{NotifyConfigError, SendError};
 pub use crate::settings::{NotifySettings, Secret, SmtpSettings, SmtpTls, TwilioSettings};
+pub use crate::twilio::{FoundMessage, VoiceCall};
 
 use crate::smtp::SmtpClient;
 use crate::twilio::TwilioClient;
@@ -79,6 +91,8 @@ pub struct Page {
     pub text: String,
     /// Email only: sent as `multipart/alternative` with `text` as the plain part.
     pub html: Option<String>,
+    /// Voice only: fetch the call's TwiML from our endpoint instead of saying `text`.
+    pub voice: Option<VoiceCall>,
 }
 
 impl fmt::Debug for Page {
@@ -90,6 +104,7 @@ impl fmt::Debug for Page {
             .field("subject", &self.subject)
             .field("text", &self.text)
             .field("html", &self.html.as_ref().map(|_| "…"))
+            .field("voice", &self.voice)
             .finish()
     }
 }
@@ -199,6 +214,35 @@ impl Notifier {
         result
     }
 
+    /// Whether Twilio holds a message to `to` whose body contains `needle`, created at or after
+    /// `since_unix_ms` (less a minute of clock skew): the newest such message, or `None`. For
+    /// reconciling an SMS whose send ended in doubt; the needle should be unique to the page
+    /// (e.g. its delivery id as the text carries it). Read-only, idempotent, reads a bounded
+    /// number of pages. Errors are classified as for [`Notifier::send`], never `in_doubt`;
+    /// without a Twilio channel it is a permanent error (the caller decides what that means).
+    #[tracing::instrument(name = "find_sms", skip_all, fields(to = %mask::phone(to)))]
+    pub async fn find_sms(
+        &self,
+        to: &str,
+        since_unix_ms: u64,
+        needle: &str,
+    ) -> Result<Option<FoundMessage>, SendError> {
+        let Some(twilio) = &self.inner.twilio else {
+            return Err(SendError::permanent(
+                "no twilio channel configured: cannot look up sent SMS",
+            ));
+        };
+        let result = twilio.find_sms(to, since_unix_ms, needle).await;
+        match &result {
+            Ok(found) => tracing::debug!(
+                found = found.as_ref().map(|f| f.sid.as_str()),
+                "twilio message lookup"
+            ),
+            Err(err) => tracing::debug!(error = %err, "twilio message lookup failed"),
+        }
+        result
+    }
+
     fn route(&self, method: Method) -> Option<Route<'_>> {
         let channels = &*self.inner;
         let provider = match method {
@@ -293,6 +337,7 @@ mod tests {
             subject: String::new(),
             text: "x".into(),
             html: None,
+            voice: None,
         };
         let debug = format!("{page:?}");
         assert!(debug.contains("+1*******4567"), "{debug}");

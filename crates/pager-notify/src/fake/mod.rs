@@ -1,7 +1,9 @@
 //! Test doubles for the providers (feature `fakes`): [`twilio::FakeTwilio`], an HTTP server that
-//! answers like Twilio's Messages and Calls endpoints, and [`smtp::SmtpServer`], a real SMTP
-//! server (mailin-embedded) that can be stopped and started again on the same port. Both record
-//! what they accepted, take injected faults, and let a test wait for N records without sleeping.
+//! answers like Twilio's Messages and Calls endpoints (creating and listing messages, playing
+//! scripted calls against our webhooks, delivering incoming SMS, keeping opt-outs), and
+//! [`smtp::SmtpServer`], a real SMTP server (mailin-embedded) that can be stopped and started
+//! again on the same port. Both record what they accepted, take injected faults, and let a test
+//! wait for N records (or a call's end) without sleeping.
 
 pub mod smtp;
 pub mod twilio;

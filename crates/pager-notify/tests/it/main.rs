@@ -2,9 +2,13 @@
 #![cfg(feature = "fakes")]
 
 mod console;
+mod hooks;
+mod inbound;
+mod lookup;
 mod smtp;
 mod spec;
 mod twilio;
+mod voice;
 
 use std::time::Duration;
 
@@ -21,5 +25,6 @@ pub fn page(delivery_id: u64, method: Method, address: &str) -> Page {
         subject: "[pagerd] db1 disk full".to_owned(),
         text: "db1: /var at 99% & rising. Runbook: https://wiki.example/disk".to_owned(),
         html: None,
+        voice: None,
     }
 }

@@ -195,3 +195,122 @@ async fn the_fakes_resources_have_the_specs_shape() {
     assert_fits(&call, created_schema(&spec, CALLS), &spec);
     assert_eq!(call["status"], "queued");
 }
+
+#[test]
+fn the_call_parameters_of_a_voice_call_by_url_exist() {
+    let Some(spec) = spec() else { return };
+    let properties = &form_schema(&spec, CALLS)["properties"];
+    for field in [
+        "Url",
+        "Method",
+        "FallbackUrl",
+        "FallbackMethod",
+        "StatusCallback",
+        "StatusCallbackMethod",
+        "StatusCallbackEvent",
+        "MachineDetection",
+    ] {
+        assert!(properties.get(field).is_some(), "Calls.json has no {field}");
+    }
+    for method in ["Method", "FallbackMethod", "StatusCallbackMethod"] {
+        let values = &properties[method]["enum"];
+        assert!(
+            values
+                .as_array()
+                .is_some_and(|v| v.contains(&"POST".into())),
+            "{method}: {values}"
+        );
+    }
+    // An array: sent as one `StatusCallbackEvent` pair per event.
+    let events = &properties["StatusCallbackEvent"];
+    assert_eq!(events["type"], "array");
+    let text = events["description"].as_str().unwrap_or_default();
+    for event in pager_notify::twilio::CALL_STATUS_EVENTS {
+        assert!(text.contains(&format!("`{event}`")), "{event} in {text}");
+    }
+    assert!(
+        text.contains("separate `status_callback_event` parameter"),
+        "{text}"
+    );
+    let detection = properties["MachineDetection"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(detection.contains("`Enable`"), "{detection}");
+    let timeout = properties["Timeout"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        timeout.contains("the maximum is `600` seconds"),
+        "{timeout}"
+    );
+    assert_eq!(pager_notify::twilio::MAX_CALL_RING_TIMEOUT_SECS, 600);
+}
+
+#[test]
+fn the_list_query_parameters_exist() {
+    let Some(spec) = spec() else { return };
+    let parameters = &spec["paths"][MESSAGES]["get"]["parameters"];
+    let query: BTreeSet<String> = parameters
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        query,
+        set(&[
+            "To",
+            "From",
+            "DateSent",
+            "DateSent<",
+            "DateSent>",
+            "PageSize",
+            "Page",
+            "PageToken"
+        ])
+    );
+    let page_size = parameters
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "PageSize"))
+        .expect("PageSize");
+    assert_eq!(page_size["schema"]["maximum"], 1000);
+    // Twilio's own example encodes `DateSent>` as `DateSent%3E=` in a query string.
+    let example = &spec["paths"][MESSAGES]["get"]["responses"]["200"]["content"]
+        ["application/json"]["examples"]["readFullPage1"]["value"]["first_page_uri"];
+    assert!(
+        example
+            .as_str()
+            .is_some_and(|uri| uri.contains("DateSent%3E=2008-01-02")),
+        "{example}"
+    );
+}
+
+#[tokio::test]
+async fn the_fakes_list_has_the_specs_envelope() {
+    let Some(spec) = spec() else { return };
+    let twilio = FakeTwilio::start(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN).await;
+    for body in ["one", "two"] {
+        create(
+            &twilio,
+            "Messages.json",
+            &[("To", "+15551234567"), ("From", TEST_FROM), ("Body", body)],
+        )
+        .await;
+    }
+    let (status, list) =
+        crate::lookup::get_list(&twilio, &[("To", "+15551234567"), ("PageSize", "1")]).await;
+    assert_eq!(status, 200);
+    let envelope = &spec["paths"][MESSAGES]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(names(&list), names(&envelope["properties"]));
+    let message_schema = &spec["components"]["schemas"]["api.v2010.account.message"];
+    let messages = list["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1);
+    for message in messages {
+        assert_fits(message, message_schema, &spec);
+        let sent = message["date_sent"].as_str().expect("date_sent");
+        assert!(sent.ends_with(" +0000"), "{sent}");
+    }
+    assert!(list["next_page_uri"].is_string());
+}

@@ -1,10 +1,17 @@
-//! A fake Twilio: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` and `.../Calls.json` for
-//! one account, answering as Twilio's OpenAPI description and error dictionary say, on
-//! `127.0.0.1` and a port the OS picks.
+//! A fake Twilio for one account, on `127.0.0.1` and a port the OS picks, answering as Twilio's
+//! OpenAPI description and error dictionary say:
+//!
+//! - `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` and `.../Calls.json` create
+//!   (module `create`);
+//! - `GET .../Messages.json` lists, filtered and paged (module `list`);
+//! - a call to a number with a [`CallScript`] lives on after its `201`: status callbacks, TwiML
+//!   fetched from its `Url` and played, digits pressed, all signed (module [`call`]);
+//! - [`FakeTwilio::inbound_sms`] delivers a text to a webhook, with Twilio's opt-out keywords
+//!   (module [`inbound`]).
 //!
 //! Checks, in order: basic auth (401, 20003), the account in the path (404, 20404), then the
 //! parameters of a form-encoded body (a body of another content type carries none, as at
-//! Twilio):
+//! Twilio) or of the query string:
 //!
 //! | resource | check | answer |
 //! |---|---|---|
@@ -13,6 +20,8 @@
 //! | Messages | none of `Body`, `MediaUrl`, `ContentSid` | 400, 21602 (21619 with a messaging service) |
 //! | Messages | `To` not E.164 (nor `channel:+E.164`) | 400, 21211 |
 //! | Messages | `Body` over 1,600 characters | 400, 21617 |
+//! | Messages | `To` texted STOP (and not START since) | 400, 21610 |
+//! | Messages list | a `DateSent…`, `PageSize`, `Page` or `PageToken` that cannot be read | 400, 20001 |
 //! | Calls | no `To` | 400, 21201 |
 //! | Calls | no `From` | 400, 21213 |
 //! | Calls | none of `Url`, `Twiml`, `ApplicationSid` | 400, 21205 |
@@ -21,22 +30,35 @@
 //!
 //! Success is `201` with a resource shaped like the spec's `api.v2010.account.message` /
 //! `api.v2010.account.call` (`SM…`/`CA…` SIDs, status `queued`, or `accepted` for a message
-//! through a messaging service without `From`).
+//! through a messaging service without `From`), or `200` with a `ListMessageResponse`.
+//!
+//! A created message is `sent` (with `date_sent`) from the moment after its `201`, as if the
+//! carrier took it at once; [`FakeTwilio::hold_messages_queued`] keeps new messages `queued`
+//! (no `date_sent`, so no `DateSent` filter matches them) until
+//! [`FakeTwilio::release_queued_messages`].
 //!
 //! Each accepted request is recorded, and so is each rejected one. [`FakeTwilio::fail_next`]
-//! queues [`Fault`]s that take the next requests, whatever they are. The server runs until the
-//! `FakeTwilio` is dropped; dropping it also closes every open connection.
+//! queues [`Fault`]s that take the next requests, whatever they are (the list too). The server
+//! and every call life run until the `FakeTwilio` is dropped; dropping it also closes every open
+//! connection.
 
-use std::collections::VecDeque;
+pub mod call;
+mod create;
+mod form;
+pub mod inbound;
+mod list;
+mod twiml_scan;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use hyper::body::Incoming;
@@ -44,14 +66,16 @@ use hyper::service::Service as _;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
+
+pub use self::call::{CallEvent, CallScript, TwimlSource};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::error::Elapsed;
 
-use super::{rfc2822, Board};
+use self::call::CallLife;
+use super::Board;
 use crate::settings::{Secret, TwilioSettings};
-use crate::twilio::{is_e164, MAX_SMS_BODY, MAX_TWIML};
 
 /// An account SID that passes Twilio's pattern, for tests.
 pub const TEST_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
@@ -109,9 +133,20 @@ pub struct RecordedMessage {
     pub from: Option<String>,
     pub messaging_service_sid: Option<String>,
     pub body: String,
-    /// Every form parameter as received, in order.
+    /// Every form parameter as received, in order (for an inbound message: as posted to the
+    /// webhook).
     pub params: Vec<(String, String)>,
+    /// When Twilio created it: its `date_created`.
     pub received_at: SystemTime,
+    /// `queued` or `accepted` at creation, `sent` when handed on (see the module docs),
+    /// `received` for an inbound message.
+    pub status: String,
+    /// `date_sent`: `None` while queued.
+    pub date_sent: Option<SystemTime>,
+    /// `outbound-api`, or `inbound` for [`FakeTwilio::inbound_sms`].
+    pub direction: String,
+    /// How many `MediaUrl`s it has.
+    pub num_media: usize,
 }
 
 /// A call Twilio accepted.
@@ -127,6 +162,24 @@ pub struct RecordedCall {
     pub timeout: Option<u32>,
     pub params: Vec<(String, String)>,
     pub received_at: SystemTime,
+    /// `Method` for `url` (Twilio's default is POST).
+    pub method: Option<String>,
+    pub fallback_url: Option<String>,
+    pub fallback_method: Option<String>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: Option<String>,
+    /// Every `StatusCallbackEvent` value, in order (the parameter is repeated per event).
+    pub status_callback_events: Vec<String>,
+    /// `Enable` or `DetectMessageEnd`.
+    pub machine_detection: Option<String>,
+    /// Twilio's `CallStatus` now: `queued`, then as the call's life goes (`ringing`,
+    /// `in-progress`, `completed`, `busy`, `no-answer`, `failed`). Stays `queued` without a
+    /// script.
+    pub status: String,
+    /// `AnsweredBy` once answered, when machine detection was asked.
+    pub answered_by: Option<String>,
+    /// The script the call follows (the one set for `to` when it was created).
+    pub script: Option<CallScript>,
 }
 
 /// A request that got an error answer, or no answer at all ([`Fault::Drop`]).
@@ -153,16 +206,33 @@ pub struct FakeTwilio {
 #[derive(Debug)]
 struct Shared {
     account_sid: String,
+    /// The key of every `X-Twilio-Signature` the fake sends, and the basic auth password.
     auth_token: String,
     board: Board<Records>,
+    /// Makes the fake's webhook requests (status callbacks, TwiML, inbound SMS).
+    webhooks: reqwest::Client,
+    /// The call lives under way. Each holds an `Arc<Shared>`, so `FakeTwilio`'s `Drop` aborts
+    /// them; the mutex is only held to spawn or abort.
+    lives: Mutex<JoinSet<()>>,
 }
 
 #[derive(Debug, Default)]
 struct Records {
+    /// Created through the API, oldest first.
     messages: Vec<RecordedMessage>,
+    /// Received by [`FakeTwilio::inbound_sms`], oldest first; listed with `messages`.
+    inbound: Vec<RecordedMessage>,
     calls: Vec<RecordedCall>,
     rejected: Vec<RejectedRequest>,
     faults: VecDeque<Fault>,
+    /// By destination number: how calls created to it go.
+    scripts: HashMap<String, CallScript>,
+    /// By call SID, for calls with a script.
+    lives: HashMap<String, CallLife>,
+    /// Numbers that texted a STOP keyword and no START keyword since.
+    opted_out: HashSet<String>,
+    /// New messages stay `queued`.
+    hold_queued: bool,
 }
 
 /// Per connection: the handler notifies it to have the connection closed without an answer.
@@ -172,6 +242,7 @@ struct Hangup(Arc<Notify>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Resource {
     Messages,
+    MessageList,
     Calls,
 }
 
@@ -205,15 +276,27 @@ impl FakeTwilio {
         account_sid: impl Into<String>,
         auth_token: impl Into<String>,
     ) -> std::io::Result<FakeTwilio> {
+        // Twilio waits 15 s for a webhook answer; a fake on loopback needs less.
+        let webhooks = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent("TwilioProxy/1.1")
+            .build()
+            .map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             account_sid: account_sid.into(),
             auth_token: auth_token.into(),
             board: Board::new(Records::default()),
+            webhooks,
+            lives: Mutex::new(JoinSet::new()),
         });
         let router = Router::new()
             .route(
                 "/2010-04-01/Accounts/:account/Messages.json",
-                post(create_message).fallback(method_not_allowed),
+                post(create_message)
+                    .merge(get(list_messages))
+                    .fallback(method_not_allowed),
             )
             .route(
                 "/2010-04-01/Accounts/:account/Calls.json",
@@ -321,16 +404,145 @@ impl FakeTwilio {
             .await
     }
 
+    /// Keep new messages `queued` (`true`), as a carrier backlog would, or hand them on at
+    /// once again (`false`, the default). Messages already queued stay so until
+    /// [`FakeTwilio::release_queued_messages`].
+    pub fn hold_messages_queued(&self, hold: bool) {
+        self.shared.board.update(|r| r.hold_queued = hold);
+    }
+
+    /// Mark every `queued` or `accepted` message `sent`, with `date_sent` now.
+    pub fn release_queued_messages(&self) {
+        let now = SystemTime::now();
+        self.shared.board.update(|r| {
+            for message in &mut r.messages {
+                if message.date_sent.is_none() {
+                    message.status = "sent".to_owned();
+                    message.date_sent = Some(now);
+                }
+            }
+        });
+    }
+
+    /// Every message received by [`FakeTwilio::inbound_sms`], oldest first.
+    pub fn inbound_messages(&self) -> Vec<RecordedMessage> {
+        self.shared.board.lock().inbound.clone()
+    }
+
+    /// Numbers that texted a STOP keyword and no START keyword since.
+    pub fn opted_out(&self) -> Vec<String> {
+        let mut numbers: Vec<String> = self.shared.board.lock().opted_out.iter().cloned().collect();
+        numbers.sort();
+        numbers
+    }
+
+    /// Calls created to `to` from now on follow `script` (until the next `script_calls` for
+    /// `to`); see [`call`]. Calls to a number without a script do nothing after their `201`.
+    pub fn script_calls(&self, to: &str, script: CallScript) {
+        self.shared
+            .board
+            .update(|r| r.scripts.insert(to.to_owned(), script));
+    }
+
+    /// Calls created to `to` from now on do nothing after their `201`.
+    pub fn unscript_calls(&self, to: &str) {
+        self.shared.board.update(|r| r.scripts.remove(to));
+    }
+
+    /// What happened in call `sid`'s life so far; empty for a call without a script.
+    pub fn call_log(&self, sid: &str) -> Vec<CallEvent> {
+        self.shared
+            .board
+            .lock()
+            .lives
+            .get(sid)
+            .map(|life| life.events.clone())
+            .unwrap_or_default()
+    }
+
+    /// The texts spoken in call `sid` so far, in order.
+    pub fn said(&self, sid: &str) -> Vec<String> {
+        self.call_log(sid)
+            .into_iter()
+            .filter_map(|event| match event {
+                CallEvent::Said(text) => Some(text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Wait until call `sid`'s life has ended (its last status callback answered); returns its
+    /// log, ending in [`CallEvent::Ended`]. A call without a script never ends: this times out.
+    pub async fn wait_for_call_done(
+        &self,
+        sid: &str,
+        timeout: Duration,
+    ) -> Result<Vec<CallEvent>, Elapsed> {
+        self.shared
+            .board
+            .wait(timeout, |r| {
+                r.lives
+                    .get(sid)
+                    .filter(|life| life.done)
+                    .map(|life| life.events.clone())
+            })
+            .await
+    }
+
+    /// A phone at `from` texts `body` to `to`, and Twilio POSTs it to `webhook_url`, signed with
+    /// this fake's auth token: the webhook's answer status and body (TwiML). Opt-out keywords
+    /// take effect before the webhook is called, whatever it answers; see [`inbound`].
+    pub async fn inbound_sms(
+        &self,
+        webhook_url: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+    ) -> reqwest::Result<(u16, String)> {
+        self.shared
+            .inbound_sms(webhook_url, from, to, body, None)
+            .await
+    }
+
+    /// [`FakeTwilio::inbound_sms`] as a forger would send it: `X-Twilio-Signature` is
+    /// `signature`, and since Twilio never saw the text, nothing is recorded and no opt-out
+    /// changes.
+    pub async fn inbound_sms_signed_with(
+        &self,
+        webhook_url: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+        signature: &str,
+    ) -> reqwest::Result<(u16, String)> {
+        self.shared
+            .inbound_sms(webhook_url, from, to, body, Some(signature))
+            .await
+    }
+
     /// Stop serving and close every connection; when this returns, connecting is refused.
     pub async fn shutdown(mut self) {
         self.server.abort();
         let _ = (&mut self.server).await;
+        self.stop_lives();
+    }
+
+    fn stop_lives(&self) {
+        let lives = std::mem::take(
+            &mut *self
+                .shared
+                .lives
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        drop(lives); // Dropping a JoinSet aborts its tasks.
     }
 }
 
 impl Drop for FakeTwilio {
     fn drop(&mut self) {
         self.server.abort();
+        self.stop_lives();
     }
 }
 
@@ -375,6 +587,24 @@ async fn create_message(
     body: Bytes,
 ) -> Response {
     let request = Submission::new(Resource::Messages, account, &uri, headers, &body);
+    shared.handle(request, hangup).await
+}
+
+async fn list_messages(
+    State(shared): State<Arc<Shared>>,
+    Path(account): Path<String>,
+    Extension(hangup): Extension<Hangup>,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let request = Submission {
+        resource: Resource::MessageList,
+        account,
+        path: uri.path().to_owned(),
+        headers,
+        params: form::parse(query.unwrap_or_default().as_bytes()),
+    };
     shared.handle(request, hangup).await
 }
 
@@ -425,7 +655,7 @@ impl Submission {
             path: uri.path().to_owned(),
             headers,
             params: if is_form {
-                parse_form(body)
+                form::parse(body)
             } else {
                 Vec::new()
             },
@@ -441,8 +671,8 @@ impl Submission {
     }
 }
 
-/// The outcome of the checks: an error answer, or the resource to create.
-type Checked = Result<Value, (u16, i64, String)>;
+/// The outcome of the checks: an error answer, or the success status and resource.
+type Checked = Result<(StatusCode, Value), (u16, i64, String)>;
 
 impl Shared {
     async fn handle(self: Arc<Self>, request: Submission, hangup: Hangup) -> Response {
@@ -469,7 +699,7 @@ impl Shared {
             _ => {}
         }
         let answer = match self.check_and_create(&request) {
-            Ok(resource) => (StatusCode::CREATED, Json(resource)).into_response(),
+            Ok((status, resource)) => (status, Json(resource)).into_response(),
             Err((http, code, message)) => self.reject(&request, http, code, message),
         };
         match fault {
@@ -495,7 +725,7 @@ impl Shared {
         answer
     }
 
-    fn check_and_create(&self, request: &Submission) -> Checked {
+    fn check_and_create(self: &Arc<Self>, request: &Submission) -> Checked {
         if !self.authorized(&request.headers) {
             return Err((401, 20003, "Authenticate".to_owned()));
         }
@@ -508,6 +738,7 @@ impl Shared {
         }
         match request.resource {
             Resource::Messages => self.create_message(request),
+            Resource::MessageList => self.list_messages(request),
             Resource::Calls => self.create_call(request),
         }
     }
@@ -532,168 +763,6 @@ impl Shared {
             return false;
         };
         decoded.split_once(':') == Some((self.account_sid.as_str(), self.auth_token.as_str()))
-    }
-
-    fn create_message(&self, request: &Submission) -> Checked {
-        let bad = |code: i64, message: String| Err((400, code, message));
-        let Some(to) = request.param("To") else {
-            return bad(21604, "A 'To' phone number is required.".to_owned());
-        };
-        let from = request.param("From");
-        let service = request.param("MessagingServiceSid");
-        if from.is_none() && service.is_none() {
-            return bad(21603, "A 'From' phone number is required.".to_owned());
-        }
-        let body = request.param("Body").unwrap_or_default();
-        let has_content = !body.is_empty()
-            || request.param("MediaUrl").is_some()
-            || request.param("ContentSid").is_some();
-        if !has_content {
-            return match service {
-                Some(_) => bad(
-                    21619,
-                    "A text message body, media URL or content SID is required.".to_owned(),
-                ),
-                None => bad(21602, "Message body is required.".to_owned()),
-            };
-        }
-        if !is_message_address(to) {
-            return bad(
-                21211,
-                format!("The 'To' number {to} is not a valid phone number."),
-            );
-        }
-        if utf16_len(body) > MAX_SMS_BODY {
-            return bad(
-                21617,
-                "The concatenated message body exceeds the 1600 character limit.".to_owned(),
-            );
-        }
-        let sid = format!("SM{}", crate::random_hex(32));
-        let now = SystemTime::now();
-        let date = rfc2822(now);
-        let account = &self.account_sid;
-        let resource = json!({
-            "account_sid": account,
-            "api_version": "2010-04-01",
-            "body": body,
-            "date_created": date,
-            "date_sent": null,
-            "date_updated": date,
-            "direction": "outbound-api",
-            "error_code": null,
-            "error_message": null,
-            "from": from,
-            "messaging_service_sid": service,
-            "num_media": request.params.iter().filter(|(k, _)| k == "MediaUrl").count().to_string(),
-            "num_segments": segments(body).to_string(),
-            "price": null,
-            "price_unit": "USD",
-            "sid": sid,
-            "status": if from.is_none() { "accepted" } else { "queued" },
-            "subresource_uris": {
-                "media": format!("/2010-04-01/Accounts/{account}/Messages/{sid}/Media.json"),
-            },
-            "to": to,
-            "uri": format!("/2010-04-01/Accounts/{account}/Messages/{sid}.json"),
-        });
-        let record = RecordedMessage {
-            sid,
-            to: to.to_owned(),
-            from: from.map(str::to_owned),
-            messaging_service_sid: service.map(str::to_owned),
-            body: body.to_owned(),
-            params: request.params.clone(),
-            received_at: now,
-        };
-        self.board.update(|r| r.messages.push(record));
-        Ok(resource)
-    }
-
-    fn create_call(&self, request: &Submission) -> Checked {
-        let bad = |code: i64, message: String| Err((400, code, message));
-        let Some(to) = request.param("To") else {
-            return bad(21201, "No 'To' number is specified".to_owned());
-        };
-        let Some(from) = request.param("From") else {
-            return bad(21213, "No 'From' number is specified".to_owned());
-        };
-        let twiml = request.param("Twiml");
-        let url = request.param("Url");
-        if twiml.is_none() && url.is_none() && request.param("ApplicationSid").is_none() {
-            return bad(
-                21205,
-                "Url parameter is required. For more information, see http://www.twilio.com/docs/api/twiml"
-                    .to_owned(),
-            );
-        }
-        if !is_call_address(to) {
-            return bad(
-                21211,
-                format!("The phone number you are attempting to call, {to}, is not valid."),
-            );
-        }
-        if twiml.is_some_and(|t| utf16_len(t) > MAX_TWIML) {
-            return bad(
-                32018,
-                "Twiml size exceeded maximum allowed value of 4000 characters".to_owned(),
-            );
-        }
-        let sid = format!("CA{}", crate::random_hex(32));
-        let now = SystemTime::now();
-        let date = rfc2822(now);
-        let account = &self.account_sid;
-        let base = format!("/2010-04-01/Accounts/{account}/Calls/{sid}");
-        let resource = json!({
-            "account_sid": account,
-            "answered_by": null,
-            "api_version": "2010-04-01",
-            "caller_name": null,
-            "date_created": date,
-            "date_updated": date,
-            "direction": "outbound-api",
-            "duration": null,
-            "end_time": null,
-            "forwarded_from": null,
-            "from": from,
-            "from_formatted": from,
-            "group_sid": null,
-            "parent_call_sid": null,
-            "phone_number_sid": null,
-            "price": null,
-            "price_unit": "USD",
-            "queue_time": "0",
-            "sid": sid,
-            "start_time": null,
-            "status": "queued",
-            "subresource_uris": {
-                "notifications": format!("{base}/Notifications.json"),
-                "recordings": format!("{base}/Recordings.json"),
-                "payments": format!("{base}/Payments.json"),
-                "events": format!("{base}/Events.json"),
-                "siprec": format!("{base}/Siprec.json"),
-                "streams": format!("{base}/Streams.json"),
-                "transcriptions": format!("{base}/Transcriptions.json"),
-                "user_defined_message_subscriptions": format!("{base}/UserDefinedMessageSubscriptions.json"),
-                "user_defined_messages": format!("{base}/UserDefinedMessages.json"),
-            },
-            "to": to,
-            "to_formatted": to,
-            "trunk_sid": null,
-            "uri": format!("{base}.json"),
-        });
-        let record = RecordedCall {
-            sid,
-            to: to.to_owned(),
-            from: from.to_owned(),
-            twiml: twiml.map(str::to_owned),
-            url: url.map(str::to_owned),
-            timeout: request.param("Timeout").and_then(|t| t.parse().ok()),
-            params: request.params.clone(),
-            received_at: now,
-        };
-        self.board.update(|r| r.calls.push(record));
-        Ok(resource)
     }
 }
 
@@ -720,117 +789,4 @@ fn error_response(http: u16, code: i64, message: &str) -> Response {
         );
     }
     response
-}
-
-/// E.164, or a channel address such as `whatsapp:+15551234567`.
-fn is_message_address(to: &str) -> bool {
-    match to.split_once(':') {
-        Some((channel, number)) => !channel.is_empty() && is_e164(number),
-        None => is_e164(to),
-    }
-}
-
-/// E.164, a SIP URI or a Twilio Client identity.
-fn is_call_address(to: &str) -> bool {
-    to.starts_with("sip:") || to.starts_with("client:") || is_e164(to)
-}
-
-fn utf16_len(s: &str) -> usize {
-    s.chars().map(char::len_utf16).sum()
-}
-
-/// SMS segments: 160 GSM-7 characters in one, 153 per part when concatenated; 70 and 67 in
-/// UCS-2. GSM-7 is approximated by printable ASCII and line breaks.
-fn segments(body: &str) -> usize {
-    let gsm = body
-        .chars()
-        .all(|c| c == '\n' || c == '\r' || (' '..='~').contains(&c));
-    let (len, single, part) = if gsm {
-        (body.chars().count(), 160, 153)
-    } else {
-        (utf16_len(body), 70, 67)
-    };
-    if len <= single {
-        1
-    } else {
-        len.div_ceil(part)
-    }
-}
-
-/// `application/x-www-form-urlencoded` into ordered pairs: `+` is a space, `%XX` a byte, and a
-/// malformed escape is kept as it is.
-fn parse_form(body: &[u8]) -> Vec<(String, String)> {
-    body.split(|&b| b == b'&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = match pair.iter().position(|&b| b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &[][..]),
-            };
-            (percent_decode(key), percent_decode(value))
-        })
-        .collect()
-}
-
-fn percent_decode(input: &[u8]) -> String {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(input.get(i + 1)), hex(input.get(i + 2))) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(digit: Option<&u8>) -> Option<u8> {
-    let d = *digit?;
-    (d as char).to_digit(16).and_then(|v| u8::try_from(v).ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_decoding() {
-        assert_eq!(
-            parse_form(b"To=%2B15551234567&Body=a+b%26c%3D%E2%9C%93&Empty=&Bare&Bad=%zz%4"),
-            vec![
-                ("To".into(), "+15551234567".into()),
-                ("Body".into(), "a b&c=✓".into()),
-                ("Empty".into(), String::new()),
-                ("Bare".into(), String::new()),
-                ("Bad".into(), "%zz%4".into()),
-            ]
-        );
-    }
-
-    #[test]
-    fn segment_counts() {
-        assert_eq!(segments("hello"), 1);
-        assert_eq!(segments(&"x".repeat(160)), 1);
-        assert_eq!(segments(&"x".repeat(161)), 2);
-        assert_eq!(segments(&"é".repeat(70)), 1);
-        assert_eq!(segments(&"é".repeat(71)), 2);
-    }
-
-    #[test]
-    fn addresses() {
-        assert!(is_message_address("+15551234567"));
-        assert!(is_message_address("whatsapp:+15551234567"));
-        assert!(!is_message_address("5551234567"));
-        assert!(is_call_address("client:alice"));
-        assert!(!is_call_address("alice"));
-    }
 }
