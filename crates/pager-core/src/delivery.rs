@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 
 pub type DeliveryId = u64;
 
-/// Attempts per delivery before it fails for good.
-pub const MAX_ATTEMPTS: u32 = 5;
+/// Attempts per delivery before a retryable failure becomes final. With the
+/// backoff (1 s doubling to a 60 s cap) that is about 14 minutes of trying:
+/// a provider outage of that length still delivers the page afterwards
+/// (acknowledging the incident stops it earlier).
+pub const MAX_ATTEMPTS: u32 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -34,6 +34,10 @@ pub struct PeerNode {
     pub client_addr: String,
     /// The region the node runs in, for operators and placement decisions.
     pub region: String,
+    /// The node's public HTTP base URL (Twilio webhooks, email links); empty
+    /// when unknown. A call's `FallbackUrl` points at another member's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub http_url: String,
 }
 
 impl fmt::Display for PeerNode {

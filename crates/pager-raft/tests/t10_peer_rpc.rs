@@ -20,6 +20,7 @@ fn peer(addr: &str) -> PeerNode {
         peer_addr: addr.to_string(),
         client_addr: String::new(),
         region: "test".to_string(),
+        http_url: String::new(),
     }
 }
 

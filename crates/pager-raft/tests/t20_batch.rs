@@ -41,6 +41,7 @@ async fn concurrent_writes_share_entries_and_get_their_own_answers() {
         peer_addr: "127.0.0.1:1".into(),
         client_addr: String::new(),
         region: "test".into(),
+        http_url: String::new(),
     };
     raft.initialize(BTreeMap::from([(1, node)])).await.unwrap();
     let doc = std::fs::read_to_string(

@@ -159,6 +159,7 @@ async fn elect_replicate_fail_over_and_catch_up() {
                 peer_addr,
                 client_addr: String::new(),
                 region: format!("region-{}", i + 1),
+                http_url: String::new(),
             };
             (i as NodeId + 1, node)
         })

@@ -126,6 +126,9 @@ pub struct AddNodeArgs {
     /// Region the node runs in.
     #[arg(long)]
     pub region: String,
+    /// Public HTTP base URL of the node (Twilio webhooks, email links).
+    #[arg(long, value_name = "URL", default_value = "")]
+    pub http_url: String,
     /// Leave the node a learner: it replicates but does not vote.
     #[arg(long)]
     pub learner_only: bool,
@@ -469,7 +472,7 @@ impl From<StatusArg> for IncidentStatus {
 /// `id=1,peer=HOST:PORT,client=HOST:PORT,region=R`, keys in any order and any
 /// case, each exactly once.
 fn parse_node_spec(s: &str) -> Result<NodeInfo, String> {
-    let (mut id, mut peer, mut client, mut region) = (None, None, None, None);
+    let (mut id, mut peer, mut client, mut region, mut http) = (None, None, None, None, None);
     for part in s.split(',') {
         let (key, value) = part
             .split_once('=')
@@ -486,9 +489,10 @@ fn parse_node_spec(s: &str) -> Result<NodeInfo, String> {
             "peer" => peer.replace(parse_host_port(value)?).is_some(),
             "client" => client.replace(parse_host_port(value)?).is_some(),
             "region" => region.replace(value.to_owned()).is_some(),
+            "http" => http.replace(value.to_owned()).is_some(),
             other => {
                 return Err(format!(
-                    "unknown key `{other}` (expected id, peer, client, region)"
+                    "unknown key `{other}` (expected id, peer, client, region, http)"
                 ))
             }
         };
@@ -502,6 +506,7 @@ fn parse_node_spec(s: &str) -> Result<NodeInfo, String> {
         peer_addr: peer.ok_or_else(|| missing("peer"))?,
         client_addr: client.ok_or_else(|| missing("client"))?,
         region: region.ok_or_else(|| missing("region"))?,
+        http_url: http.unwrap_or_default(),
     })
 }
 
@@ -628,12 +633,14 @@ mod tests {
                     peer_addr: "127.0.0.1:8711".into(),
                     client_addr: "127.0.0.1:8710".into(),
                     region: "us-east".into(),
+                    http_url: String::new(),
                 },
                 NodeInfo {
                     id: 2,
                     peer_addr: "[::1]:8721".into(),
                     client_addr: "[::1]:8720".into(),
                     region: "eu-west".into(),
+                    http_url: String::new(),
                 },
             ]
         );

@@ -158,6 +158,7 @@ async fn cluster(client: &Client, out: &Printer, cmd: ClusterCommand) -> anyhow:
                     peer_addr: a.peer,
                     client_addr: a.client,
                     region: a.region,
+                    http_url: a.http_url,
                 }),
                 learner_only: a.learner_only,
             };

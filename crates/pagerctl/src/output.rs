@@ -578,6 +578,23 @@ pub mod human {
         table.render()
     }
 
+    /// `sent`, `sent, reached`, `sent, call no-answer`, `pending, in doubt`, ...
+    fn delivery_status(d: &Delivery) -> String {
+        let mut s = text(&d.status);
+        if d.reached {
+            s.push_str(", reached");
+        } else if !d.call_status.is_empty() {
+            s.push_str(&format!(", call {}", d.call_status));
+        }
+        if d.in_doubt {
+            s.push_str(", in doubt");
+        }
+        if d.reclaims > 0 {
+            s.push_str(&format!(", reclaimed x{}", d.reclaims));
+        }
+        s
+    }
+
     fn deliveries(ds: &[Delivery]) -> String {
         let mut table = Table::new(&[
             ("ID", Align::Right),
@@ -605,7 +622,7 @@ pub mod human {
                 text(&d.address),
                 d.attempt.to_string(),
                 d.term.to_string(),
-                text(&d.status),
+                delivery_status(d),
                 timestamp(d.created_at_ms),
                 timestamp(d.updated_at_ms),
                 text(&d.provider_id),
@@ -980,7 +997,13 @@ pub mod json {
             "error": d.error,
             "created_at_ms": d.created_at_ms,
             "updated_at_ms": d.updated_at_ms,
+            "claimed_at_ms": d.claimed_at_ms,
             "shadow": d.shadow,
+            "contact": d.contact,
+            "reclaims": d.reclaims,
+            "in_doubt": d.in_doubt,
+            "call_status": d.call_status,
+            "reached": d.reached,
         })
     }
 
@@ -1139,6 +1162,7 @@ mod tests {
             peer_addr: format!("10.0.0.{id}:{}", port + 1),
             client_addr: format!("10.0.0.{id}:{port}"),
             region: region.into(),
+            http_url: String::new(),
         }
     }
 
@@ -1291,6 +1315,7 @@ ID  REGION   MEMBER  PEER           CLIENT         MATCHED  LAG
                     created_at_ms: T0 + 1_000,
                     updated_at_ms: T0 + 2_000,
                     shadow: true,
+                    ..Default::default()
                 },
                 Delivery {
                     id: 101,
@@ -1305,6 +1330,9 @@ ID  REGION   MEMBER  PEER           CLIENT         MATCHED  LAG
                     created_at_ms: T0 + 60_000,
                     updated_at_ms: T0 + 61_000,
                     shadow: false,
+                    call_status: "completed".into(),
+                    reached: true,
+                    ..Default::default()
                 },
             ],
             timeline: vec![
@@ -1377,9 +1405,9 @@ ESCALATIONS
 2  user carol           -       -  done
 
 DELIVERIES
- ID  USER          METHOD  ADDRESS       ATTEMPT  TERM  STATUS  CREATED               UPDATED               PROVIDER ID  ERROR
-100  bob (shadow)  sms     +1******4567        1     7  failed  2023-11-14T22:13:21Z  2023-11-14T22:13:22Z  -            twilio 503
-101  alice         voice   +1******0001        2     7  sent    2023-11-14T22:14:20Z  2023-11-14T22:14:21Z  CA123        -
+ ID  USER          METHOD  ADDRESS       ATTEMPT  TERM  STATUS         CREATED               UPDATED               PROVIDER ID  ERROR
+100  bob (shadow)  sms     +1******4567        1     7  failed         2023-11-14T22:13:21Z  2023-11-14T22:13:22Z  -            twilio 503
+101  alice         voice   +1******0001        2     7  sent, reached  2023-11-14T22:14:20Z  2023-11-14T22:14:21Z  CA123        -
 
 TIMELINE
 2023-11-14T22:13:20Z  triggered by db-3
@@ -1431,11 +1459,13 @@ TIMELINE
                     {"id": 100, "user": "bob", "method": "sms", "address": "+1******4567",
                      "attempt": 1, "term": 7, "status": "failed", "provider_id": "",
                      "error": "twilio 503", "created_at_ms": T0 + 1_000, "updated_at_ms": T0 + 2_000,
-                     "shadow": true},
+                     "shadow": true, "claimed_at_ms": 0, "contact": "", "reclaims": 0,
+                     "in_doubt": false, "call_status": "", "reached": false},
                     {"id": 101, "user": "alice", "method": "voice", "address": "+1******0001",
                      "attempt": 2, "term": 7, "status": "sent", "provider_id": "CA123",
                      "error": "", "created_at_ms": T0 + 60_000, "updated_at_ms": T0 + 61_000,
-                     "shadow": false},
+                     "shadow": false, "claimed_at_ms": 0, "contact": "", "reclaims": 0,
+                     "in_doubt": false, "call_status": "completed", "reached": true},
                 ],
                 "timeline": [
                     {"at_ms": T0, "what": "triggered by db-3", "by": ""},

@@ -108,6 +108,7 @@ fn status_of(node_id: u64) -> ClusterStatus {
                 peer_addr: "127.0.0.1:8711".into(),
                 client_addr: "127.0.0.1:8710".into(),
                 region: "us-east".into(),
+                http_url: String::new(),
             }),
             voter: true,
             matched_index: 10,

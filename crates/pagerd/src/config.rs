@@ -50,6 +50,11 @@ pub struct RawListen {
 pub struct RawAdvertise {
     pub client: Option<String>,
     pub peer: Option<String>,
+    /// The public base URL of this node's HTTP port as Twilio and browsers
+    /// reach it (`https://pagerd-us-east.example.com`); it goes into call
+    /// URLs, status callbacks and email links, and webhook signatures are
+    /// checked against it. Default: `http://` + `listen.http`.
+    pub http: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +75,10 @@ pub struct RawMember {
     pub client: String,
     #[serde(default)]
     pub region: String,
+    /// The member's public HTTP base URL (its `advertise.http`): a call's
+    /// `FallbackUrl` points at another member.
+    #[serde(default)]
+    pub http: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +89,9 @@ pub struct RawTwilio {
     pub account_sid: String,
     pub auth_token: Option<String>,
     pub auth_token_file: Option<PathBuf>,
+    /// The token being rotated out: webhooks signed with it are accepted too.
+    pub previous_auth_token: Option<String>,
+    pub previous_auth_token_file: Option<PathBuf>,
     pub from: Option<String>,
     pub messaging_service_sid: Option<String>,
     #[serde(default = "default_provider_timeout_ms")]
@@ -117,6 +129,73 @@ pub struct RawDispatch {
     pub concurrency: usize,
     /// A client write that cannot commit within this bound fails with Unavailable.
     pub write_timeout_ms: u64,
+    /// Account-wide voice calls started per second (Twilio's default CPS is 1).
+    #[serde(default = "default_calls_per_second")]
+    pub calls_per_second: f64,
+    /// Account-wide SMS per second; 0: no pacing (Twilio queues messages).
+    #[serde(default)]
+    pub messages_per_second: f64,
+    /// Per recipient (one phone number or address): at most `recipient_burst`
+    /// pages per `recipient_window_ms`; more wait for the window.
+    #[serde(default = "default_recipient_burst")]
+    pub recipient_burst: u32,
+    #[serde(default = "default_recipient_window_ms")]
+    pub recipient_window_ms: u64,
+    /// The per-recipient throttle never delays a high-urgency page longer.
+    #[serde(default = "default_high_urgency_max_delay_ms")]
+    pub high_urgency_max_delay_ms: u64,
+    /// Before re-sending a delivery an earlier leader left in doubt, wait
+    /// this long (its request may still be reaching Twilio), then look for it.
+    #[serde(default = "default_reconcile_grace_ms")]
+    pub reconcile_grace_ms: u64,
+    /// Seconds a called phone rings before the call counts as unanswered.
+    #[serde(default = "default_call_timeout_secs")]
+    pub call_timeout_secs: u32,
+    /// Ask Twilio to tell people from voicemail (a machine never counts as reached).
+    #[serde(default = "default_true")]
+    pub machine_detection: bool,
+    /// Email acknowledge / resolve links expire after this long.
+    #[serde(default = "default_link_ttl_hours")]
+    pub link_ttl_hours: u64,
+}
+
+fn default_calls_per_second() -> f64 {
+    1.0
+}
+fn default_recipient_burst() -> u32 {
+    10
+}
+fn default_recipient_window_ms() -> u64 {
+    60_000
+}
+fn default_high_urgency_max_delay_ms() -> u64 {
+    5_000
+}
+fn default_reconcile_grace_ms() -> u64 {
+    1_000
+}
+fn default_call_timeout_secs() -> u32 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+fn default_link_ttl_hours() -> u64 {
+    24
+}
+
+/// How the leader paces and reconciles sends.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    pub calls_per_second: f64,
+    pub messages_per_second: f64,
+    pub recipient_burst: u32,
+    pub recipient_window: Duration,
+    pub high_urgency_max_delay: Duration,
+    pub reconcile_grace: Duration,
+    pub call_timeout_secs: u32,
+    pub machine_detection: bool,
+    pub link_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +244,15 @@ impl Default for RawConfig {
             dispatch: RawDispatch {
                 concurrency: 64,
                 write_timeout_ms: 5_000,
+                calls_per_second: default_calls_per_second(),
+                messages_per_second: 0.0,
+                recipient_burst: default_recipient_burst(),
+                recipient_window_ms: default_recipient_window_ms(),
+                high_urgency_max_delay_ms: default_high_urgency_max_delay_ms(),
+                reconcile_grace_ms: default_reconcile_grace_ms(),
+                call_timeout_secs: default_call_timeout_secs(),
+                machine_detection: true,
+                link_ttl_hours: default_link_ttl_hours(),
             },
             log: RawLog {
                 format: "text".into(),
@@ -214,6 +302,11 @@ pub struct NodeConfig {
     pub raft: openraft::Config,
     pub rpc_timeout: Duration,
     pub notify: NotifySettings,
+    /// Auth tokens that may sign Twilio webhooks: current, then previous.
+    pub twilio_webhook_tokens: Vec<Secret>,
+    /// This node's public HTTP base URL (no trailing slash).
+    pub public_url: String,
+    pub dispatch: DispatchSettings,
     pub dispatch_concurrency: usize,
     pub write_timeout: Duration,
     pub log: RawLog,
@@ -265,6 +358,21 @@ fn figment_error(e: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// An `http(s)://host[:port][/path]` base URL, returned without a trailing slash.
+fn base_url(key: &str, s: &str) -> Result<String, ConfigError> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| invalid(key, format!("{s:?} is not an http(s) URL")))?;
+    if rest.is_empty() || rest.starts_with('/') || s.contains(['?', '#', ' ']) {
+        return Err(invalid(
+            key,
+            format!("{s:?} needs a host and no query or fragment"),
+        ));
+    }
+    Ok(s.trim_end_matches('/').to_string())
 }
 
 fn addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
@@ -343,6 +451,7 @@ impl RawConfig {
             .raft
             .validate()
             .map_err(|e| invalid("raft", e.to_string()))?;
+        let mut twilio_webhook_tokens = Vec::new();
         let twilio = match self.twilio {
             None => None,
             Some(t) => {
@@ -359,6 +468,14 @@ impl RawConfig {
                     .ok_or_else(|| {
                         invalid("twilio.auth_token", "required (or twilio.auth_token_file)")
                     })?;
+                twilio_webhook_tokens.push(token.clone());
+                if let Some(previous) = secret(
+                    "twilio.previous_auth_token",
+                    t.previous_auth_token,
+                    t.previous_auth_token_file,
+                )? {
+                    twilio_webhook_tokens.push(previous);
+                }
                 if t.from.is_none() && t.messaging_service_sid.is_none() {
                     return Err(invalid(
                         "twilio.from",
@@ -421,6 +538,44 @@ impl RawConfig {
         if self.dispatch.concurrency == 0 {
             return Err(invalid("dispatch.concurrency", "must be 1 or more"));
         }
+        let d = &self.dispatch;
+        for (key, v) in [
+            ("dispatch.calls_per_second", d.calls_per_second),
+            ("dispatch.messages_per_second", d.messages_per_second),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(invalid(key, "must be 0 (no pacing) or more"));
+            }
+        }
+        if d.recipient_burst == 0 {
+            return Err(invalid("dispatch.recipient_burst", "must be 1 or more"));
+        }
+        if !(5..=600).contains(&d.call_timeout_secs) {
+            return Err(invalid(
+                "dispatch.call_timeout_secs",
+                "must be 5 to 600 (Twilio's range)",
+            ));
+        }
+        let dispatch = DispatchSettings {
+            calls_per_second: d.calls_per_second,
+            messages_per_second: d.messages_per_second,
+            recipient_burst: d.recipient_burst,
+            recipient_window: Duration::from_millis(d.recipient_window_ms),
+            high_urgency_max_delay: Duration::from_millis(d.high_urgency_max_delay_ms),
+            reconcile_grace: Duration::from_millis(d.reconcile_grace_ms),
+            call_timeout_secs: d.call_timeout_secs,
+            machine_detection: d.machine_detection,
+            link_ttl: Duration::from_secs(d.link_ttl_hours.max(1) * 3600),
+        };
+        let public_url = match &self.advertise.http {
+            Some(u) => base_url("advertise.http", u)?,
+            None => format!("http://{http_listen}"),
+        };
+        for (i, m) in self.cluster.members.iter().enumerate() {
+            if let Some(u) = &m.http {
+                base_url(&format!("cluster.members[{i}].http"), u)?;
+            }
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be text or json"));
         }
@@ -448,6 +603,9 @@ impl RawConfig {
                 smtp,
                 console: self.console.enabled,
             },
+            twilio_webhook_tokens,
+            public_url,
+            dispatch,
             dispatch_concurrency: self.dispatch.concurrency,
             write_timeout: Duration::from_millis(self.dispatch.write_timeout_ms.max(100)),
             log: self.log,

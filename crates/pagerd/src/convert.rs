@@ -142,6 +142,12 @@ pub fn delivery_to_pb(d: &Delivery) -> pb::Delivery {
         created_at_ms: d.created_at,
         updated_at_ms: d.updated_at,
         shadow: d.shadow,
+        reclaims: d.reclaims,
+        in_doubt: d.in_doubt,
+        call_status: d.call_status.clone(),
+        reached: d.reached,
+        contact: d.contact.clone(),
+        claimed_at_ms: d.claimed_at,
     }
 }
 

@@ -1,27 +1,45 @@
 //! The leader's sender. After each apply it looks for deliveries claimed by
 //! its own term that are not yet in flight, confirms it still holds a quorum,
-//! sends them, and proposes each `Outcome`. Retries, backoff and fall-through
-//! are decisions of `apply`, not of this loop.
+//! and starts one task per page: reconcile (an SMS in doubt), wait for its
+//! slot (pacing), take a send permit, re-check, send, propose the `Outcome`.
+//! Retries, backoff and fall-through are decisions of `apply`, not of this
+//! loop.
 //!
 //! Fencing: only deliveries whose `claim_term` equals this node's current
 //! leader term are sent, and only after `ensure_linearizable` confirmed the
-//! term still leads a quorum. A deposed leader cannot commit, so it can claim
-//! nothing new.
+//! term still leads a quorum (again, if the page waited long for its slot or
+//! permit). A deposed leader cannot commit, so it can claim nothing new.
+//!
+//! Reconciliation: a delivery in doubt (an earlier leader claimed it and
+//! never recorded an outcome, or the last request's answer was lost) is, for
+//! SMS, first looked up at Twilio after a short grace: a message to that
+//! number since the claim whose body carries the delivery's reply code means
+//! the page is out, and the outcome is recorded as `Sent { reconciled }`
+//! instead of texting again. Voice and email cannot be looked up that way and
+//! are re-sent (a duplicate call beats a missed one).
 
-use crate::node::{ForwardRequest, Node};
-use pager_core::{render, Command, ContactKind, SendResult};
+use crate::node::{now_ms, ForwardRequest, Node};
+use crate::pages::{self, Urls};
+use pager_core::{Command, ContactKind, SendResult, Urgency};
 use pager_notify::{mask, Method, Notifier, Page};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 /// How soon pages that could not go out are tried again.
 const RETRY_UNSENT: Duration = Duration::from_millis(200);
+/// A page that waited longer than this after its batch's quorum check
+/// confirms leadership again before it goes out.
+const FENCE_FRESH: Duration = Duration::from_millis(500);
 
 /// (delivery, attempt, term) being sent by this node.
 type InFlight = Arc<Mutex<HashSet<(u64, u32, u64)>>>;
+
+/// Twilio statuses of a message that did not reach the phone.
+const NOT_DELIVERED: [&str; 3] = ["failed", "undelivered", "canceled"];
 
 pub async fn run(
     node: Arc<Node>,
@@ -63,6 +81,15 @@ pub async fn run(
     }
 }
 
+/// One page to send, with what its task needs to know.
+struct Job {
+    page: Page,
+    attempt: u32,
+    /// Reconcile before sending (SMS in doubt), not before `reconcile_from` (wall ms).
+    reconcile: Option<(u64, u64)>,
+    high_urgency: bool,
+}
+
 async fn dispatch(
     node: &Arc<Node>,
     notifier: &Notifier,
@@ -70,35 +97,34 @@ async fn dispatch(
     permits: &Arc<Semaphore>,
     term: u64,
 ) -> bool {
-    let batch: Vec<(Page, u32)> = {
+    let urls = Urls {
+        public: node.cfg.public_url.clone(),
+        fallback: node.fallback_http_url(),
+    };
+    let grace = node.cfg.dispatch.reconcile_grace.as_millis() as u64;
+    let jobs: Vec<Job> = {
         let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
         // Sends of an earlier term of ours settle or get re-claimed; forget them.
         busy.retain(|k| k.2 == term);
+        let now = now_ms();
         node.read(|s| {
             s.pending_deliveries()
                 .filter(|d| d.claim_term == term && !busy.contains(&(d.id, d.attempt, term)))
                 .filter_map(|d| {
                     let inc = s.incidents.get(&d.incident)?;
-                    let text = render::page(inc, d);
-                    let method = match d.method {
-                        ContactKind::Sms => Method::Sms,
-                        ContactKind::Voice => Method::Voice,
-                        ContactKind::Email => Method::Email,
-                    };
-                    let page = Page {
-                        delivery_id: d.id,
-                        method,
-                        address: d.address.clone(),
-                        subject: text.subject,
-                        text: text.text,
-                        html: None,
-                    };
-                    Some((page, d.attempt))
+                    let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
+                        .then_some((d.claimed_at, d.updated_at + grace));
+                    Some(Job {
+                        page: pages::build(&node.cfg, &urls, s, inc, d, now),
+                        attempt: d.attempt,
+                        reconcile,
+                        high_urgency: inc.urgency == Urgency::High && !d.shadow,
+                    })
                 })
                 .collect()
         })
     };
-    if batch.is_empty() {
+    if jobs.is_empty() {
         return false;
     }
     // Fence: this term must still lead a quorum before anything goes out.
@@ -106,49 +132,24 @@ async fn dispatch(
         warn!(node = node.id(), term, cause = %e, "not sending: leadership not confirmed");
         return true;
     }
-    for (page, attempt) in batch {
-        let key = (page.delivery_id, attempt, term);
+    let confirmed = Instant::now();
+    for job in jobs {
+        let key = (job.page.delivery_id, job.attempt, term);
+        if !in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key)
         {
-            let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            if !busy.insert(key) {
-                continue;
-            }
-        }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return true;
-        };
-        // Waiting for a permit can take long under load: the incident may
-        // have been acknowledged, or this node deposed, in the meantime.
-        if !still_sendable(node, page.delivery_id, attempt, term) {
-            in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
             continue;
         }
-        let (node, notifier, in_flight) = (node.clone(), notifier.clone(), in_flight.clone());
+        let (node, notifier, in_flight, permits) = (
+            node.clone(),
+            notifier.clone(),
+            in_flight.clone(),
+            permits.clone(),
+        );
         tokio::spawn(async move {
-            let _permit = permit;
-            let result = match notifier.send(&page).await {
-                Ok(sent) => {
-                    info!(node = node.id(), term, delivery = page.delivery_id, attempt, method = ?page.method,
-                        to = %mask::address(&page.address), provider_id = %sent.provider_id, "page sent");
-                    SendResult::Sent {
-                        provider_id: sent.provider_id,
-                    }
-                }
-                Err(e) => {
-                    warn!(node = node.id(), term, delivery = page.delivery_id, attempt, method = ?page.method,
-                        to = %mask::address(&page.address), code = ?e.code, retryable = e.retryable, cause = %e.message, "page failed");
-                    SendResult::Failed {
-                        retryable: e.retryable,
-                        in_doubt: e.in_doubt,
-                        code: e.code,
-                        message: e.message,
-                    }
-                }
-            };
-            record_outcome(&node, page.delivery_id, attempt, term, result).await;
+            send_one(&node, &notifier, &permits, job, term, confirmed).await;
             in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -156,6 +157,112 @@ async fn dispatch(
         });
     }
     false
+}
+
+async fn send_one(
+    node: &Node,
+    notifier: &Notifier,
+    permits: &Semaphore,
+    job: Job,
+    term: u64,
+    confirmed: Instant,
+) {
+    let Job {
+        page,
+        attempt,
+        reconcile,
+        high_urgency,
+    } = job;
+    let id = page.delivery_id;
+    if let Some((since, not_before)) = reconcile {
+        let wait = not_before.saturating_sub(now_ms());
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+        if !still_sendable(node, id, attempt, term) {
+            return;
+        }
+        if let Some(sid) = reconcile_sms(node, notifier, &page, since).await {
+            let result = SendResult::Sent {
+                provider_id: sid,
+                reconciled: true,
+            };
+            record_outcome(node, id, attempt, term, result).await;
+            return;
+        }
+    }
+    let now = Instant::now();
+    let slot = node
+        .pacer
+        .reserve(page.method, &page.address, high_urgency, now);
+    if slot > now {
+        tokio::time::sleep_until(slot).await;
+        node.pacer.dequeued(page.method);
+    }
+    let Ok(_permit) = permits.acquire().await else {
+        return;
+    };
+    // Waiting for a slot or a permit can take long under load: the incident
+    // may have been acknowledged, or this node deposed, in the meantime.
+    if !still_sendable(node, id, attempt, term) {
+        return;
+    }
+    if confirmed.elapsed() > FENCE_FRESH {
+        if let Err(e) = node.raft.ensure_linearizable().await {
+            warn!(node = node.id(), term, delivery = id, cause = %e, "not sending: leadership not confirmed");
+            return;
+        }
+    }
+    let result = match notifier.send(&page).await {
+        Ok(sent) => {
+            info!(node = node.id(), term, delivery = id, attempt, method = ?page.method,
+                to = %mask::address(&page.address), provider_id = %sent.provider_id, "page sent");
+            SendResult::Sent {
+                provider_id: sent.provider_id,
+                reconciled: false,
+            }
+        }
+        Err(e) => {
+            warn!(node = node.id(), term, delivery = id, attempt, method = ?page.method,
+                to = %mask::address(&page.address), code = ?e.code, retryable = e.retryable, cause = %e.message, "page failed");
+            SendResult::Failed {
+                retryable: e.retryable,
+                in_doubt: e.in_doubt,
+                code: e.code,
+                message: e.message,
+            }
+        }
+    };
+    record_outcome(node, id, attempt, term, result).await;
+}
+
+/// The SID of the message an earlier attempt got out, if Twilio has it.
+async fn reconcile_sms(
+    node: &Node,
+    notifier: &Notifier,
+    page: &Page,
+    since: u64,
+) -> Option<String> {
+    debug_assert_eq!(page.method, Method::Sms);
+    let needle = pages::sms_needle(page.delivery_id);
+    match notifier.find_sms(&page.address, since, &needle).await {
+        Ok(Some(found)) if !NOT_DELIVERED.contains(&found.status.as_str()) => {
+            info!(node = node.id(), delivery = page.delivery_id, sid = %found.sid, status = %found.status,
+                to = %mask::address(&page.address), "in-doubt SMS found at twilio: not sending again");
+            Some(found.sid)
+        }
+        Ok(found) => {
+            info!(node = node.id(), delivery = page.delivery_id, found = ?found.map(|f| f.status),
+                "in-doubt SMS not out: sending");
+            None
+        }
+        Err(e) => {
+            // Cannot tell: a duplicate beats a missed page.
+            warn!(node = node.id(), delivery = page.delivery_id, cause = %e.message,
+                "cannot look up an in-doubt SMS: sending (may duplicate)");
+            None
+        }
+    }
 }
 
 /// The delivery is still pending in this attempt, claimed by `term`, and this
@@ -173,7 +280,7 @@ fn still_sendable(node: &Node, delivery: u64, attempt: u32, term: u64) -> bool {
 
 /// Propose the outcome, retrying while this node still leads `term`. If
 /// leadership is lost the delivery stays unsettled and the next leader
-/// re-claims it (a possible duplicate, counted in the state).
+/// re-claims it (in doubt: reconciled if it can be, else a counted duplicate).
 async fn record_outcome(node: &Node, delivery: u64, attempt: u32, term: u64, result: SendResult) {
     let cmd = Command::Outcome {
         at: 0,

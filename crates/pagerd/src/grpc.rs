@@ -475,6 +475,7 @@ fn node_info(id: u64, n: &PeerNode) -> pb::NodeInfo {
         peer_addr: n.peer_addr.clone(),
         client_addr: n.client_addr.clone(),
         region: n.region.clone(),
+        http_url: n.http_url.clone(),
     }
 }
 
@@ -502,6 +503,7 @@ fn peer_node(field: &str, info: pb::NodeInfo) -> Result<(u64, PeerNode), NodeErr
             peer_addr: info.peer_addr,
             client_addr: info.client_addr,
             region: info.region,
+            http_url: info.http_url.trim_end_matches('/').to_string(),
         },
     ))
 }

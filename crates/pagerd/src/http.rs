@@ -22,6 +22,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/heartbeat/:key", axum::routing::post(heartbeat))
+        .merge(crate::webhooks::routes())
         .with_state(node)
 }
 
@@ -122,7 +123,7 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
         "1 when a leader is known.",
         u64::from(m.current_leader.is_some()),
     );
-    let (counts, stats, pending) = node.read(|s| {
+    let (counts, stats, pending, unreachable) = node.read(|s| {
         let mut c = [0u64; 3];
         for i in s.incidents.values() {
             c[match i.status {
@@ -131,7 +132,12 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
                 IncidentStatus::Resolved => 2,
             }] += 1;
         }
-        (c, s.stats.clone(), s.pending_deliveries().count() as u64)
+        (
+            c,
+            s.stats.clone(),
+            s.pending_deliveries().count() as u64,
+            s.unreachable.len(),
+        )
     });
     let _ = writeln!(
         out,
@@ -147,10 +153,27 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
         ("failed", stats.deliveries_failed),
         ("reclaimed", stats.deliveries_reclaimed),
         ("in_doubt", stats.deliveries_in_doubt),
+        ("reconciled", stats.deliveries_reconciled),
     ] {
         let _ = writeln!(out, "pagerd_deliveries_total{{outcome=\"{k}\"}} {v}");
     }
     let _ = writeln!(out, "# HELP pagerd_deliveries_pending Deliveries waiting to be sent.\n# TYPE pagerd_deliveries_pending gauge\npagerd_deliveries_pending {pending}");
+    let _ = writeln!(out, "# HELP pagerd_dispatch_queued Pages the leader holds for their send slot (account rate, per-recipient throttle).\n# TYPE pagerd_dispatch_queued gauge");
+    for (method, n) in node.pacer.queued() {
+        let _ = writeln!(out, "pagerd_dispatch_queued{{method=\"{method}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pagerd_phone_total Answers from phones.\n# TYPE pagerd_phone_total counter"
+    );
+    for (k, v) in [
+        ("replies", stats.phone_replies),
+        ("calls_unanswered", stats.calls_unanswered),
+        ("contacts_skipped", stats.contacts_skipped),
+    ] {
+        let _ = writeln!(out, "pagerd_phone_total{{kind=\"{k}\"}} {v}");
+    }
+    let _ = writeln!(out, "# HELP pagerd_contacts_unreachable Contact methods marked unreachable (STOP, invalid number).\n# TYPE pagerd_contacts_unreachable gauge\npagerd_contacts_unreachable {unreachable}");
     let _ = writeln!(out, "# HELP pagerd_events_total Events accepted.\n# TYPE pagerd_events_total counter\npagerd_events_total {}", stats.events);
     ([("content-type", "text/plain; version=0.0.4")], out)
 }

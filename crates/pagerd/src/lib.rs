@@ -24,8 +24,12 @@ pub mod dispatcher;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod links;
 pub mod node;
+pub mod pacer;
+pub mod pages;
 pub mod scheduler;
+pub mod webhooks;
 
 use anyhow::Context as _;
 use config::NodeConfig;
@@ -119,6 +123,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         peers,
         applied,
         takeover_term: watch::Sender::new(0),
+        pacer: pacer::Pacer::new(&cfg.dispatch),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -204,6 +209,11 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
                         peer_addr: m.peer.clone(),
                         client_addr: m.client.clone(),
                         region,
+                        http_url: match (&m.http, m.id == cfg.node_id) {
+                            (Some(u), _) => u.trim_end_matches('/').to_string(),
+                            (None, true) => cfg.public_url.clone(),
+                            (None, false) => String::new(),
+                        },
                     },
                 )
             })

@@ -62,6 +62,8 @@ pub struct Node {
     /// the term may have been sent by an earlier process (written by the
     /// scheduler, read by the dispatcher).
     pub takeover_term: watch::Sender<u64>,
+    /// When the leader may send each page (account rate, per-recipient throttle).
+    pub pacer: crate::pacer::Pacer,
 }
 
 pub fn now_ms() -> u64 {
@@ -300,6 +302,28 @@ impl Node {
             .collect()
     }
 
+    /// Another member's public HTTP base URL (a voter's first), for a
+    /// call's `FallbackUrl`: if this node dies mid-call, Twilio fetches the
+    /// call's TwiML there.
+    pub fn fallback_http_url(&self) -> Option<String> {
+        let m = self.metrics();
+        let membership = m.membership_config.membership();
+        let me = self.id();
+        let mut others: Vec<(bool, u64, String)> = membership
+            .nodes()
+            .filter(|(id, n)| **id != me && !n.http_url.is_empty())
+            .map(|(id, n)| {
+                (
+                    !membership.voter_ids().any(|v| v == *id),
+                    *id,
+                    n.http_url.clone(),
+                )
+            })
+            .collect();
+        others.sort();
+        others.into_iter().next().map(|(_, _, url)| url)
+    }
+
     pub fn learners(&self) -> BTreeSet<u64> {
         self.metrics()
             .membership_config
@@ -335,6 +359,7 @@ impl Node {
             peer_addr: self.cfg.peer_advertise.clone(),
             client_addr: self.cfg.client_advertise.clone(),
             region: self.cfg.region.clone(),
+            http_url: self.cfg.public_url.clone(),
         }
     }
 

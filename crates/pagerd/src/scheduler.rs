@@ -27,7 +27,14 @@ pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<boo
         };
         if *node.takeover_term.borrow() != term {
             info!(node = node.id(), term, "became leader: proposing takeover");
-            if propose(&node, Command::Takeover { at: 0 }).await {
+            // The link key is set by the first takeover ever committed;
+            // later seeds are ignored by apply. Only a fresh cluster needs one.
+            let key_seed = if node.read(|s| s.link_key.expose().is_empty()) {
+                random_key()
+            } else {
+                String::new()
+            };
+            if propose(&node, Command::Takeover { at: 0, key_seed }).await {
                 node.takeover_term.send_replace(term);
             }
             continue;
@@ -69,4 +76,12 @@ async fn propose(node: &Node, cmd: Command) -> bool {
             false
         }
     }
+}
+
+/// 32 random bytes from the OS, hex.
+fn random_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -323,7 +323,12 @@ async fn a_failing_url_falls_back() {
     let hooks = Hooks::start().await;
 
     // Scripted: the Url is taken as failed without being asked.
-    twilio.script_calls(TO, CallScript::UrlFails);
+    twilio.script_calls(
+        TO,
+        CallScript::UrlFails {
+            digits: String::new(),
+        },
+    );
     let (sid, log) = call_through(&twilio, &voice_page(&hooks, "/voice/answer")).await;
     assert!(hooks.hits_to("/voice/answer").is_empty());
     assert_eq!(hooks.hits_to("/voice/fallback").len(), 1);

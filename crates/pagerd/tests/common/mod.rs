@@ -32,6 +32,10 @@ pub struct Cluster {
     pub write_timeout_ms: u64,
     /// Snapshot every this many entries (small in tests that exercise snapshots).
     pub snapshot_every: u64,
+    /// Account-wide call pacing (tests that place many calls raise it).
+    pub calls_per_second: f64,
+    /// A second Twilio auth token accepted on webhooks (rotation).
+    pub previous_token: Option<&'static str>,
 }
 
 async fn bind() -> TcpListener {
@@ -72,6 +76,8 @@ impl Cluster {
             dir,
             write_timeout_ms: 2_000,
             snapshot_every,
+            calls_per_second: 20.0,
+            previous_token: None,
         };
         for (i, l) in listeners.into_iter().enumerate() {
             let running = pagerd::start(c.config(i + 1), l)
@@ -105,6 +111,7 @@ impl Cluster {
                 peer: a.peer.to_string(),
                 client: a.client.to_string(),
                 region: regions[i % regions.len()].into(),
+                http: Some(format!("http://{}", a.http)),
             })
             .collect();
         raw.raft.heartbeat_interval_ms = 50;
@@ -118,6 +125,8 @@ impl Cluster {
             account_sid: SID.into(),
             auth_token: Some(TOKEN.into()),
             auth_token_file: None,
+            previous_auth_token: self.previous_token.map(Into::into),
+            previous_auth_token_file: None,
             from: Some("+15550009999".into()),
             messaging_service_sid: None,
             timeout_ms: 2_000,
@@ -134,6 +143,8 @@ impl Cluster {
         });
         raw.console.enabled = false;
         raw.dispatch.write_timeout_ms = self.write_timeout_ms;
+        raw.dispatch.calls_per_second = self.calls_per_second;
+        raw.dispatch.reconcile_grace_ms = 200;
         raw.validate().expect("test config is valid")
     }
 

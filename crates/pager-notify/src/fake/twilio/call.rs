@@ -6,7 +6,7 @@
 //! | `Answer { digits }` | initiated, ringing, in-progress, completed | `Url` fetched and played; the first `<Gather>` gets `digits` |
 //! | `AnswerNoKey` | initiated, ringing, in-progress, completed | played; every `<Gather>` times out |
 //! | `Voicemail` | initiated, ringing, in-progress, completed | played with `AnsweredBy` a machine; no key |
-//! | `UrlFails` | initiated, ringing, in-progress, completed | `Url` not contacted, taken as failed: `FallbackUrl` played, no key |
+//! | `UrlFails { digits }` | initiated, ringing, in-progress, completed | `Url` not contacted, taken as failed: `FallbackUrl` played; its first `<Gather>` gets `digits` |
 //! | `NoAnswer` | initiated, ringing, no-answer | none |
 //! | `Busy` | initiated, busy | none |
 //! | `Failed` | initiated, failed | none |
@@ -56,8 +56,9 @@ pub enum CallScript {
     Failed,
     /// An answering machine picks up; nothing is pressed.
     Voicemail,
-    /// Answered, but `Url` fails: Twilio turns to `FallbackUrl` (or ends the call if none).
-    UrlFails,
+    /// Answered, but `Url` fails: Twilio turns to `FallbackUrl` (or ends the call if none),
+    /// where `digits` are pressed at the first `<Gather>` (nothing if empty).
+    UrlFails { digits: String },
 }
 
 /// Where a TwiML document came from.
@@ -163,17 +164,19 @@ impl Shared {
             CallScript::Answer { .. }
             | CallScript::AnswerNoKey
             | CallScript::Voicemail
-            | CallScript::UrlFails => {
+            | CallScript::UrlFails { .. } => {
                 self.progress(&mut call, "ringing", "ringing").await;
                 call.answered_by = answered_by;
                 call.started = Instant::now();
                 self.progress(&mut call, "answered", "in-progress").await;
                 let digits = match &script {
-                    CallScript::Answer { digits } => digits.clone(),
+                    CallScript::Answer { digits } | CallScript::UrlFails { digits } => {
+                        digits.clone()
+                    }
                     _ => String::new(),
                 };
-                self.converse(&call, &digits, script == CallScript::UrlFails)
-                    .await;
+                let url_fails = matches!(script, CallScript::UrlFails { .. });
+                self.converse(&call, &digits, url_fails).await;
                 "completed"
             }
         };

@@ -1,0 +1,112 @@
+//! From a replicated delivery to the [`Page`] the notifier sends: the words
+//! (pager-core's `render`), and the URLs only a running node knows — the
+//! call's TwiML endpoint and its fallback on another member, the status
+//! callback, the email's signed links.
+
+use crate::config::NodeConfig;
+use crate::links::{self, Claims, LinkAction};
+use pager_core::render::{self, EmailLinks};
+use pager_core::{ContactKind, Delivery, Incident, Millis, State};
+use pager_notify::twilio::VoiceCall;
+use pager_notify::{Method, Page};
+
+/// URLs of the cluster's public HTTP endpoints.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    /// This node's.
+    pub public: String,
+    /// Another member's, for a call's `FallbackUrl`.
+    pub fallback: Option<String>,
+}
+
+pub fn method(kind: ContactKind) -> Method {
+    match kind {
+        ContactKind::Sms => Method::Sms,
+        ContactKind::Voice => Method::Voice,
+        ContactKind::Email => Method::Email,
+    }
+}
+
+/// The text an SMS carries that no other page does: what a reconciliation
+/// looks for at Twilio.
+pub fn sms_needle(delivery: u64) -> String {
+    format!("Reply 4 {delivery} ack")
+}
+
+/// TwiML endpoint of a delivery's call.
+pub fn voice_path(delivery: u64, attempt: u32) -> String {
+    format!("/twilio/voice/{delivery}?a={attempt}")
+}
+
+pub fn build(
+    cfg: &NodeConfig,
+    urls: &Urls,
+    state: &State,
+    incident: &Incident,
+    d: &Delivery,
+    now: Millis,
+) -> Page {
+    let method = method(d.method);
+    let subject = render::subject(incident);
+    let (text, html, voice) = match d.method {
+        ContactKind::Sms => (render::sms(incident, d), None, None),
+        ContactKind::Voice => {
+            let path = voice_path(d.id, d.attempt);
+            let call = VoiceCall {
+                url: format!("{}{path}", urls.public),
+                fallback_url: urls.fallback.as_ref().map(|f| format!("{f}{path}")),
+                status_callback: Some(format!(
+                    "{}/twilio/status?d={}&a={}",
+                    urls.public, d.id, d.attempt
+                )),
+                timeout_secs: cfg.dispatch.call_timeout_secs,
+                machine_detection: cfg.dispatch.machine_detection,
+            };
+            (render::voice(incident, d), None, Some(call))
+        }
+        ContactKind::Email => {
+            let links = email_links(cfg, urls, state, incident, d, now);
+            (
+                render::email_text(incident, d, links.as_ref()),
+                Some(render::email_html(incident, d, links.as_ref())),
+                None,
+            )
+        }
+    };
+    Page {
+        delivery_id: d.id,
+        method,
+        address: d.address.clone(),
+        subject,
+        text,
+        html,
+        voice,
+    }
+}
+
+fn email_links(
+    cfg: &NodeConfig,
+    urls: &Urls,
+    state: &State,
+    incident: &Incident,
+    d: &Delivery,
+    now: Millis,
+) -> Option<EmailLinks> {
+    let key = state.link_key.expose();
+    let expires = now + cfg.dispatch.link_ttl.as_millis() as u64;
+    let link = |action| {
+        let claims = Claims {
+            incident: incident.id,
+            action,
+            user: d.user.clone(),
+            expires,
+        };
+        links::sign(key, &claims)
+            .ok()
+            .map(|t| format!("{}/v1/links/{t}", urls.public))
+    };
+    Some(EmailLinks {
+        acknowledge: link(LinkAction::Ack)?,
+        resolve: link(LinkAction::Resolve)?,
+    })
+}
