@@ -1,8 +1,11 @@
 //! Exact-effect tests of escalation, dedup, acknowledgement, retries and
 //! term fencing, with simulated time (instants are plain numbers).
 
+mod common;
+
+use common::Log;
 use pager_core::command::{Command, Effect, Rejection, Response, SendResult};
-use pager_core::{DeliveryStatus, Event, EventAction, IncidentStatus, LogMeta, OnCallDoc, State};
+use pager_core::{DeliveryStatus, Event, EventAction, IncidentStatus, OnCallDoc};
 
 const DOC: &str = r#"
 [users.alice]
@@ -35,42 +38,9 @@ runbook_url = "https://runbooks.example.com/db"
 const T0: u64 = 1_700_000_000_000;
 const MIN: u64 = 60_000;
 
-struct Log {
-    state: State,
-    index: u64,
-    term: u64,
-}
-
 impl Log {
     fn new() -> Log {
-        let mut log = Log {
-            state: State::default(),
-            index: 0,
-            term: 1,
-        };
-        let doc = OnCallDoc::from_toml(DOC).expect("fixture parses");
-        assert_eq!(doc.validate(), vec![]);
-        let r = log.apply(Command::ApplyConfig {
-            at: T0,
-            doc: Box::new(doc),
-        });
-        assert_eq!(r.0, Response::ConfigApplied { version: 1 });
-        log
-    }
-
-    fn apply(&mut self, cmd: Command) -> (Response, Vec<Effect>) {
-        self.index += 1;
-        let applied = self.state.apply(
-            LogMeta {
-                index: self.index,
-                term: self.term,
-            },
-            &cmd,
-        );
-        self.state
-            .check_invariants()
-            .expect("invariants hold after every apply");
-        (applied.response, applied.effects)
+        Log::with_doc(DOC, T0)
     }
 
     fn trigger(&mut self, at: u64, key: &str) -> (Response, Vec<Effect>) {

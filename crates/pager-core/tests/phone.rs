@@ -2,12 +2,12 @@
 //! unanswered calls and voicemail moving on to the next contact method at
 //! once, STOP / START, in-doubt deliveries and reconciliation.
 
+mod common;
+
+use common::Log;
 use pager_core::command::{Command, Effect, Response, SendResult};
 use pager_core::render;
-use pager_core::{
-    ContactKind, DeliveryStatus, Event, EventAction, IncidentStatus, LogMeta, OnCallDoc,
-    PhoneAction, State,
-};
+use pager_core::{ContactKind, DeliveryStatus, Event, EventAction, IncidentStatus, PhoneAction};
 
 const DOC: &str = r#"
 [users.alice]
@@ -43,39 +43,9 @@ const T0: u64 = 1_700_000_000_000;
 const ALICE: &str = "+15550000001";
 const BOB: &str = "+15550000002";
 
-struct Log {
-    state: State,
-    index: u64,
-    term: u64,
-}
-
 impl Log {
     fn new() -> Log {
-        let mut log = Log {
-            state: State::default(),
-            index: 0,
-            term: 1,
-        };
-        let doc = OnCallDoc::from_toml(DOC).expect("fixture parses");
-        let (r, _) = log.apply(Command::ApplyConfig {
-            at: T0,
-            doc: Box::new(doc),
-        });
-        assert_eq!(r, Response::ConfigApplied { version: 1 });
-        log
-    }
-
-    fn apply(&mut self, cmd: Command) -> (Response, Vec<Effect>) {
-        self.index += 1;
-        let applied = self.state.apply(
-            LogMeta {
-                index: self.index,
-                term: self.term,
-            },
-            &cmd,
-        );
-        self.state.check_invariants().expect("invariants hold");
-        (applied.response, applied.effects)
+        Log::with_doc(DOC, T0)
     }
 
     fn trigger(&mut self, at: u64, key: &str) {

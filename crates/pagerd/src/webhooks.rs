@@ -20,8 +20,8 @@ use crate::links::{self, LinkAction};
 use crate::node::{now_ms, Node};
 use crate::pages;
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, Query, State as Ax};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State as Ax};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -57,10 +57,30 @@ fn twiml(body: String) -> HttpResponse {
     ([("content-type", "application/xml")], body).into_response()
 }
 
-/// The POST parameters of a request Twilio signed, or the response refusing it.
+/// The POST parameters of a request Twilio signed; any other request is
+/// refused (403, or 404 without Twilio configured) before a handler runs.
+struct Signed(Vec<(String, String)>);
+
+#[axum::async_trait]
+impl FromRequest<Arc<Node>> for Signed {
+    type Rejection = HttpResponse;
+
+    async fn from_request(req: Request, node: &Arc<Node>) -> Result<Signed, HttpResponse> {
+        let uri = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| req.uri().clone(), |o| o.0.clone());
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, node)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        verified(node, &uri, &headers, &body).map(Signed)
+    }
+}
+
 fn verified(
     node: &Node,
-    uri: &OriginalUri,
+    uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Vec<(String, String)>, HttpResponse> {
@@ -148,16 +168,7 @@ fn parse_sms(body: &str) -> SmsCommand {
 
 const SMS_HELP: &str = "pagerd: reply 4 <code> to acknowledge, 6 <code> to resolve, 5 <code> to escalate (the code is in the page). A bare 4 acts on your latest page. STOP turns texts off, START on.";
 
-async fn sms(
-    Ax(node): Ax<Arc<Node>>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> HttpResponse {
-    let params = match verified(&node, &uri, &headers, &body) {
-        Ok(p) => p,
-        Err(refused) => return refused,
-    };
+async fn sms(Ax(node): Ax<Arc<Node>>, Signed(params): Signed) -> HttpResponse {
     let from = param(&params, "From").to_string();
     let text = param(&params, "Body");
     let cmd = match parse_sms(text) {
@@ -219,14 +230,8 @@ async fn voice(
     Ax(node): Ax<Arc<Node>>,
     Path(delivery): Path<u64>,
     Query(q): Query<AttemptQuery>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed(params): Signed,
 ) -> HttpResponse {
-    let params = match verified(&node, &uri, &headers, &body) {
-        Ok(p) => p,
-        Err(refused) => return refused,
-    };
     let answered_by = param(&params, "AnsweredBy");
     let page = node.read(|s| {
         let d = s.deliveries.get(&delivery)?;
@@ -283,14 +288,8 @@ async fn keys(
     Ax(node): Ax<Arc<Node>>,
     Path(delivery): Path<u64>,
     Query(q): Query<AttemptQuery>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed(params): Signed,
 ) -> HttpResponse {
-    let params = match verified(&node, &uri, &headers, &body) {
-        Ok(p) => p,
-        Err(refused) => return refused,
-    };
     let repeat = format!(
         "{}{}",
         node.cfg.public_url,
@@ -346,14 +345,8 @@ struct StatusQuery {
 async fn status(
     Ax(node): Ax<Arc<Node>>,
     Query(q): Query<StatusQuery>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed(params): Signed,
 ) -> HttpResponse {
-    let params = match verified(&node, &uri, &headers, &body) {
-        Ok(p) => p,
-        Err(refused) => return refused,
-    };
     let call_status = param(&params, "CallStatus").to_string();
     if call_status.is_empty() || call_status == "initiated" || call_status == "queued" {
         return StatusCode::NO_CONTENT.into_response();

@@ -1,0 +1,48 @@
+//! A replicated log in miniature for exact-effect tests: commands applied in
+//! order at increasing indexes, invariants checked after every one.
+
+#![allow(dead_code)]
+
+use pager_core::command::{Command, Effect, Response};
+use pager_core::{LogMeta, OnCallDoc, State};
+
+pub struct Log {
+    pub state: State,
+    pub index: u64,
+    /// The term of the entries applied next (a test raises it for a new leader).
+    pub term: u64,
+}
+
+impl Log {
+    /// A state with `doc` applied at `at` (version 1); the document must be valid.
+    pub fn with_doc(doc: &str, at: u64) -> Log {
+        let mut log = Log {
+            state: State::default(),
+            index: 0,
+            term: 1,
+        };
+        let doc = OnCallDoc::from_toml(doc).expect("fixture parses");
+        assert_eq!(doc.validate(), vec![]);
+        let (r, _) = log.apply(Command::ApplyConfig {
+            at,
+            doc: Box::new(doc),
+        });
+        assert_eq!(r, Response::ConfigApplied { version: 1 });
+        log
+    }
+
+    pub fn apply(&mut self, cmd: Command) -> (Response, Vec<Effect>) {
+        self.index += 1;
+        let applied = self.state.apply(
+            LogMeta {
+                index: self.index,
+                term: self.term,
+            },
+            &cmd,
+        );
+        self.state
+            .check_invariants()
+            .expect("invariants hold after every apply");
+        (applied.response, applied.effects)
+    }
+}
