@@ -627,3 +627,43 @@ impl pb::cluster_server::Cluster for Api {
         }))
     }
 }
+
+/// The client port's services, by their full gRPC names.
+pub const PUBLIC_SERVICES: [&str; 5] = [
+    "pager.v1.Events",
+    "pager.v1.Incidents",
+    "pager.v1.Config",
+    "pager.v1.OnCall",
+    "pager.v1.Cluster",
+];
+
+/// Keep grpc.health.v1 in step with the cluster: the public services are
+/// SERVING while this node knows a leader, NOT_SERVING otherwise.
+pub async fn report_health(
+    node: Arc<Node>,
+    mut health: tonic_health::server::HealthReporter,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use tonic_health::ServingStatus;
+    health.set_service_status("", ServingStatus::Serving).await;
+    let mut metrics = node.raft.metrics();
+    let mut last = None;
+    loop {
+        let ready = metrics.borrow_and_update().current_leader.is_some();
+        if last != Some(ready) {
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            for s in PUBLIC_SERVICES {
+                health.set_service_status(s, status).await;
+            }
+            last = Some(ready);
+        }
+        tokio::select! {
+            r = metrics.changed() => if r.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}

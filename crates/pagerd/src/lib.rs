@@ -154,8 +154,28 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         tonic::transport::server::TcpIncoming::from_listener(listeners.client, true, None)
             .map_err(|e| anyhow::anyhow!("client listener: {e}"))?;
     let shutdown = until_stop(stopped.clone());
+    // grpc.health.v1: "" is SERVING while the process runs (liveness); each
+    // public service is SERVING while a leader is known (readiness).
+    let (health, health_service) = tonic_health::server::health_reporter();
+    tasks.push(tokio::spawn(grpc::report_health(
+        node.clone(),
+        health,
+        stopped.clone(),
+    )));
+    // Only the public services: the Raft service lives on the peer port.
+    let reflection_service = grpc::PUBLIC_SERVICES
+        .iter()
+        .fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pager_proto::FILE_DESCRIPTOR_SET),
+            |b, name| b.with_service_name(*name),
+        )
+        .build_v1()
+        .map_err(|e| anyhow::anyhow!("grpc reflection: {e}"))?;
     tasks.push(tokio::spawn(async move {
         let res = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_service)
             .add_service(pb::events_server::EventsServer::new(api.clone()))
             .add_service(pb::incidents_server::IncidentsServer::new(api.clone()))
             .add_service(pb::config_server::ConfigServer::new(api.clone()))
