@@ -37,32 +37,81 @@ impl pb::events_server::Events for Api {
         &self,
         req: Request<pb::SendEventRequest>,
     ) -> Result<Response<pb::SendEventResponse>, Status> {
-        let req = req.into_inner();
-        if req.encoded_len() > pager_core::event::MAX_EVENT_BYTES {
-            return Err(NodeError::invalid("payload", "event larger than 512 KiB").into());
+        Ok(Response::new(
+            send_event(&self.node, req.into_inner()).await?,
+        ))
+    }
+
+    async fn send_batch(
+        &self,
+        req: Request<pb::SendBatchRequest>,
+    ) -> Result<Response<pb::SendBatchResponse>, Status> {
+        let events = req.into_inner().events;
+        if events.is_empty() || events.len() > MAX_BATCH {
+            return Err(NodeError::invalid(
+                "events",
+                format!("1 to {MAX_BATCH} events, got {}", events.len()),
+            )
+            .into());
         }
-        let event = convert::event_from_pb(req)?;
-        event.validate().map_err(NodeError::Rejected)?;
-        let w = self
-            .node
-            .write(Command::Ingest {
-                at: 0,
-                event: Box::new(event),
+        // Concurrently: the write path packs concurrent events into shared
+        // log entries, so a batch costs a few fsyncs, not one per event.
+        let results =
+            futures::future::join_all(events.into_iter().map(|e| send_event(&self.node, e))).await;
+        let results = results
+            .into_iter()
+            .map(|r| pb::SendBatchResult {
+                outcome: Some(match r {
+                    Ok(ok) => pb::send_batch_result::Outcome::Ok(ok),
+                    Err(e) => {
+                        let status = Status::from(e);
+                        pb::send_batch_result::Outcome::Error(pb::EventError {
+                            code: status.code() as i32,
+                            message: status.message().to_string(),
+                        })
+                    }
+                }),
             })
-            .await?;
-        match w.response {
-            CoreResponse::Event {
-                incident,
-                dedup_key,
-                folded,
-            } => Ok(Response::new(pb::SendEventResponse {
-                incident_id: incident.unwrap_or(0),
-                dedup_key,
-                folded,
-                commit_index: w.index,
-            })),
-            other => Err(unexpected(other)),
-        }
+            .collect();
+        Ok(Response::new(pb::SendBatchResponse { results }))
+    }
+}
+
+/// Most events in one `SendBatch`.
+pub const MAX_BATCH: usize = 1000;
+
+/// Validate one event and commit it: `Events/Send`, one event of
+/// `SendBatch`, and the HTTP event endpoints all come through here.
+pub async fn send_event(
+    node: &Node,
+    req: pb::SendEventRequest,
+) -> Result<pb::SendEventResponse, NodeError> {
+    if req.encoded_len() > pager_core::event::MAX_EVENT_BYTES {
+        return Err(NodeError::invalid("payload", "event larger than 512 KiB"));
+    }
+    let event = convert::event_from_pb(req)?;
+    event.validate().map_err(NodeError::Rejected)?;
+    let w = node
+        .write(Command::Ingest {
+            at: 0,
+            event: Box::new(event),
+        })
+        .await?;
+    match w.response {
+        CoreResponse::Event {
+            incident,
+            dedup_key,
+            folded,
+        } => Ok(pb::SendEventResponse {
+            incident_id: incident.unwrap_or(0),
+            dedup_key,
+            folded,
+            commit_index: w.index,
+        }),
+        CoreResponse::Rejected(r) => Err(NodeError::Rejected(r)),
+        other => Err(NodeError::Fatal(format!(
+            "unexpected answer to an event: {other:?}"
+        ))),
     }
 }
 

@@ -315,3 +315,67 @@ async fn answers_from_a_follower_show_the_write_just_made() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn send_batch_gives_a_result_per_event() {
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    c.apply(leader, ONCALL).await;
+    let f = c.follower(leader);
+    let mut bad = trigger("db-key-0001", "b2");
+    bad.severity = "loud".into();
+    let events = vec![
+        trigger("db-key-0001", "b1"),
+        bad,
+        trigger("no-such-key-00", "b3"),
+        trigger("db-key-0001", "b1"),
+    ];
+    let r = c
+        .events(f)
+        .await
+        .send_batch(pb::SendBatchRequest { events })
+        .await
+        .expect("batch accepted")
+        .into_inner();
+    use pb::send_batch_result::Outcome;
+    let outcomes: Vec<_> = r
+        .results
+        .into_iter()
+        .map(|r| r.outcome.expect("an outcome"))
+        .collect();
+    assert_eq!(outcomes.len(), 4);
+    let Outcome::Ok(first) = &outcomes[0] else {
+        panic!("first event commits: {:?}", outcomes[0]);
+    };
+    match &outcomes[1] {
+        Outcome::Error(e) => {
+            assert_eq!(e.code, tonic::Code::InvalidArgument as i32);
+            assert!(e.message.starts_with("severity"), "{}", e.message);
+        }
+        other => panic!("bad severity refused: {other:?}"),
+    }
+    match &outcomes[2] {
+        Outcome::Error(e) => {
+            assert_eq!(e.code, tonic::Code::NotFound as i32);
+            assert!(e.message.starts_with("routing_key"), "{}", e.message);
+        }
+        other => panic!("unknown key refused: {other:?}"),
+    }
+    let Outcome::Ok(again) = &outcomes[3] else {
+        panic!("repeat commits: {:?}", outcomes[3]);
+    };
+    assert_eq!(
+        first.incident_id, again.incident_id,
+        "same dedup key: one incident"
+    );
+
+    let err = c
+        .events(f)
+        .await
+        .send_batch(pb::SendBatchRequest { events: vec![] })
+        .await
+        .expect_err("empty batch");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().starts_with("events"), "{}", err.message());
+    c.shutdown().await;
+}
