@@ -23,6 +23,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/heartbeat/:key", axum::routing::post(heartbeat))
         .merge(crate::webhooks::routes())
+        .merge(crate::compat::routes())
         .with_state(node)
 }
 

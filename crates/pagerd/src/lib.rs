@@ -18,6 +18,7 @@
 // boxing them at every handler would only obscure the code.
 #![allow(clippy::result_large_err)]
 
+pub mod compat;
 pub mod config;
 pub mod convert;
 pub mod dispatcher;
