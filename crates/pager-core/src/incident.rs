@@ -98,6 +98,17 @@ pub struct Incident {
     /// Timers of this incident still pending, so actions can cancel them.
     pub timers: BTreeSet<TimerKey>,
     pub timeline: Vec<TimelineEntry>,
+    /// Log index of the last change (the last timeline entry): watchers
+    /// resume from a revision and get every incident changed after it.
+    #[serde(default)]
+    pub revision: u64,
+}
+
+/// Where and when a change happened: the log index of the command and its instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub index: u64,
+    pub at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,9 +133,11 @@ impl Incident {
             .unwrap_or((0, 0))
     }
 
-    pub(crate) fn note(&mut self, at: Millis, by: &str, what: impl Into<String>) {
+    /// Record a change: every change to an incident goes through here.
+    pub(crate) fn note(&mut self, stamp: Stamp, by: &str, what: impl Into<String>) {
+        self.revision = stamp.index;
         self.timeline.push(TimelineEntry {
-            at,
+            at: stamp.at,
             by: by.to_string(),
             what: what.into(),
         });

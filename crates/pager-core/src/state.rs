@@ -23,7 +23,7 @@ use crate::delivery::{
     UNREACHABLE_CODES,
 };
 use crate::event::{Event, EventAction, Severity};
-use crate::incident::{Assignee, Incident, IncidentId, IncidentStatus, Role, Track};
+use crate::incident::{Assignee, Incident, IncidentId, IncidentStatus, Role, Stamp, Track};
 use crate::oncall::{ContactKind, OnCallDoc, Target, Urgency, UrgencyRule};
 use crate::routing::{Decision, Router};
 use crate::time::Millis;
@@ -169,6 +169,15 @@ struct Cx {
     effects: Vec<Effect>,
 }
 
+impl Cx {
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            index: self.meta.index,
+            at: self.at,
+        }
+    }
+}
+
 fn rejected_invalid(field: &str, reason: impl Into<String>) -> Response {
     Response::Rejected(Rejection::Invalid {
         field: field.into(),
@@ -306,6 +315,18 @@ impl State {
     /// The open incident of a service with this dedup key.
     pub fn open_incident(&self, service: &str, dedup_key: &str) -> Option<IncidentId> {
         self.open_by_key.get(service)?.get(dedup_key).copied()
+    }
+
+    /// Incidents changed after log index `revision`, oldest change first.
+    /// A scan, not an index: watchers call it once per applied batch.
+    pub fn changed_since(&self, revision: u64) -> Vec<&Incident> {
+        let mut changed: Vec<&Incident> = self
+            .incidents
+            .values()
+            .filter(|i| i.revision > revision)
+            .collect();
+        changed.sort_by_key(|i| (i.revision, i.id));
+        changed
     }
 
     /// Checks that cross-references hold; tests call it after every apply.
@@ -505,7 +526,7 @@ impl State {
                 self.stats.triggers_folded += 1;
                 if let Some(inc) = self.incidents.get_mut(&id) {
                     inc.folded += 1;
-                    inc.note(cx.at, &by, "trigger folded in");
+                    inc.note(cx.stamp(), &by, "trigger folded in");
                 }
                 cx.effects.push(Effect::IncidentFolded { incident: id });
                 Response::Event {
@@ -653,11 +674,12 @@ impl State {
             deliveries: Vec::new(),
             timers: BTreeSet::new(),
             timeline: Vec::new(),
+            revision: cx.meta.index,
         };
-        inc.note(cx.at, by, "triggered");
+        inc.note(cx.stamp(), by, "triggered");
         if !decision.matched.is_empty() {
             inc.note(
-                cx.at,
+                cx.stamp(),
                 "pagerd",
                 format!("routed by rule(s): {}", decision.matched.join(", ")),
             );
@@ -690,7 +712,7 @@ impl State {
             inc.status = IncidentStatus::Acknowledged;
             inc.acknowledged_at = Some(cx.at);
             inc.acknowledged_by = by.to_string();
-            inc.note(cx.at, by, "acknowledged");
+            inc.note(cx.stamp(), by, "acknowledged");
             cx.effects
                 .push(Effect::IncidentAcknowledged { incident: id });
             self.stop_paging(cx, id);
@@ -715,7 +737,7 @@ impl State {
             inc.resolved_at = Some(cx.at);
             inc.resolved_by = by.to_string();
             inc.snoozed_until = None;
-            inc.note(cx.at, by, "resolved");
+            inc.note(cx.stamp(), by, "resolved");
             let service = inc.service.clone();
             for key in std::mem::take(&mut inc.timers) {
                 self.timers.remove(&key);
@@ -750,7 +772,7 @@ impl State {
         if let Some(inc) = self.incidents.get_mut(&id) {
             inc.snoozed_until = Some(until);
             inc.note(
-                cx.at,
+                cx.stamp(),
                 by,
                 format!("snoozed until {}", crate::time::rfc3339(until)),
             );
@@ -778,7 +800,11 @@ impl State {
         self.stop_paging(cx, id);
         if let Some(inc) = self.incidents.get_mut(&id) {
             inc.tracks = vec![Track::new(to.clone())];
-            inc.note(cx.at, by, format!("reassigned to {}", assignee_text(to)));
+            inc.note(
+                cx.stamp(),
+                by,
+                format!("reassigned to {}", assignee_text(to)),
+            );
         }
         self.retrigger(cx, id, by);
         Response::Incident { id }
@@ -808,7 +834,7 @@ impl State {
             inc.tracks.truncate(1);
             inc.tracks[0].level = level - 1;
             inc.tracks[0].done = false;
-            inc.note(cx.at, by, format!("escalated to level {level}"));
+            inc.note(cx.stamp(), by, format!("escalated to level {level}"));
         }
         self.retrigger(cx, id, by);
         Response::Incident { id }
@@ -877,7 +903,11 @@ impl State {
         let Some(inc) = self.incidents.get_mut(&id) else {
             return not_found_incident();
         };
-        inc.note(cx.at, by, format!("responders added: {}", names.join(", ")));
+        inc.note(
+            cx.stamp(),
+            by,
+            format!("responders added: {}", names.join(", ")),
+        );
         let first = inc.tracks.len();
         inc.tracks.extend(tracks.into_iter().map(Track::new));
         let count = inc.tracks.len();
@@ -915,7 +945,7 @@ impl State {
         self.resolve(cx, id, by);
         if let Some(src) = self.incidents.get_mut(&id) {
             src.merged_into = Some(into);
-            src.note(cx.at, by, format!("merged into #{into}"));
+            src.note(cx.stamp(), by, format!("merged into #{into}"));
         }
         if same_service {
             // Later triggers with the duplicate's key fold into the survivor.
@@ -925,7 +955,7 @@ impl State {
                 .insert(key, into);
         }
         if let Some(dst) = self.incidents.get_mut(&into) {
-            dst.note(cx.at, by, format!("#{id} merged in as a duplicate"));
+            dst.note(cx.stamp(), by, format!("#{id} merged in as a duplicate"));
         }
         Response::Incident { id: into }
     }
@@ -957,7 +987,7 @@ impl State {
         } else {
             format!("{name}: {user}")
         };
-        inc.note(cx.at, by, what);
+        inc.note(cx.stamp(), by, what);
         Response::Incident { id }
     }
 
@@ -968,7 +998,7 @@ impl State {
         let Some(inc) = self.incidents.get_mut(&id) else {
             return not_found_incident();
         };
-        inc.note(cx.at, by, format!("note: {text}"));
+        inc.note(cx.stamp(), by, format!("note: {text}"));
         Response::Incident { id }
     }
 
@@ -1161,7 +1191,7 @@ impl State {
                     self.stats.deliveries_reconciled += 1;
                 }
                 cx.effects.push(Effect::DeliverySent { delivery: id });
-                self.note(incident, cx.at, "pagerd", what);
+                self.note(incident, cx.stamp(), "pagerd", what);
             }
             (
                 DeliveryStatus::Pending,
@@ -1215,7 +1245,7 @@ impl State {
                     delivery: id,
                     retry_at,
                 });
-                self.note(incident, cx.at, "pagerd", what);
+                self.note(incident, cx.stamp(), "pagerd", what);
                 if retry_at.is_none() {
                     if let Some(c) = code.filter(|c| UNREACHABLE_CODES.contains(c)) {
                         self.mark_unreachable(cx, method, &address, message, Some(c));
@@ -1251,7 +1281,7 @@ impl State {
             inc.acknowledged_at = None;
             inc.acknowledged_by.clear();
             inc.snoozed_until = None;
-            inc.note(cx.at, by, "triggered again");
+            inc.note(cx.stamp(), by, "triggered again");
             cx.effects
                 .push(Effect::IncidentRetriggered { incident: id });
         }
@@ -1283,7 +1313,7 @@ impl State {
         let config = Arc::clone(&self.config);
         let policy = match &track.assignee {
             Assignee::User(u) => {
-                self.note(id, cx.at, "pagerd", format!("paging {u}"));
+                self.note(id, cx.stamp(), "pagerd", format!("paging {u}"));
                 self.page_user(cx, id, u, base, false);
                 if let Some(tr) = self
                     .incidents
@@ -1299,7 +1329,7 @@ impl State {
                 None => {
                     self.note(
                         id,
-                        cx.at,
+                        cx.stamp(),
                         "pagerd",
                         format!("escalation policy {p:?} no longer exists: nobody paged"),
                     );
@@ -1317,7 +1347,7 @@ impl State {
             if users.is_empty() {
                 self.note(
                     id,
-                    cx.at,
+                    cx.stamp(),
                     "pagerd",
                     format!("level {}: nobody on call, skipped", level + 1),
                 );
@@ -1348,7 +1378,7 @@ impl State {
             }
             self.note(
                 id,
-                cx.at,
+                cx.stamp(),
                 "pagerd",
                 format!("paging level {} (repeat {repeat}): {who}", level + 1),
             );
@@ -1422,14 +1452,14 @@ impl State {
             tr.done = true;
         }
         let Some(target) = fallback else {
-            self.note(id, cx.at, "pagerd", "escalation policy exhausted");
+            self.note(id, cx.stamp(), "pagerd", "escalation policy exhausted");
             return;
         };
         let (users, _) = self.resolve_targets(std::slice::from_ref(target), base);
         if users.is_empty() {
             self.note(
                 id,
-                cx.at,
+                cx.stamp(),
                 "pagerd",
                 "escalation policy exhausted; fallback has nobody on call",
             );
@@ -1437,7 +1467,7 @@ impl State {
         }
         self.note(
             id,
-            cx.at,
+            cx.stamp(),
             "pagerd",
             format!("paging fallback: {}", users.join(", ")),
         );
@@ -1481,7 +1511,7 @@ impl State {
         let Some(u) = self.config.users.get(user) else {
             self.note(
                 id,
-                cx.at,
+                cx.stamp(),
                 "pagerd",
                 format!("user {user:?} no longer exists: not paged"),
             );
@@ -1537,7 +1567,7 @@ impl State {
                 down.reason
             );
             self.stats.contacts_skipped += 1;
-            self.note(id, cx.at, "pagerd", what);
+            self.note(id, cx.stamp(), "pagerd", what);
             self.advance_user(cx, id, user, shadow);
             return;
         }
@@ -1670,9 +1700,9 @@ impl State {
         }
     }
 
-    fn note(&mut self, id: IncidentId, at: Millis, by: &str, what: impl Into<String>) {
+    fn note(&mut self, id: IncidentId, stamp: Stamp, by: &str, what: impl Into<String>) {
         if let Some(inc) = self.incidents.get_mut(&id) {
-            inc.note(at, by, what);
+            inc.note(stamp, by, what);
         }
     }
 }

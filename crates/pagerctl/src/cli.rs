@@ -267,6 +267,17 @@ pub enum IncidentCommand {
     SetRole(SetRoleArgs),
     /// Add a note to the incident's timeline.
     Note(NoteArgs),
+    /// Follow incident changes as they are committed, one line each (JSON
+    /// lines with `--output json`). Resumes on the next endpoint from the
+    /// last revision seen when a node goes away.
+    Watch {
+        /// Start after this revision; 0 prints every incident first.
+        #[arg(long, default_value_t = 0, value_name = "REVISION")]
+        from_revision: u64,
+        /// Only this service (stable name).
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+    },
 }
 
 /// `--by` of the incident actions.

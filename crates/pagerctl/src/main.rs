@@ -27,7 +27,7 @@ use pager_proto::pager::v1::{
     GetConfigRequest, GetIncidentRequest, IncidentActionRequest, IncidentActionResponse,
     IncidentRole, IncidentStatus, InitClusterRequest, ListIncidentsRequest, ListShiftsRequest,
     MergeRequest, NodeInfo, ReassignRequest, RemoveNodeRequest, Responder, SendEventRequest,
-    SetRoleRequest, SimulateRequest, SnoozeRequest, WhoIsOnCallRequest,
+    SetRoleRequest, SimulateRequest, SnoozeRequest, WatchRequest, WhoIsOnCallRequest,
 };
 
 use cli::{
@@ -319,8 +319,65 @@ async fn event(client: &Client, out: &Printer, cmd: EventCommand) -> anyhow::Res
     out.emit(|| human::send_event(&r), || json::send_event(&r))
 }
 
+/// `incident watch`: print each change; when the stream breaks, resume from
+/// the last revision on whichever endpoint answers, until interrupted.
+async fn watch(
+    client: &Client,
+    out: &Printer,
+    mut cursor: u64,
+    service: String,
+) -> anyhow::Result<()> {
+    loop {
+        let req = WatchRequest {
+            from_revision: cursor,
+            service: service.clone(),
+        };
+        let (mut stream, url) = match client
+            .call_at(&req, |ch, req| async move {
+                IncidentsClient::new(ch).watch(req).await
+            })
+            .await
+        {
+            Ok(opened) => opened,
+            Err(e) => {
+                eprintln!("watch: {e}; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let url = url.to_string();
+        loop {
+            match stream.message().await {
+                Ok(Some(change)) => {
+                    cursor = cursor.max(change.revision);
+                    out.line(
+                        || human::incident_change(&change),
+                        || json::incident_change(&change),
+                    )?;
+                }
+                Ok(None) => {
+                    eprintln!("watch: {url} ended the stream; resuming from revision {cursor}");
+                    break;
+                }
+                Err(status) => {
+                    eprintln!(
+                        "watch: {url}: {:?}: {}; resuming from revision {cursor}",
+                        status.code(),
+                        status.message()
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}
+
 async fn incident(client: &Client, out: &Printer, cmd: IncidentCommand) -> anyhow::Result<()> {
     match cmd {
+        IncidentCommand::Watch {
+            from_revision,
+            service,
+        } => watch(client, out, from_revision, service.unwrap_or_default()).await,
         IncidentCommand::List {
             statuses,
             service,

@@ -17,9 +17,9 @@ use anyhow::Context;
 use pager_proto::pager::v1::{
     escalation_track, ApplyConfigResponse, ClusterStatus, ConfigChange, ConfigChangeKind,
     ConfigProblem, Delivery, DiffConfigResponse, EscalationTrack, GetConfigResponse, Incident,
-    IncidentActionResponse, IncidentStatus, LevelOnCall, ListIncidentsResponse, ListShiftsResponse,
-    MemberStatus, MembershipResponse, NodeInfo, PlannedPage, ScheduleOnCall, SendEventResponse,
-    Shift, SimulateResponse, TimelineEntry, UserSchedule, WhoIsOnCallResponse,
+    IncidentActionResponse, IncidentChange, IncidentStatus, LevelOnCall, ListIncidentsResponse,
+    ListShiftsResponse, MemberStatus, MembershipResponse, NodeInfo, PlannedPage, ScheduleOnCall,
+    SendEventResponse, Shift, SimulateResponse, TimelineEntry, UserSchedule, WhoIsOnCallResponse,
 };
 use serde_json::{json, Value};
 
@@ -43,12 +43,16 @@ impl Printer {
         human: impl FnOnce() -> String,
         json: impl FnOnce() -> Value,
     ) -> anyhow::Result<()> {
-        let mut text = match self.format {
+        let text = match self.format {
             OutputFormat::Human => human(),
             OutputFormat::Json => {
                 serde_json::to_string_pretty(&json()).context("encode the response as JSON")?
             }
         };
+        self.write(text)
+    }
+
+    fn write(&self, mut text: String) -> anyhow::Result<()> {
         if !text.ends_with('\n') {
             text.push('\n');
         }
@@ -60,6 +64,23 @@ impl Printer {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             other => other.context("write to stdout"),
         }
+    }
+}
+
+impl Printer {
+    /// One line per item, for streams: the human line, or compact JSON (JSON lines).
+    pub fn line(
+        &self,
+        human: impl FnOnce() -> String,
+        json: impl FnOnce() -> Value,
+    ) -> anyhow::Result<()> {
+        let text = match self.format {
+            OutputFormat::Human => human(),
+            OutputFormat::Json => {
+                serde_json::to_string(&json()).context("encode the response as JSON")?
+            }
+        };
+        self.write(text)
     }
 }
 
@@ -433,6 +454,29 @@ pub mod human {
             ("folded", folded.to_owned()),
             ("commit", r.commit_index.to_string()),
         ])
+    }
+
+    /// `rev 57  #42 acknowledged  payments-api  acknowledged (by alice)`: the
+    /// incident's last timeline entry says what changed.
+    pub fn incident_change(c: &IncidentChange) -> String {
+        let Some(i) = &c.incident else {
+            return format!("rev {}", c.revision);
+        };
+        let last = i.timeline.last().map_or(String::new(), |e| {
+            if e.by.is_empty() {
+                text(&e.what)
+            } else {
+                format!("{} (by {})", text(&e.what), text(&e.by))
+            }
+        });
+        format!(
+            "rev {}  #{} {}  {}  {}",
+            c.revision,
+            i.id,
+            status_name(i.status),
+            text(&i.service),
+            last
+        )
     }
 
     pub fn incident_list(r: &ListIncidentsResponse) -> String {
@@ -1025,6 +1069,7 @@ pub mod json {
     pub fn incident(i: &Incident) -> Value {
         json!({
             "id": i.id,
+            "revision": i.revision,
             "service": i.service,
             "dedup_key": i.dedup_key,
             "summary": i.summary,
@@ -1049,6 +1094,13 @@ pub mod json {
             "merged_into": i.merged_into,
             "ack_due_ms": i.ack_due_ms,
             "escalations": i.escalations.iter().map(escalation).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn incident_change(c: &IncidentChange) -> Value {
+        json!({
+            "revision": c.revision,
+            "incident": c.incident.as_ref().map_or(Value::Null, incident),
         })
     }
 
@@ -1284,6 +1336,7 @@ ID  REGION   MEMBER  PEER           CLIENT         MATCHED  LAG
 
     fn sample_incident() -> Incident {
         Incident {
+            revision: 57,
             id: 42,
             service: "payments-api".into(),
             dedup_key: "db-3/disk".into(),
@@ -1375,6 +1428,21 @@ ID  REGION   MEMBER  PEER           CLIENT         MATCHED  LAG
     }
 
     #[test]
+    fn incident_change_line_human_and_json() {
+        let change = IncidentChange {
+            revision: 57,
+            incident: Some(sample_incident()),
+        };
+        assert_eq!(
+            human::incident_change(&change),
+            "rev 57  #42 acknowledged  payments-api  acknowledged by alice"
+        );
+        let v = json::incident_change(&change);
+        assert_eq!(v["revision"], 57);
+        assert_eq!(v["incident"]["id"], 42);
+    }
+
+    #[test]
     fn incident_human() {
         assert_eq!(
             human::incident(&sample_incident()),
@@ -1439,6 +1507,7 @@ TIMELINE
             json::incident(&sample_incident()),
             json!({
                 "id": 42,
+                "revision": 57,
                 "service": "payments-api",
                 "dedup_key": "db-3/disk",
                 "summary": "Disk full on db-3\n/var/lib at 100%",

@@ -80,6 +80,7 @@ pub fn incident_to_pb<'a>(
 ) -> pb::Incident {
     pb::Incident {
         id: inc.id,
+        revision: inc.revision,
         service: inc.service.clone(),
         dedup_key: inc.dedup_key.clone(),
         summary: inc.summary.clone(),

@@ -190,6 +190,20 @@ fn by_or_api(by: String) -> String {
 
 #[tonic::async_trait]
 impl pb::incidents_server::Incidents for Api {
+    type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::IncidentChange, Status>>;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let req = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(watch(self.node.clone(), req, tx));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
     async fn get(
         &self,
         req: Request<pb::GetIncidentRequest>,
@@ -713,6 +727,56 @@ pub async fn report_health(
         tokio::select! {
             r = metrics.changed() => if r.is_err() { return },
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Changes a watcher may have buffered before the sender waits for it.
+const WATCH_BUFFER: usize = 256;
+
+/// Feed one watcher: everything changed after its cursor, then again after
+/// each applied batch, until it hangs up.
+async fn watch(
+    node: Arc<Node>,
+    req: pb::WatchRequest,
+    tx: tokio::sync::mpsc::Sender<Result<pb::IncidentChange, Status>>,
+) {
+    let mut applied = node.applied.clone();
+    let mut stopping = node.stopping.clone();
+    let mut cursor = req.from_revision;
+    loop {
+        // One consistent read: every change up to `seen` is in it.
+        let (changes, seen) = node.read(|s| {
+            let changes: Vec<pb::IncidentChange> = s
+                .changed_since(cursor)
+                .into_iter()
+                .filter(|i| req.service.is_empty() || i.service == req.service)
+                .map(|i| pb::IncidentChange {
+                    revision: i.revision,
+                    incident: Some(convert::incident_to_pb(
+                        i,
+                        i.deliveries.iter().filter_map(|d| s.deliveries.get(d)),
+                    )),
+                })
+                .collect();
+            (changes, s.last_applied.index)
+        });
+        for change in changes {
+            if tx.send(Ok(change)).await.is_err() {
+                return; // the watcher hung up
+            }
+        }
+        cursor = cursor.max(seen);
+        if *stopping.borrow_and_update() {
+            return;
+        }
+        tokio::select! {
+            r = applied.changed() => if r.is_err() { return },
+            _ = tx.closed() => return,
+            _ = stopping.changed() => {
+                let _ = tx.send(Err(Status::unavailable("node shutting down; resume the watch on another node"))).await;
+                return;
+            }
         }
     }
 }

@@ -117,6 +117,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     )
     .await
     .context("start raft")?;
+    let (stop, stopped) = watch::channel(false);
     let node = Arc::new(Node {
         cfg: cfg.clone(),
         raft,
@@ -125,9 +126,9 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         applied,
         takeover_term: watch::Sender::new(0),
         pacer: pacer::Pacer::new(&cfg.dispatch),
+        stopping: stopped.clone(),
     });
 
-    let (stop, stopped) = watch::channel(false);
     let until_stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };

@@ -64,6 +64,9 @@ pub struct Node {
     pub takeover_term: watch::Sender<u64>,
     /// When the leader may send each page (account rate, per-recipient throttle).
     pub pacer: crate::pacer::Pacer,
+    /// Turns true when the node shuts down: long-lived streams end then, so
+    /// the servers' graceful shutdown does not wait for their clients.
+    pub stopping: watch::Receiver<bool>,
 }
 
 pub fn now_ms() -> u64 {

@@ -379,3 +379,122 @@ async fn send_batch_gives_a_result_per_event() {
     assert!(err.message().starts_with("events"), "{}", err.message());
     c.shutdown().await;
 }
+
+/// Read from `stream` until `done` holds for a change; every revision must
+/// be higher than the one before. Returns the changes read.
+async fn watch_until(
+    stream: &mut tonic::Streaming<pb::IncidentChange>,
+    done: impl Fn(&pb::IncidentChange) -> bool,
+) -> Vec<pb::IncidentChange> {
+    let mut seen: Vec<pb::IncidentChange> = Vec::new();
+    loop {
+        let change = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("a change within 10 s")
+            .expect("stream open")
+            .expect("a message");
+        if let Some(last) = seen.last() {
+            assert!(
+                change.revision > last.revision,
+                "revisions increase: {} after {}",
+                change.revision,
+                last.revision
+            );
+        }
+        let incident = change.incident.as_ref().expect("incident body");
+        assert_eq!(change.revision, incident.revision);
+        let stop = done(&change);
+        seen.push(change);
+        if stop {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_streams_changes_in_order_and_resumes() {
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    c.apply(leader, ONCALL).await;
+    let f = c.follower(leader);
+    let mut first = c
+        .incidents(f)
+        .await
+        .watch(pb::WatchRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut events = c.events(leader).await;
+    let mut incidents = c.incidents(leader).await;
+    let a = events
+        .send(trigger("db-key-0001", "wa"))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident_id;
+    incidents
+        .acknowledge(pb::IncidentActionRequest {
+            id: a,
+            by: "alice".into(),
+        })
+        .await
+        .unwrap();
+    let status = |change: &pb::IncidentChange| change.incident.as_ref().map_or(0, |i| i.status);
+    let acked = watch_until(&mut first, |ch| {
+        ch.incident.as_ref().is_some_and(|i| i.id == a)
+            && status(ch) == pb::IncidentStatus::Acknowledged as i32
+    })
+    .await;
+    let resume_from = acked.last().unwrap().revision;
+
+    let b = events
+        .send(trigger("db-key-0001", "wb"))
+        .await
+        .unwrap()
+        .into_inner()
+        .incident_id;
+    incidents
+        .resolve(pb::IncidentActionRequest {
+            id: a,
+            by: "alice".into(),
+        })
+        .await
+        .unwrap();
+    let resolved = |ch: &pb::IncidentChange| {
+        ch.incident.as_ref().is_some_and(|i| i.id == a)
+            && status(ch) == pb::IncidentStatus::Resolved as i32
+    };
+    let is_b = |ch: &pb::IncidentChange| ch.incident.as_ref().is_some_and(|i| i.id == b);
+    // B's later changes (its page's outcome) may order it after A's resolve.
+    let later = watch_until(&mut first, resolved).await;
+    if !later.iter().any(is_b) {
+        watch_until(&mut first, is_b).await;
+    }
+    let a_final = later.last().unwrap().incident.clone().unwrap();
+    assert!(
+        a_final.timeline.iter().any(|e| e.what == "acknowledged"),
+        "every step is in the timeline"
+    );
+
+    // Resuming from the revision of the acknowledgement: only what changed
+    // after it, again in order, ending with a resolved.
+    let mut resumed = c
+        .incidents(f)
+        .await
+        .watch(pb::WatchRequest {
+            from_revision: resume_from,
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut again = watch_until(&mut resumed, resolved).await;
+    if !again.iter().any(is_b) {
+        again.extend(watch_until(&mut resumed, is_b).await);
+    }
+    assert!(
+        again.iter().all(|ch| ch.revision > resume_from),
+        "nothing at or before the resume point"
+    );
+    c.shutdown().await;
+}

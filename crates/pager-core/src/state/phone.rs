@@ -141,7 +141,7 @@ impl State {
         };
         self.note(
             incident,
-            cx.at,
+            cx.stamp(),
             "pagerd",
             format!("voice call to {user} not answered ({why}, attempt {attempt}){next}"),
         );
