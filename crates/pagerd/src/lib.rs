@@ -4,15 +4,19 @@
 //! ```text
 //!  client port (gRPC) ──► grpc::Api ──► Node::write ──► leader: stamp + propose
 //!  peer port  (gRPC) ──► Raft RPCs, Forward (followers' writes)   │
-//!  http port         ──► /healthz /readyz /metrics               ▼
-//!                                          every node applies (pager-core)
-//!  leader only: scheduler (Tick at the next deadline)  dispatcher (send, Outcome)
+//!  http port         ──► /healthz /readyz /metrics /v2/enqueue    ▼
+//!                        /v1/alertmanager /twilio/* /v1/links  every node applies (pager-core)
+//!  leader only: scheduler (Tick at the next deadline)  dispatcher (pace, reconcile, send, Outcome)
 //! ```
 //!
 //! Layout: [`config`] (figment layers, validation), [`node`] (Raft handle and
 //! write path), [`grpc`] and [`convert`] (public API: Events, Incidents,
-//! Config, OnCall, Cluster), [`http`], [`scheduler`],
-//! [`dispatcher`], [`error`] (one mapping to gRPC status).
+//! Config, OnCall, Cluster; health and reflection), [`http`] (health,
+//! metrics, heartbeats), [`compat`] (PagerDuty Events v2 and Alertmanager
+//! webhooks), [`webhooks`] (Twilio SMS / voice / status, email links),
+//! [`scheduler`], [`dispatcher`] with [`pages`] (what a page says and links
+//! to), [`pacer`] (send rates) and [`links`] (signed email links),
+//! [`error`] (one mapping to gRPC status).
 
 // `tonic::Status` (the gRPC error) and `figment::Error` are large by design;
 // boxing them at every handler would only obscure the code.
