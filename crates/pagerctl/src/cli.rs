@@ -241,6 +241,21 @@ pub enum IncidentCommand {
         /// At most this many (server default 100).
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
+        /// Only this urgency.
+        #[arg(long, value_parser = ["high", "low"], value_name = "URGENCY")]
+        urgency: Option<String>,
+        /// Only incidents created at or after this time (RFC 3339, or -2h).
+        #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
+        since: Option<When>,
+        /// Only incidents created before this time.
+        #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
+        until: Option<When>,
+        /// The next page: the token the previous page printed.
+        #[arg(long, value_name = "TOKEN")]
+        page_token: Option<String>,
+        /// Reflect every write committed before the call (asks the leader).
+        #[arg(long)]
+        linearizable: bool,
     },
     /// Show one incident: every field, deliveries, timeline.
     #[command(alias = "get")]
@@ -886,6 +901,7 @@ mod tests {
             statuses,
             service,
             limit,
+            ..
         }) = cli.command
         else {
             panic!("wrong command");
@@ -904,11 +920,23 @@ mod tests {
             "payments",
             "--limit",
             "5",
+            "--urgency",
+            "high",
+            "--since",
+            "-2h",
+            "--page-token",
+            "41",
+            "--linearizable",
         ]);
         let Command::Incident(IncidentCommand::List {
             statuses,
             service,
             limit,
+            urgency,
+            since,
+            until,
+            page_token,
+            linearizable,
         }) = cli.command
         else {
             panic!("wrong command");
@@ -916,6 +944,15 @@ mod tests {
         assert_eq!(statuses, [StatusArg::Triggered, StatusArg::Acknowledged]);
         assert_eq!(service.as_deref(), Some("payments"));
         assert_eq!(limit, Some(5));
+        assert_eq!(urgency.as_deref(), Some("high"));
+        assert_eq!(since, Some(When::FromNow(-2 * 3_600_000)));
+        assert_eq!(until, None);
+        assert_eq!(page_token.as_deref(), Some("41"));
+        assert!(linearizable);
+        assert_eq!(
+            parse_err(&["incident", "list", "--urgency", "medium"]),
+            clap::error::ErrorKind::InvalidValue
+        );
 
         assert_eq!(
             parse_err(&["incident", "list", "--status", "open"]),

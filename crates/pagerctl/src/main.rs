@@ -26,8 +26,9 @@ use pager_proto::pager::v1::{
     ApplyConfigRequest, ClusterStatusRequest, DiffConfigRequest, EscalateRequest, EventAction,
     GetConfigRequest, GetIncidentRequest, IncidentActionRequest, IncidentActionResponse,
     IncidentRole, IncidentStatus, InitClusterRequest, ListIncidentsRequest, ListShiftsRequest,
-    MergeRequest, NodeInfo, ReassignRequest, RemoveNodeRequest, Responder, SendEventRequest,
-    SetRoleRequest, SimulateRequest, SnoozeRequest, WatchRequest, WhoIsOnCallRequest,
+    MergeRequest, NodeInfo, ReadConsistency, ReassignRequest, RemoveNodeRequest, Responder,
+    SendEventRequest, SetRoleRequest, SimulateRequest, SnoozeRequest, WatchRequest,
+    WhoIsOnCallRequest,
 };
 
 use cli::{
@@ -382,7 +383,13 @@ async fn incident(client: &Client, out: &Printer, cmd: IncidentCommand) -> anyho
             statuses,
             service,
             limit,
+            urgency,
+            since,
+            until,
+            page_token,
+            linearizable,
         } => {
+            let now = when::now_ms();
             let req = ListIncidentsRequest {
                 statuses: statuses
                     .into_iter()
@@ -390,6 +397,14 @@ async fn incident(client: &Client, out: &Printer, cmd: IncidentCommand) -> anyho
                     .collect(),
                 service: service.unwrap_or_default(),
                 limit: limit.unwrap_or(0),
+                urgency: urgency.unwrap_or_default(),
+                created_from_ms: since.map_or(0, |w| w.resolve(now)),
+                created_before_ms: until.map_or(0, |w| w.resolve(now)),
+                page_token: page_token.unwrap_or_default(),
+                consistency: Some(ReadConsistency {
+                    min_index: 0,
+                    linearizable,
+                }),
             };
             let r = client
                 .call(&req, |ch, req| async move {
@@ -400,9 +415,13 @@ async fn incident(client: &Client, out: &Printer, cmd: IncidentCommand) -> anyho
         }
         IncidentCommand::Show { id } => {
             let r = client
-                .call(&GetIncidentRequest { id }, |ch, req| async move {
-                    IncidentsClient::new(ch).get(req).await
-                })
+                .call(
+                    &GetIncidentRequest {
+                        id,
+                        ..Default::default()
+                    },
+                    |ch, req| async move { IncidentsClient::new(ch).get(req).await },
+                )
                 .await?;
             out.emit(|| human::incident(&r), || json::incident(&r))
         }

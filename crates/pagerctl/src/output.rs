@@ -503,7 +503,14 @@ pub mod human {
                 text(&i.summary),
             ]);
         }
-        table.render()
+        let mut out = table.render();
+        if !r.next_page_token.is_empty() {
+            out.push_str(&format!(
+                "more: --page-token {}\n",
+                text(&r.next_page_token)
+            ));
+        }
+        out
     }
 
     pub fn incident(i: &Incident) -> String {
@@ -1105,7 +1112,11 @@ pub mod json {
     }
 
     pub fn incident_list(r: &ListIncidentsResponse) -> Value {
-        json!({ "incidents": r.incidents.iter().map(incident).collect::<Vec<_>>() })
+        json!({
+            "incidents": r.incidents.iter().map(incident).collect::<Vec<_>>(),
+            "next_page_token": r.next_page_token,
+            "applied_index": r.applied_index,
+        })
     }
 
     pub fn incident_action(r: &IncidentActionResponse) -> Value {
@@ -1565,6 +1576,7 @@ TIMELINE
         second.urgency = "low".into();
         let list = ListIncidentsResponse {
             incidents: vec![sample_incident(), second],
+            ..Default::default()
         };
         assert_eq!(
             human::incident_list(&list),

@@ -208,7 +208,10 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::GetIncidentRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
-        Ok(Response::new(self.incident(req.into_inner().id)?))
+        let req = req.into_inner();
+        let c = req.consistency.unwrap_or_default();
+        self.node.read_barrier(c.min_index, c.linearizable).await?;
+        Ok(Response::new(self.incident(req.id)?))
     }
 
     async fn list(
@@ -229,17 +232,57 @@ impl pb::incidents_server::Incidents for Api {
         } else {
             req.limit.min(1000)
         } as usize;
-        let incidents = self.node.read(|s| {
-            s.incidents
-                .values()
+        let urgency = match req.urgency.as_str() {
+            "" => None,
+            "high" => Some(pager_core::Urgency::High),
+            "low" => Some(pager_core::Urgency::Low),
+            other => {
+                return Err(
+                    NodeError::invalid("urgency", format!("{other:?} is not high or low")).into(),
+                )
+            }
+        };
+        let below = match req.page_token.as_str() {
+            "" => u64::MAX,
+            t => t
+                .parse::<u64>()
+                .map_err(|_| NodeError::invalid("page_token", "not a token this API returned"))?,
+        };
+        let before = match req.created_before_ms {
+            0 => u64::MAX,
+            t => t,
+        };
+        let c = req.consistency.unwrap_or_default();
+        self.node.read_barrier(c.min_index, c.linearizable).await?;
+        let (incidents, next, applied_index) = self.node.read(|s| {
+            let mut page: Vec<&pager_core::Incident> = s
+                .incidents
+                .range(..below)
                 .rev()
-                .filter(|i| statuses.is_empty() || statuses.contains(&i.status))
-                .filter(|i| req.service.is_empty() || i.service == req.service)
-                .take(limit)
+                .filter(|(_, i)| statuses.is_empty() || statuses.contains(&i.status))
+                .filter(|(_, i)| req.service.is_empty() || i.service == req.service)
+                .filter(|(_, i)| urgency.is_none_or(|u| i.urgency == u))
+                .filter(|(_, i)| i.created_at >= req.created_from_ms && i.created_at < before)
+                .map(|(_, i)| i)
+                .take(limit + 1)
+                .collect();
+            let more = page.len() > limit;
+            page.truncate(limit);
+            let next = match (more, page.last()) {
+                (true, Some(last)) => last.id.to_string(),
+                _ => String::new(),
+            };
+            let incidents = page
+                .into_iter()
                 .map(|i| convert::incident_to_pb(i, std::iter::empty()))
-                .collect()
+                .collect();
+            (incidents, next, s.last_applied.index)
         });
-        Ok(Response::new(pb::ListIncidentsResponse { incidents }))
+        Ok(Response::new(pb::ListIncidentsResponse {
+            incidents,
+            next_page_token: next,
+            applied_index,
+        }))
     }
 
     async fn acknowledge(

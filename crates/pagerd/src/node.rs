@@ -5,7 +5,7 @@
 
 use crate::config::NodeConfig;
 use crate::error::NodeError;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::ServerState;
 use pager_core::{Command, Rejection, Response, State};
 use pager_raft::{PeerClients, PeerNode, Raft, RaftMetrics, StateHandle};
@@ -27,12 +27,16 @@ pub enum ForwardRequest {
     RemoveNode {
         id: u64,
     },
+    /// Confirm leadership with a quorum and answer the commit index a
+    /// linearizable read must wait for (Raft's ReadIndex).
+    ReadIndex,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardReply {
     Written(Written),
     Membership(MembershipView),
+    ReadIndex(u64),
 }
 
 /// A command applied by the leader.
@@ -113,7 +117,7 @@ impl Node {
         let deadline = tokio::time::Instant::now() + self.cfg.write_timeout;
         match tokio::time::timeout_at(deadline, self.route(ForwardRequest::Write(cmd))).await {
             Ok(Ok(ForwardReply::Written(w))) => Ok(w),
-            Ok(Ok(ForwardReply::Membership(_))) => {
+            Ok(Ok(ForwardReply::Membership(_) | ForwardReply::ReadIndex(_))) => {
                 Err(NodeError::Fatal("unexpected reply to a write".into()))
             }
             Ok(Err(e)) => Err(e),
@@ -130,7 +134,7 @@ impl Node {
     ) -> Result<MembershipView, NodeError> {
         match self.route(req).await? {
             ForwardReply::Membership(m) => Ok(m),
-            ForwardReply::Written(_) => Err(NodeError::Fatal(
+            ForwardReply::Written(_) | ForwardReply::ReadIndex(_) => Err(NodeError::Fatal(
                 "unexpected reply to a membership change".into(),
             )),
         }
@@ -169,9 +173,53 @@ impl Node {
         }
     }
 
+    /// Make a read on this node reflect at least `min_index` and, when
+    /// `linearizable`, everything committed before the read began (ReadIndex
+    /// through the leader, whichever node serves the read). Bounded by the
+    /// write timeout. Returns the index the read waited for.
+    pub async fn read_barrier(&self, min_index: u64, linearizable: bool) -> Result<u64, NodeError> {
+        let mut target = min_index;
+        if linearizable {
+            let asked = tokio::time::timeout(
+                self.cfg.write_timeout,
+                self.route(ForwardRequest::ReadIndex),
+            );
+            match asked.await {
+                Ok(Ok(ForwardReply::ReadIndex(index))) => target = target.max(index),
+                Ok(Ok(_)) => {
+                    return Err(NodeError::Fatal("unexpected reply to a read index".into()))
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(NodeError::Unavailable(format!(
+                        "leadership not confirmed within {} ms (no quorum or no leader)",
+                        self.cfg.write_timeout.as_millis()
+                    )))
+                }
+            }
+        }
+        if target > 0 {
+            self.wait_applied(target).await?;
+        }
+        Ok(target)
+    }
+
     /// Carry out a request on this node, which must be the leader.
     pub async fn serve_local(&self, req: ForwardRequest) -> Result<ForwardReply, NodeError> {
         match req {
+            ForwardRequest::ReadIndex => match self.raft.ensure_linearizable().await {
+                Ok(read) => Ok(ForwardReply::ReadIndex(read.map_or(0, |l| l.index))),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    Err(NodeError::NotLeader {
+                        leader_id: f.leader_id,
+                        leader_addr: f.leader_node.map(|n| n.client_addr),
+                    })
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q))) => {
+                    Err(NodeError::Unavailable(q.to_string()))
+                }
+                Err(RaftError::Fatal(f)) => Err(NodeError::Fatal(f.to_string())),
+            },
             ForwardRequest::Write(mut cmd) => {
                 // Only on a leader that has applied an entry of its own term,
                 // hence every write acknowledged before it: an unknown key then

@@ -481,7 +481,10 @@ async fn incident_actions_through_a_follower() {
     let id = opened.incident_id;
     c.applied(f, opened.commit_index).await;
     let created = inc
-        .get(pb::GetIncidentRequest { id })
+        .get(pb::GetIncidentRequest {
+            id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -673,7 +676,10 @@ async fn incident_actions_through_a_follower() {
         format!("#{dup} merged in as a duplicate")
     );
     let merged = inc
-        .get(pb::GetIncidentRequest { id: dup })
+        .get(pb::GetIncidentRequest {
+            id: dup,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -856,7 +862,10 @@ async fn bad_incident_actions_name_the_field() {
 
     info!("--- nothing changed the incident");
     let i = inc
-        .get(pb::GetIncidentRequest { id })
+        .get(pb::GetIncidentRequest {
+            id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

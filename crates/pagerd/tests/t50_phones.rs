@@ -84,7 +84,10 @@ async fn open(c: &Cluster, node: usize, key: &str, dedup: &str) -> u64 {
 async fn incident(c: &Cluster, node: usize, id: u64) -> pb::Incident {
     c.incidents(node)
         .await
-        .get(pb::GetIncidentRequest { id })
+        .get(pb::GetIncidentRequest {
+            id,
+            ..Default::default()
+        })
         .await
         .expect("incident exists")
         .into_inner()
