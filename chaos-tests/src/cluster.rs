@@ -97,12 +97,48 @@ pub struct SmtpTarget {
     pub timeout_ms: u64,
 }
 
+/// The `[dispatch]` knobs that decide when the leader sends a page, written into every node's
+/// config when set (else pagerd's defaults apply: see `config/pagerd.toml`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DispatchKnobs {
+    /// `dispatch.concurrency`: sends in flight from the leader.
+    pub concurrency: usize,
+    /// `dispatch.messages_per_second`: account-wide SMS rate, 0 = not paced.
+    pub messages_per_second: f64,
+    /// `dispatch.recipient_burst` pages per `recipient_window_ms` to one number or address.
+    pub recipient_burst: u32,
+    pub recipient_window_ms: u64,
+    /// `dispatch.high_urgency_max_delay_ms`: the per-recipient throttle's bound.
+    pub high_urgency_max_delay_ms: u64,
+    /// `dispatch.reconcile_grace_ms`: wait before looking up an SMS left in doubt.
+    pub reconcile_grace_ms: u64,
+}
+
+impl DispatchKnobs {
+    /// `key = value` lines, in `config/pagerd.toml`'s order.
+    pub fn lines(&self) -> Vec<String> {
+        vec![
+            format!("concurrency = {}", self.concurrency),
+            format!("messages_per_second = {:?}", self.messages_per_second),
+            format!("recipient_burst = {}", self.recipient_burst),
+            format!("recipient_window_ms = {}", self.recipient_window_ms),
+            format!(
+                "high_urgency_max_delay_ms = {}",
+                self.high_urgency_max_delay_ms
+            ),
+            format!("reconcile_grace_ms = {}", self.reconcile_grace_ms),
+        ]
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     pub nodes: usize,
     pub timings: Timings,
     /// `dispatch.write_timeout_ms`.
     pub write_timeout_ms: u64,
+    /// The rest of `[dispatch]`; `None`: pagerd's defaults.
+    pub dispatch: Option<DispatchKnobs>,
     pub twilio: Option<TwilioTarget>,
     pub smtp: Option<SmtpTarget>,
     /// `log.filter` of every node.
@@ -117,6 +153,7 @@ impl Default for ClusterOptions {
             nodes: 3,
             timings: Timings::default(),
             write_timeout_ms: 5_000,
+            dispatch: None,
             twilio: None,
             smtp: None,
             log_filter: std::env::var(LOG_ENV).unwrap_or_else(|_| "info,openraft=warn".into()),
@@ -344,6 +381,9 @@ impl Cluster {
         let _ = writeln!(out, "\n[console]\nenabled = {console}");
         let _ = writeln!(out, "\n[dispatch]");
         let _ = writeln!(out, "write_timeout_ms = {}", self.opts.write_timeout_ms);
+        for line in self.opts.dispatch.iter().flat_map(DispatchKnobs::lines) {
+            let _ = writeln!(out, "{line}");
+        }
         let _ = writeln!(out, "\n[log]\nformat = \"text\"");
         let _ = writeln!(out, "filter = {}", q(&self.opts.log_filter));
         out

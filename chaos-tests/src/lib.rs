@@ -13,6 +13,7 @@
 //! - [`workload`]: on-call documents and the model of the pages they require.
 //! - [`faults`]: kill the leader (failover measured), restart a node.
 //! - [`history`]: accepted events, acknowledgements, expected pages, faults.
+//! - [`metrics`]: a node's `/metrics` (delivery counters, pending deliveries).
 //! - [`pages`]: what the providers received.
 //! - [`invariants`]: one invariant per file.
 //! - [`report`]: the scenario line.
@@ -30,6 +31,7 @@ pub mod cluster;
 pub mod faults;
 pub mod history;
 pub mod invariants;
+pub mod metrics;
 pub mod pages;
 pub mod report;
 pub mod workload;

@@ -95,13 +95,19 @@ pub async fn wait_for_sms(
     }
 }
 
-/// The incident id in a page's text: the number after `[pagerd] #` or `Incident `.
+/// The incident id in a page's text: the number an SMS starts with (`#12 CRITICAL ...`), or
+/// the number after `[pagerd] #` or `Incident `.
 pub fn incident_in(text: &str) -> Option<u64> {
-    ["[pagerd] #", "Incident "].iter().find_map(|marker| {
-        let rest = &text[text.find(marker)? + marker.len()..];
+    let number = |rest: &str| -> Option<u64> {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         digits.parse().ok()
-    })
+    };
+    if let Some(id) = text.strip_prefix('#').and_then(number) {
+        return Some(id);
+    }
+    ["[pagerd] #", "Incident "]
+        .iter()
+        .find_map(|marker| number(&text[text.find(marker)? + marker.len()..]))
 }
 
 #[cfg(test)]
@@ -118,7 +124,16 @@ mod tests {
             incident_in("<Say>pagerd alert. Incident 7. Service db.</Say>"),
             Some(7)
         );
+        assert_eq!(
+            incident_in("#12 CRITICAL db-prod: Disk full. Reply 4 345 ack, 6 345 resolve."),
+            Some(12)
+        );
+        assert_eq!(
+            incident_in("This is pager d. Incident 9, severity critical"),
+            Some(9)
+        );
         assert_eq!(incident_in("hello"), None);
+        assert_eq!(incident_in("#x"), None);
         assert_eq!(incident_in("[pagerd] #x"), None);
     }
 }

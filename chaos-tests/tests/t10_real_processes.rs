@@ -40,7 +40,10 @@ fn oncall() -> OnCall {
 
 async fn get(c: &Cluster, node: u64, id: u64) -> pb::Incident {
     client::incidents(&c.channel(node).expect("channel"))
-        .get(pb::GetIncidentRequest { id })
+        .get(pb::GetIncidentRequest {
+            id,
+            ..Default::default()
+        })
         .await
         .unwrap_or_else(|s| panic!("Incidents.Get({id}) on node {node}: {s}"))
         .into_inner()

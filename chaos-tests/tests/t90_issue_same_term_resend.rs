@@ -86,6 +86,7 @@ async fn a_leader_restarted_in_its_term_counts_the_page_it_resends() {
         let i = inc
             .get(pb::GetIncidentRequest {
                 id: sent.incident_id,
+                ..Default::default()
             })
             .await
             .expect("incident")

@@ -1,14 +1,18 @@
 //! The benchmark: figures from a local three-node cluster of real `pagerd` processes with the
-//! default configuration (redb fsyncs every commit; Raft heartbeat 100 ms, election timeout
-//! 500-1000 ms), a fake Twilio and an SMTP server in this process. Not a test: it prints
-//! figures and asserts nothing about them.
+//! default Raft and storage configuration (redb fsyncs every commit; Raft heartbeat 100 ms,
+//! election timeout 500-1000 ms) and the `[dispatch]` knobs of [`KNOBS`] written explicitly, a
+//! fake Twilio and an SMTP server in this process. Not a test: it prints figures; it fails only
+//! when an invariant broke or the storm missed a page.
 //!
 //! ```text
-//! cargo run --release -p chaos-tests --bin bench -- [--json] [--events N] [--kills K] [--only ingest]
+//! cargo run --release -p chaos-tests --bin bench -- [--json] [--events N] [--kills K]
+//!     [--only ingest|storm] [--storm-incidents N] [--storm-later N] [--storm-kills K]
+//!     [--storm-delay-ms D]
 //! ```
 //!
 //! `--only ingest` runs phase 1 only (both throughput runs) and the no-lost-events check: about
-//! 15 s instead of 40, for measuring the write path.
+//! 15 s, for measuring the write path. `--only storm` runs phase 4 only (about 5 minutes with
+//! the defaults).
 //!
 //! 1. Throughput: `Events.Send` triggers with distinct dedup keys sent to the leader by one
 //!    client (N/10 events), then by 64 concurrent clients, each on its own HTTP/2 connection
@@ -21,12 +25,17 @@
 //!    and measure the kill to the new leader's level-2 SMS at the fake Twilio (raw), the kill
 //!    to a new leader visible in `Cluster.Status`, and the page's delay after its deadline.
 //!    The killed node is restarted and caught up between rounds.
+//! 4. Storm (module `storm`): 1,000 incidents whose level-2 deadlines fall within about a
+//!    second of each other; level-2 deadline to Twilio request, misses and duplicates, first
+//!    without faults, then over `--storm-kills` rounds that SIGKILL the leader while it sends,
+//!    with the daemon's `reclaimed` / `reconciled` counters.
 //!
 //! Finally the invariants run over everything the clients were told (no accepted event lost
-//! on any node; pages by deadline + 3 s) and the scenario line is printed.
+//! on any node; pages of phases 2 and 3 by deadline + 3 s; the storm has its own bound) and
+//! the scenario line is printed.
 
 use anyhow::{bail, Context as _};
-use chaos_tests::cluster::{Cluster, ClusterOptions, SmtpTarget, TwilioTarget};
+use chaos_tests::cluster::{Cluster, ClusterOptions, DispatchKnobs, SmtpTarget, TwilioTarget};
 use chaos_tests::history::{from_epoch_ms, Accepted, History};
 use chaos_tests::invariants::{self, Bounds};
 use chaos_tests::pages;
@@ -61,9 +70,22 @@ struct Args {
     /// Leader kills of the failover phase.
     #[arg(long, default_value_t = 10)]
     kills: usize,
-    /// Run only some phases: `ingest` = the two throughput runs (no commit-to-page, no failover).
+    /// Run only some phases: `ingest` = the two throughput runs (no commit-to-page, no failover);
+    /// `storm` = the storm phase alone.
     #[arg(long, value_enum, default_value_t = Only::All)]
     only: Only,
+    /// Storm: incidents of the round without faults and of the first kill round.
+    #[arg(long, default_value_t = 1_000)]
+    storm_incidents: usize,
+    /// Storm: incidents of each later kill round.
+    #[arg(long, default_value_t = 1_000)]
+    storm_later: usize,
+    /// Storm: rounds with a leader SIGKILL (after one round without faults).
+    #[arg(long, default_value_t = 20)]
+    storm_kills: usize,
+    /// Storm: delay from level 1 to level 2 of the storm's policies.
+    #[arg(long, default_value_t = 10_000)]
+    storm_delay_ms: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +94,15 @@ enum Only {
     All,
     /// The two throughput phases only.
     Ingest,
+    /// The storm phase only.
+    Storm,
 }
+
+#[path = "bench/storm.rs"]
+mod storm;
+
+/// Whether the full run (no `--only`) includes the storm phase.
+const STORM_IN_FULL_RUN: bool = true;
 
 const BULK_KEY: &str = "bench-bulk-0001";
 const LATENCY_KEY: &str = "bench-latency-01";
@@ -275,7 +305,10 @@ async fn commit_to_page(
         let from_issue = sms.received_at.duration_since(issued).unwrap_or_default();
         let _ = out.from_issue.record(us(from_issue));
         let created = inc
-            .get(pb::GetIncidentRequest { id: r.incident_id })
+            .get(pb::GetIncidentRequest {
+                id: r.incident_id,
+                ..Default::default()
+            })
             .await
             .with_context(|| format!("get incident {}", r.incident_id))?
             .into_inner()
@@ -325,7 +358,10 @@ async fn failover(
             .await
             .with_context(|| format!("round {round}: level-2 page after killing the leader"))?;
         let created = client::incidents(&c.channel(kill.new.id)?)
-            .get(pb::GetIncidentRequest { id: r.incident_id })
+            .get(pb::GetIncidentRequest {
+                id: r.incident_id,
+                ..Default::default()
+            })
             .await
             .with_context(|| format!("get incident {}", r.incident_id))?
             .into_inner()
@@ -389,12 +425,42 @@ fn p50_max(v: &[Duration]) -> (String, String) {
     }
 }
 
+/// The `[dispatch]` knobs every node runs with, written explicitly so the figures say what they
+/// were measured with. The per-recipient burst is far above what any phase sends to one number
+/// in a minute (the storm: 20 pages per number per round), so the throttle never binds;
+/// `concurrency` and the reconcile grace are pagerd's defaults.
+const KNOBS: DispatchKnobs = DispatchKnobs {
+    concurrency: 64,
+    messages_per_second: 0.0,
+    recipient_burst: 1_000,
+    recipient_window_ms: 60_000,
+    high_urgency_max_delay_ms: 5_000,
+    reconcile_grace_ms: 1_000,
+};
+
+fn knobs_json() -> Value {
+    json!({
+        "concurrency": KNOBS.concurrency,
+        "messages_per_second": KNOBS.messages_per_second,
+        "recipient_burst": KNOBS.recipient_burst,
+        "recipient_window_ms": KNOBS.recipient_window_ms,
+        "high_urgency_max_delay_ms": KNOBS.high_urgency_max_delay_ms,
+        "reconcile_grace_ms": KNOBS.reconcile_grace_ms,
+    })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.events < 10 || args.clients == 0 {
         bail!("--events must be at least 10 and --clients at least 1");
     }
+    if args.storm_delay_ms < 1_000 || args.storm_delay_ms % 1_000 != 0 {
+        bail!("--storm-delay-ms must be whole seconds (pagerd's escalate_after is at least 1s)");
+    }
+    let all = args.only == Only::All;
+    let ingest = args.only != Only::Storm;
+    let storm_on = args.only == Only::Storm || (all && STORM_IN_FULL_RUN);
     let total = Instant::now();
     let say = |msg: String| eprintln!("bench: [{:6.1} s] {msg}", total.elapsed().as_secs_f64());
     let twilio = FakeTwilio::start(twilio::TEST_ACCOUNT_SID, twilio::TEST_AUTH_TOKEN).await;
@@ -412,12 +478,14 @@ async fn main() -> anyhow::Result<()> {
             from: smtp::TEST_FROM.into(),
             timeout_ms: 5_000,
         }),
+        dispatch: Some(KNOBS),
         ..ClusterOptions::default()
     })
     .await
     .context("start the cluster")?;
     say(format!("3 nodes up under {}", c.root().display()));
-    let doc = oncall();
+    let storm_delay = Duration::from_millis(args.storm_delay_ms);
+    let doc = storm::add_to(oncall(), storm_delay);
     let leader = c.wait_for_leader(WAIT).await?;
     client::config(&c.channel(leader.id)?)
         .apply(pb::ApplyConfigRequest {
@@ -429,18 +497,22 @@ async fn main() -> anyhow::Result<()> {
         .context("apply the on-call document")?;
     let mut history = History::default();
 
-    let single = args.events / 10;
-    say(format!("{single} events from 1 client"));
-    let one = throughput(&c, leader.id, 1, single, "one").await?;
-    say(format!(
-        "{} events from {} clients",
-        args.events, args.clients
-    ));
-    let many = throughput(&c, leader.id, args.clients, args.events, "many").await?;
-    history.accepted.extend(one.accepted.iter().cloned());
-    history.accepted.extend(many.accepted.iter().cloned());
+    let (one, many) = if ingest {
+        let single = args.events / 10;
+        say(format!("{single} events from 1 client"));
+        let one = throughput(&c, leader.id, 1, single, "one").await?;
+        say(format!(
+            "{} events from {} clients",
+            args.events, args.clients
+        ));
+        let many = throughput(&c, leader.id, args.clients, args.events, "many").await?;
+        history.accepted.extend(one.accepted.iter().cloned());
+        history.accepted.extend(many.accepted.iter().cloned());
+        (Some(one), Some(many))
+    } else {
+        (None, None)
+    };
 
-    let all = args.only == Only::All;
     let (to_page, fo) = if all {
         say(format!("{} triggers, commit to page", args.triggers));
         let leader = c.wait_for_leader(WAIT).await?;
@@ -458,8 +530,29 @@ async fn main() -> anyhow::Result<()> {
         (to_page, Failover::default())
     };
 
+    let storm = if storm_on {
+        let settings = storm::Settings {
+            first: args.storm_incidents,
+            later: args.storm_later,
+            kills: args.storm_kills,
+            delay: storm_delay,
+            clients: args.clients,
+        };
+        say(format!(
+            "storm: {} incidents without faults, then {} rounds with a leader kill",
+            settings.first, settings.kills
+        ));
+        Some(storm::run(&mut c, &twilio, &mut history, settings).await?)
+    } else {
+        None
+    };
+
     say("checking invariants".into());
-    let observed = pages::observed(Some(&twilio), Some(&smtp));
+    // The storm's pages have their own accounting (deadline + storm::MISS_AFTER).
+    let observed: Vec<_> = pages::observed(Some(&twilio), Some(&smtp))
+        .into_iter()
+        .filter(|p| !storm::is_storm_number(&p.to))
+        .collect();
     let findings = invariants::check_all(
         &c,
         &history,
@@ -481,11 +574,14 @@ async fn main() -> anyhow::Result<()> {
         took.as_secs_f64()
     );
     println!();
-    println!(
-        "{:<38} {:>7} {:>10} {:>10} {:>10} {:>10}",
-        "phase", "n", "events/s", "p50", "p99", "p99.9"
-    );
-    for t in [&one, &many] {
+    let throughputs: Vec<&Throughput> = one.iter().chain(many.iter()).collect();
+    if !throughputs.is_empty() {
+        println!(
+            "{:<38} {:>7} {:>10} {:>10} {:>10} {:>10}",
+            "phase", "n", "events/s", "p50", "p99", "p99.9"
+        );
+    }
+    for t in &throughputs {
         println!(
             "{:<38} {:>7} {:>10.0} {:>10} {:>10} {:>10}",
             format!(
@@ -533,6 +629,9 @@ async fn main() -> anyhow::Result<()> {
             println!("{:<38} {:>7} {:>10} {:>10}", name, v.len(), p50, max);
         }
     }
+    if let Some(st) = &storm {
+        st.print(&KNOBS.lines());
+    }
     println!();
     if to_page.before_return > 0 {
         println!(
@@ -540,8 +639,9 @@ async fn main() -> anyhow::Result<()> {
             to_page.before_return, args.triggers
         );
     }
-    if one.errors + many.errors > 0 {
-        println!("Events.Send errors: {}", one.errors + many.errors);
+    let send_errors: usize = throughputs.iter().map(|t| t.errors).sum();
+    if send_errors > 0 {
+        println!("Events.Send errors: {send_errors}");
     }
     println!("{report}");
     for v in &report.violations {
@@ -552,7 +652,8 @@ async fn main() -> anyhow::Result<()> {
             "machine": { "cores": cores, "build": chaos_tests::binary::profile() },
             "only": format!("{:?}", args.only).to_lowercase(),
             "seconds": took.as_secs_f64(),
-            "throughput": [one.json(), many.json()],
+            "dispatch": knobs_json(),
+            "throughput": throughputs.iter().map(|t| t.json()).collect::<Vec<_>>(),
             "commit_to_page_us": {
                 "n": args.triggers,
                 "from_send_returned": {
@@ -570,6 +671,7 @@ async fn main() -> anyhow::Result<()> {
                 "kill_to_new_leader": dist(&fo.election),
                 "page_delay_after_deadline": dist(&fo.late_after_deadline),
             },
+            "storm": storm.as_ref().map(|st| st.json(knobs_json())),
             "report": {
                 "accepted": report.events_accepted,
                 "lost": report.lost,
@@ -582,9 +684,13 @@ async fn main() -> anyhow::Result<()> {
         });
         println!("{out}");
     }
-    if !report.is_clean() {
+    let storm_clean = storm.as_ref().map_or(true, |st| st.is_clean());
+    if !report.is_clean() || !storm_clean {
         c.print_log_tails(20);
-        bail!("invariants broke: see the report above");
+        if !report.is_clean() {
+            bail!("invariants broke: see the report above");
+        }
+        bail!("the storm missed pages (or sent one early, or did not settle): see above");
     }
     Ok(())
 }

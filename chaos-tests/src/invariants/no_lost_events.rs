@@ -70,7 +70,7 @@ pub async fn check(
                     let Some((id, key)) = ids.get(i) else {
                         return Ok::<_, anyhow::Error>(problems);
                     };
-                    match incidents.get(pb::GetIncidentRequest { id: *id }).await {
+                    match incidents.get(pb::GetIncidentRequest { id: *id, ..Default::default() }).await {
                         Ok(inc) if inc.get_ref().dedup_key == *key => {}
                         Ok(inc) => problems.push(format!(
                             "node {node}: incident {id} has dedup key {:?}, the client was told {key:?}",
