@@ -341,7 +341,7 @@ impl TwilioClient {
             .list_messages(&self.messages_url, &unfiltered, to)
             .await?;
         let found = newest_match(&first.messages, needle, earliest_ms, false);
-        if found.is_some() || first.next_page_uri.is_none() {
+        if found.is_some() || first.next_page_uri.is_none() || reaches_before(&first, earliest_ms) {
             return Ok(found);
         }
 
@@ -358,6 +358,10 @@ impl TwilioClient {
             let Some(next) = page.next_page_uri.as_deref() else {
                 return Ok(None);
             };
+            if reaches_before(&page, earliest_ms) {
+                // Newest first: later pages hold only older messages.
+                return Ok(None);
+            }
             if read >= LOOKUP_MAX_PAGES {
                 // Hundreds of messages to one responder in a day: not what a pager sends.
                 tracing::warn!(
@@ -578,6 +582,16 @@ fn newest_match(
             Some(best) if best.date_created_unix_ms >= found.date_created_unix_ms => Some(best),
             _ => Some(found),
         })
+}
+
+/// The page's oldest message (Twilio lists newest first) was created before
+/// `earliest_ms`: no later page can hold a match.
+fn reaches_before(page: &MessageList, earliest_ms: u64) -> bool {
+    page.messages
+        .last()
+        .and_then(|m| m.date_created.as_deref())
+        .and_then(parse_rfc2822_ms)
+        .is_some_and(|oldest| oldest < earliest_ms)
 }
 
 /// Twilio's `Fri, 24 May 2019 17:44:46 +0000` as milliseconds since the epoch.

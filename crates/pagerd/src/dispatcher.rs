@@ -182,7 +182,15 @@ async fn send_one(
         if !still_sendable(node, id, attempt, term) {
             return;
         }
-        if let Some(sid) = reconcile_sms(node, notifier, &page, since).await {
+        // Lookups count against the send concurrency: a new leader may
+        // have hundreds to make, and Twilio limits concurrent requests.
+        let found = {
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
+            reconcile_sms(node, notifier, &page, since).await
+        };
+        if let Some(sid) = found {
             let result = SendResult::Sent {
                 provider_id: sid,
                 reconciled: true,
@@ -236,6 +244,9 @@ async fn send_one(
     record_outcome(node, id, attempt, term, result).await;
 }
 
+/// Lookups tried before sending anyway when Twilio keeps answering 429 / 5xx.
+const LOOKUP_TRIES: u32 = 3;
+
 /// The SID of the message an earlier attempt got out, if Twilio has it.
 async fn reconcile_sms(
     node: &Node,
@@ -245,7 +256,19 @@ async fn reconcile_sms(
 ) -> Option<String> {
     debug_assert_eq!(page.method, Method::Sms);
     let needle = pages::sms_needle(page.delivery_id);
-    match notifier.find_sms(&page.address, since, &needle).await {
+    let mut tries = 1;
+    let mut backoff = Duration::from_millis(250);
+    let answer = loop {
+        match notifier.find_sms(&page.address, since, &needle).await {
+            Err(e) if e.retryable && tries < LOOKUP_TRIES => {
+                tries += 1;
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            answer => break answer,
+        }
+    };
+    match answer {
         Ok(Some(found)) if !NOT_DELIVERED.contains(&found.status.as_str()) => {
             info!(node = node.id(), delivery = page.delivery_id, sid = %found.sid, status = %found.status,
                 to = %mask::address(&page.address), "in-doubt SMS found at twilio: not sending again");

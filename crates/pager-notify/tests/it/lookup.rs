@@ -168,6 +168,29 @@ async fn follows_next_page_uri_to_an_older_match() {
 }
 
 #[tokio::test]
+async fn stops_at_the_first_page_that_reaches_before_the_window() {
+    let twilio = fake().await;
+    let notifier = notifier(twilio.settings());
+    for id in 1..62 {
+        notifier
+            .send(&sms(id, &format!("page [d{id}]")))
+            .await
+            .expect("sent");
+    }
+    // Every message is older than the window (since is 2 minutes ahead, the
+    // skew allowance 1 minute): one page read tells, no second request.
+    twilio.fail_next(1, Fault::Delay(std::time::Duration::ZERO));
+    twilio.fail_next(1, Fault::internal_error());
+    let found = notifier
+        .find_sms(TO, now_ms() + 120_000, "[d999]")
+        .await
+        .expect("one request, answered");
+    assert_eq!(found, None);
+    assert!(twilio.rejected().is_empty(), "no second page was asked for");
+    twilio.clear_faults();
+}
+
+#[tokio::test]
 async fn lookup_errors_are_classified_and_never_in_doubt() {
     let twilio = fake().await;
     let notifier_ = notifier(twilio.settings());
