@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "pager/v1/config.proto",
         "pager/v1/cluster.proto",
         "pager/v1/oncall.proto",
+        "pager/v1/tokens.proto",
         "raft/v1/raft.proto",
     ];
     for f in &files {

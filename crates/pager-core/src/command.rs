@@ -124,6 +124,19 @@ pub enum Command {
         reachable: bool,
         reason: String,
     },
+    /// Add an API token (its secret's digest; the secret is never logged).
+    CreateToken {
+        at: Millis,
+        name: String,
+        role: crate::auth::TokenRole,
+        sha256: String,
+        by: String,
+    },
+    RevokeToken {
+        at: Millis,
+        name: String,
+        by: String,
+    },
     /// What happened when the leader sent `attempt` of `delivery`.
     Outcome {
         at: Millis,
@@ -154,6 +167,8 @@ macro_rules! each_at {
             | Command::PhoneReply { $at, .. }
             | Command::CallStatus { $at, .. }
             | Command::ContactHealth { $at, .. }
+            | Command::CreateToken { $at, .. }
+            | Command::RevokeToken { $at, .. }
             | Command::Outcome { $at, .. } => $body,
         }
     };

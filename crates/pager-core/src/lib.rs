@@ -24,6 +24,7 @@
 //! - [`render`]: the text of a page
 //! - [`time`]: instants and spans (`"5m"`)
 
+pub mod auth;
 pub mod command;
 pub mod delivery;
 pub mod diff;
@@ -38,6 +39,7 @@ pub mod state;
 pub mod time;
 pub mod timer;
 
+pub use auth::{ApiToken, TokenRole};
 pub use command::{Command, Effect, Rejection, Response, SendResult};
 pub use delivery::{Delivery, DeliveryId, DeliveryStatus, PhoneAction, Unreachable};
 pub use event::{Event, EventAction, Severity};

@@ -151,6 +151,9 @@ pub struct State {
     pub unreachable: BTreeMap<String, Unreachable>,
     #[serde(default)]
     pub link_key: LinkKey,
+    /// API tokens by name.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, crate::auth::ApiToken>,
     pub timers: Timers,
     pub heartbeats: BTreeMap<String, HeartbeatState>,
     next_incident: IncidentId,
@@ -271,6 +274,20 @@ impl State {
                 answered_by,
                 ..
             } => self.call_status(&mut cx, *delivery, *attempt, status, answered_by),
+            Command::CreateToken {
+                name,
+                role,
+                sha256,
+                by,
+                ..
+            } => self.create_token(cx.at, name, *role, sha256, by),
+            Command::RevokeToken { name, .. } => match self.tokens.remove(name) {
+                Some(_) => Response::Noop,
+                None => Response::Rejected(Rejection::NotFound {
+                    field: "name".into(),
+                    what: format!("token {name:?}"),
+                }),
+            },
             Command::ContactHealth {
                 method,
                 address,
@@ -1068,6 +1085,46 @@ impl State {
                 st.incident = Some(id);
             }
         }
+    }
+
+    // ---- tokens ----
+
+    fn create_token(
+        &mut self,
+        at: Millis,
+        name: &str,
+        role: crate::auth::TokenRole,
+        sha256: &str,
+        by: &str,
+    ) -> Response {
+        if name.trim().is_empty() || name.len() > crate::auth::MAX_TOKEN_NAME {
+            return rejected_invalid("name", format!("1 to {} bytes", crate::auth::MAX_TOKEN_NAME));
+        }
+        if self.tokens.contains_key(name) {
+            return rejected_invalid("name", format!("a token named {name:?} exists; revoke it first"));
+        }
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return rejected_invalid("sha256", "64 hex digits");
+        }
+        if self.tokens.values().any(|t| t.sha256 == sha256) {
+            return rejected_invalid("sha256", "another token has this secret");
+        }
+        self.tokens.insert(
+            name.to_string(),
+            crate::auth::ApiToken {
+                name: name.to_string(),
+                role,
+                sha256: sha256.to_ascii_lowercase(),
+                created_at: at,
+                created_by: by.to_string(),
+            },
+        );
+        Response::Noop
+    }
+
+    /// The token whose secret has this digest.
+    pub fn token_by_digest(&self, sha256: &str) -> Option<&crate::auth::ApiToken> {
+        self.tokens.values().find(|t| t.sha256 == sha256)
     }
 
     // ---- time ----

@@ -38,6 +38,17 @@ pub struct GlobalArgs {
     )]
     pub endpoint: EndpointList,
 
+    /// API token (when the cluster has `auth.enabled`); prefer the
+    /// environment variable, which stays out of shell history.
+    #[arg(
+        long,
+        global = true,
+        env = "PAGERCTL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
     /// Output format: aligned text, or the response message as JSON.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
@@ -51,6 +62,21 @@ pub struct GlobalArgs {
         value_name = "SECS"
     )]
     pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (shown once).
+    Create {
+        /// Unique name, e.g. alice-laptop or grafana.
+        name: String,
+        #[arg(long, value_parser = ["responder", "admin"], default_value = "responder")]
+        role: String,
+    },
+    /// Revoke a token by name.
+    Revoke { name: String },
+    /// List tokens (names and roles, never secrets).
+    List,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +98,9 @@ pub enum Command {
     /// Send an event (PagerDuty Events API v2 semantics).
     #[command(subcommand)]
     Event(EventCommand),
+    /// API tokens: create (the secret is printed once), revoke, list. Admin only.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Read incidents and act on them: acknowledge, resolve, snooze,
     /// reassign, escalate, add responders, merge, roles, notes.
     #[command(subcommand)]

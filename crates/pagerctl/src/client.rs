@@ -55,6 +55,8 @@ pub struct Client {
     endpoints: Vec<(String, Endpoint)>,
     /// Bound on each node's connect, and separately on its call.
     timeout: Duration,
+    /// `Bearer <token>`, sent with every call when set.
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl Client {
@@ -69,7 +71,24 @@ impl Client {
                 Ok((url.clone(), ep))
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Client { endpoints, timeout })
+        Ok(Client {
+            endpoints,
+            timeout,
+            authorization: None,
+        })
+    }
+
+    /// Send `authorization: Bearer <token>` with every call.
+    pub fn with_token(mut self, token: Option<&str>) -> anyhow::Result<Self> {
+        self.authorization = match token.map(str::trim).filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--token: not a valid header value"))?,
+            ),
+        };
+        Ok(self)
     }
 
     /// Make one call, failing over as the module docs describe. `rpc` gets a
@@ -107,6 +126,9 @@ impl Client {
             };
             let mut request = Request::new(msg.clone());
             request.set_timeout(self.timeout);
+            if let Some(auth) = &self.authorization {
+                request.metadata_mut().insert("authorization", auth.clone());
+            }
             let status = match tokio::time::timeout(self.timeout, rpc(channel, request)).await {
                 Ok(Ok(response)) => return Ok((response.into_inner(), url.as_str())),
                 Ok(Err(status)) => status,

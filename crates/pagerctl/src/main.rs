@@ -22,18 +22,19 @@ use clap::Parser;
 use pager_proto::pager::v1::{
     cluster_client::ClusterClient, config_client::ConfigClient, events_client::EventsClient,
     incidents_client::IncidentsClient, on_call_client::OnCallClient, reassign_request, responder,
-    who_is_on_call_request, AddNodeRequest, AddNoteRequest, AddRespondersRequest,
-    ApplyConfigRequest, ClusterStatusRequest, DiffConfigRequest, EscalateRequest, EventAction,
-    GetConfigRequest, GetIncidentRequest, IncidentActionRequest, IncidentActionResponse,
-    IncidentRole, IncidentStatus, InitClusterRequest, ListIncidentsRequest, ListShiftsRequest,
-    MergeRequest, NodeInfo, ReadConsistency, ReassignRequest, RemoveNodeRequest, Responder,
+    tokens_client::TokensClient, who_is_on_call_request, AddNodeRequest, AddNoteRequest,
+    AddRespondersRequest, ApplyConfigRequest, ClusterStatusRequest, CreateTokenRequest,
+    DiffConfigRequest, EscalateRequest, EventAction, GetConfigRequest, GetIncidentRequest,
+    IncidentActionRequest, IncidentActionResponse, IncidentRole, IncidentStatus,
+    InitClusterRequest, ListIncidentsRequest, ListShiftsRequest, ListTokensRequest, MergeRequest,
+    NodeInfo, ReadConsistency, ReassignRequest, RemoveNodeRequest, Responder, RevokeTokenRequest,
     SendEventRequest, SetRoleRequest, SimulateRequest, SnoozeRequest, WatchRequest,
     WhoIsOnCallRequest,
 };
 
 use cli::{
     ApplyArgs, Cli, ClusterCommand, Command, ConfigCommand, DiffArgs, EventCommand,
-    IncidentCommand, OncallArgs, ScheduleCommand, SimulateArgs,
+    IncidentCommand, OncallArgs, ScheduleCommand, SimulateArgs, TokenCommand,
 };
 use client::Client;
 use output::{human, json, Printer};
@@ -65,10 +66,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(
         &cli.global.endpoint,
         Duration::from_secs(cli.global.timeout),
-    )?;
+    )?
+    .with_token(cli.global.token.as_deref())?;
     let out = Printer::new(cli.global.output);
     match cli.command {
         Command::Cluster(cmd) => cluster(&client, &out, cmd).await,
+        Command::Token(cmd) => token(&client, &out, cmd).await,
         Command::Apply(args) => apply(&client, &out, args).await,
         Command::Config(ConfigCommand::Get) => {
             let r = client
@@ -318,6 +321,62 @@ async fn event(client: &Client, out: &Printer, cmd: EventCommand) -> anyhow::Res
         })
         .await?;
     out.emit(|| human::send_event(&r), || json::send_event(&r))
+}
+
+async fn token(client: &Client, out: &Printer, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create { name, role } => {
+            let r = client
+                .call(&CreateTokenRequest { name, role }, |ch, req| async move {
+                    TokensClient::new(ch).create(req).await
+                })
+                .await?;
+            out.emit(
+                || {
+                    format!(
+                        "token   {}\nrole    {}\nsecret  {}\n(the secret is shown once: store it now)\n",
+                        r.name, r.role, r.secret
+                    )
+                },
+                || serde_json::json!({"name": r.name, "role": r.role, "secret": r.secret, "commit_index": r.commit_index}),
+            )
+        }
+        TokenCommand::Revoke { name } => {
+            let r = client
+                .call(
+                    &RevokeTokenRequest { name: name.clone() },
+                    |ch, req| async move { TokensClient::new(ch).revoke(req).await },
+                )
+                .await?;
+            out.emit(
+                || format!("revoked {name}\n"),
+                || serde_json::json!({"revoked": name, "commit_index": r.commit_index}),
+            )
+        }
+        TokenCommand::List => {
+            let r = client
+                .call(&ListTokensRequest {}, |ch, req| async move {
+                    TokensClient::new(ch).list(req).await
+                })
+                .await?;
+            out.emit(
+                || {
+                    if r.tokens.is_empty() {
+                        return "no tokens\n".to_string();
+                    }
+                    r.tokens
+                        .iter()
+                        .map(|t| format!("{}  {}  created by {}\n", t.name, t.role, t.created_by))
+                        .collect()
+                },
+                || {
+                    serde_json::json!({"tokens": r.tokens.iter().map(|t| serde_json::json!({
+                        "name": t.name, "role": t.role, "created_at_ms": t.created_at_ms, "created_by": t.created_by,
+                    })).collect::<Vec<_>>()})
+                },
+            )
+        }
+    }
 }
 
 /// `incident watch`: print each change; when the stream breaks, resume from

@@ -31,7 +31,22 @@ pub struct RawConfig {
     pub smtp: Option<RawSmtp>,
     pub console: RawConsole,
     pub dispatch: RawDispatch,
+    #[serde(default)]
+    pub auth: RawAuth,
     pub log: RawLog,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Require `authorization: Bearer <token>` on the gRPC API (Events
+    /// excepted: an integration key is its own credential).
+    #[serde(default)]
+    pub enabled: bool,
+    /// An admin token accepted by this node without being in the replicated
+    /// state: create the real tokens with it, then keep it secret or drop it.
+    pub bootstrap_admin_token: Option<String>,
+    pub bootstrap_admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,6 +256,7 @@ impl Default for RawConfig {
             twilio: None,
             smtp: None,
             console: RawConsole { enabled: true },
+            auth: RawAuth::default(),
             dispatch: RawDispatch {
                 concurrency: 64,
                 write_timeout_ms: 5_000,
@@ -307,6 +323,9 @@ pub struct NodeConfig {
     /// This node's public HTTP base URL (no trailing slash).
     pub public_url: String,
     pub dispatch: DispatchSettings,
+    /// Bearer tokens required on the gRPC API.
+    pub auth_enabled: bool,
+    pub bootstrap_admin_token: Option<Secret>,
     pub dispatch_concurrency: usize,
     pub write_timeout: Duration,
     pub log: RawLog,
@@ -567,6 +586,20 @@ impl RawConfig {
             machine_detection: d.machine_detection,
             link_ttl: Duration::from_secs(d.link_ttl_hours.max(1) * 3600),
         };
+        let bootstrap_admin_token = secret(
+            "auth.bootstrap_admin_token",
+            self.auth.bootstrap_admin_token,
+            self.auth.bootstrap_admin_token_file,
+        )?;
+        if bootstrap_admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(invalid(
+                "auth.bootstrap_admin_token",
+                "at least 16 characters",
+            ));
+        }
         let public_url = match &self.advertise.http {
             Some(u) => base_url("advertise.http", u)?,
             None => format!("http://{http_listen}"),
@@ -604,6 +637,8 @@ impl RawConfig {
                 console: self.console.enabled,
             },
             twilio_webhook_tokens,
+            auth_enabled: self.auth.enabled,
+            bootstrap_admin_token,
             public_url,
             dispatch,
             dispatch_concurrency: self.dispatch.concurrency,

@@ -3,6 +3,7 @@
 //! go through `Node::write`.
 
 mod oncall;
+mod tokens;
 
 use crate::convert;
 use crate::error::NodeError;
@@ -11,6 +12,7 @@ use openraft::ServerState;
 use pager_core::command::Response as CoreResponse;
 use pager_core::oncall::Problem;
 use pager_core::schedule::GAP_LOOKAHEAD;
+use pager_core::TokenRole;
 use pager_core::{Command, IncidentStatus, OnCallDoc, Rejection};
 use pager_proto::pager::v1 as pb;
 use pager_raft::PeerNode;
@@ -196,6 +198,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
         tokio::spawn(watch(self.node.clone(), req, tx));
@@ -208,6 +211,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::GetIncidentRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         let c = req.consistency.unwrap_or_default();
         self.node.read_barrier(c.min_index, c.linearizable).await?;
@@ -218,6 +222,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::ListIncidentsRequest>,
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         let statuses: Vec<IncidentStatus> = req
             .statuses
@@ -289,6 +294,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::IncidentActionRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         self.act(
             Command::Acknowledge {
@@ -305,6 +311,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::IncidentActionRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         self.act(
             Command::Resolve {
@@ -321,6 +328,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::SnoozeRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         if req.until_ms == 0 {
             return Err(NodeError::invalid("until_ms", "required").into());
@@ -343,6 +351,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::ReassignRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         let to = convert::assignee_from_pb(req.to)?;
         let (field, what) = convert::assignee_text(&to);
@@ -368,6 +377,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::EscalateRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         // The range of `level` is the policy's at the commit: core checks it.
         self.act(
@@ -386,6 +396,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::AddRespondersRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         let targets = convert::responders_from_pb(req.responders)?;
         let named: Vec<_> = targets.iter().map(convert::responder_text).collect();
@@ -424,6 +435,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::MergeRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         let (id, into) = (req.id, req.into);
         self.act(
@@ -457,6 +469,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::SetRoleRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         let role = convert::role_from_pb(req.role)?;
         self.act(
@@ -476,6 +489,7 @@ impl pb::incidents_server::Incidents for Api {
         &self,
         req: Request<pb::AddNoteRequest>,
     ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         self.act(
             Command::AddNote {
@@ -496,6 +510,7 @@ impl pb::config_server::Config for Api {
         &self,
         req: Request<pb::ApplyConfigRequest>,
     ) -> Result<Response<pb::ApplyConfigResponse>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
         let req = req.into_inner();
         let doc = parse_document(&req.document, &req.format)?
             .map_err(|p| NodeError::Rejected(Rejection::ConfigInvalid { problems: vec![p] }))?;
@@ -538,8 +553,9 @@ impl pb::config_server::Config for Api {
 
     async fn get(
         &self,
-        _req: Request<pb::GetConfigRequest>,
+        req: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
         let (version, document) = self.node.read(|s| (s.config_version, s.config.to_toml()));
         Ok(Response::new(pb::GetConfigResponse { version, document }))
     }
@@ -548,6 +564,7 @@ impl pb::config_server::Config for Api {
         &self,
         req: Request<pb::DiffConfigRequest>,
     ) -> Result<Response<pb::DiffConfigResponse>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
         let req = req.into_inner();
         let version = self.node.read(|s| s.config_version);
         let doc = match parse_document(&req.document, &req.format)? {
@@ -620,6 +637,7 @@ impl pb::cluster_server::Cluster for Api {
         &self,
         req: Request<pb::InitClusterRequest>,
     ) -> Result<Response<pb::InitClusterResponse>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
         let mut members = BTreeMap::new();
         for (i, n) in req.into_inner().nodes.into_iter().enumerate() {
             let (id, node) = peer_node(&format!("nodes[{i}]"), n)?;
@@ -636,8 +654,9 @@ impl pb::cluster_server::Cluster for Api {
 
     async fn status(
         &self,
-        _req: Request<pb::ClusterStatusRequest>,
+        req: Request<pb::ClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatus>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let m = self.node.metrics();
         let role = match m.state {
             ServerState::Leader => "leader",
@@ -697,6 +716,7 @@ impl pb::cluster_server::Cluster for Api {
         &self,
         req: Request<pb::AddNodeRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
         let req = req.into_inner();
         let info = req
             .node
@@ -721,6 +741,7 @@ impl pb::cluster_server::Cluster for Api {
         &self,
         req: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
         let id = req.into_inner().id;
         let v = self
             .node
@@ -735,12 +756,13 @@ impl pb::cluster_server::Cluster for Api {
 }
 
 /// The client port's services, by their full gRPC names.
-pub const PUBLIC_SERVICES: [&str; 5] = [
+pub const PUBLIC_SERVICES: [&str; 6] = [
     "pager.v1.Events",
     "pager.v1.Incidents",
     "pager.v1.Config",
     "pager.v1.OnCall",
     "pager.v1.Cluster",
+    "pager.v1.Tokens",
 ];
 
 /// Keep grpc.health.v1 in step with the cluster: the public services are

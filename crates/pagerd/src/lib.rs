@@ -186,7 +186,8 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
             .add_service(pb::incidents_server::IncidentsServer::new(api.clone()))
             .add_service(pb::config_server::ConfigServer::new(api.clone()))
             .add_service(pb::on_call_server::OnCallServer::new(api.clone()))
-            .add_service(pb::cluster_server::ClusterServer::new(api))
+            .add_service(pb::cluster_server::ClusterServer::new(api.clone()))
+            .add_service(pb::tokens_server::TokensServer::new(api))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         if let Err(e) = res {

@@ -7,7 +7,7 @@ use crate::error::NodeError;
 use crate::node;
 use pager_core::oncall::OnCallDoc;
 use pager_core::schedule::Schedule;
-use pager_core::{Millis, Rejection};
+use pager_core::{Millis, Rejection, TokenRole};
 use pager_proto::pager::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -112,6 +112,7 @@ impl pb::on_call_server::OnCall for Api {
         &self,
         req: Request<pb::WhoIsOnCallRequest>,
     ) -> Result<Response<pb::WhoIsOnCallResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         use pb::who_is_on_call_request::Subject;
         let req = req.into_inner();
         let at = instant(req.at_ms);
@@ -165,6 +166,7 @@ impl pb::on_call_server::OnCall for Api {
         &self,
         req: Request<pb::ListShiftsRequest>,
     ) -> Result<Response<pb::ListShiftsResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         let name = convert::required("schedule", req.schedule)?;
         let from = instant(req.from_ms);
@@ -206,6 +208,7 @@ impl pb::on_call_server::OnCall for Api {
         &self,
         req: Request<pb::SimulateRequest>,
     ) -> Result<Response<pb::SimulateResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
         let req = req.into_inner();
         let service = convert::required("service", req.service)?;
         let severity = convert::severity_from_pb(&req.severity)?;

@@ -36,6 +36,8 @@ pub struct Cluster {
     pub calls_per_second: f64,
     /// A second Twilio auth token accepted on webhooks (rotation).
     pub previous_token: Option<&'static str>,
+    /// `auth.enabled` with this bootstrap admin token.
+    pub auth: Option<&'static str>,
 }
 
 async fn bind() -> TcpListener {
@@ -50,6 +52,15 @@ impl Cluster {
     }
 
     pub async fn start_with(n: usize, snapshot_every: u64) -> Cluster {
+        Cluster::start_full(n, snapshot_every, None).await
+    }
+
+    /// A cluster requiring API tokens, with `bootstrap` as the bootstrap admin token.
+    pub async fn start_with_auth(n: usize, bootstrap: &'static str) -> Cluster {
+        Cluster::start_full(n, 5_000, Some(bootstrap)).await
+    }
+
+    async fn start_full(n: usize, snapshot_every: u64, auth: Option<&'static str>) -> Cluster {
         let twilio = FakeTwilio::start(SID, TOKEN).await;
         let smtp = SmtpServer::start().expect("start smtp server");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -78,6 +89,7 @@ impl Cluster {
             snapshot_every,
             calls_per_second: 20.0,
             previous_token: None,
+            auth,
         };
         for (i, l) in listeners.into_iter().enumerate() {
             let running = pagerd::start(c.config(i + 1), l)
@@ -144,6 +156,10 @@ impl Cluster {
         raw.console.enabled = false;
         raw.dispatch.write_timeout_ms = self.write_timeout_ms;
         raw.dispatch.calls_per_second = self.calls_per_second;
+        if let Some(token) = self.auth {
+            raw.auth.enabled = true;
+            raw.auth.bootstrap_admin_token = Some(token.into());
+        }
         raw.dispatch.reconcile_grace_ms = 200;
         raw.validate().expect("test config is valid")
     }
