@@ -1098,10 +1098,16 @@ impl State {
         by: &str,
     ) -> Response {
         if name.trim().is_empty() || name.len() > crate::auth::MAX_TOKEN_NAME {
-            return rejected_invalid("name", format!("1 to {} bytes", crate::auth::MAX_TOKEN_NAME));
+            return rejected_invalid(
+                "name",
+                format!("1 to {} bytes", crate::auth::MAX_TOKEN_NAME),
+            );
         }
         if self.tokens.contains_key(name) {
-            return rejected_invalid("name", format!("a token named {name:?} exists; revoke it first"));
+            return rejected_invalid(
+                "name",
+                format!("a token named {name:?} exists; revoke it first"),
+            );
         }
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return rejected_invalid("sha256", "64 hex digits");
