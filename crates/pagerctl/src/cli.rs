@@ -101,6 +101,11 @@ pub enum Command {
     /// API tokens: create (the secret is printed once), revoke, list. Admin only.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a shell completion script: `pagerctl completions bash > /etc/bash_completion.d/pagerctl`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Read incidents and act on them: acknowledge, resolve, snooze,
     /// reassign, escalate, add responders, merge, roles, notes.
     #[command(subcommand)]

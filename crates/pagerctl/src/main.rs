@@ -63,6 +63,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "pagerctl",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
     let client = Client::new(
         &cli.global.endpoint,
         Duration::from_secs(cli.global.timeout),
@@ -72,6 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Cluster(cmd) => cluster(&client, &out, cmd).await,
         Command::Token(cmd) => token(&client, &out, cmd).await,
+        Command::Completions { .. } => Ok(()),
         Command::Apply(args) => apply(&client, &out, args).await,
         Command::Config(ConfigCommand::Get) => {
             let r = client

@@ -513,3 +513,14 @@ async fn strict_gaps_refuses_a_document_with_gaps_and_applies_nothing() {
     assert_exit(&out, 0);
     assert_eq!(applied.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn completions_are_generated_without_a_server() {
+    let out = pagerctl(&["--endpoint", DEAD, "completions", "bash"]).await;
+    assert_exit(&out, 0);
+    let script = text(&out.stdout);
+    assert!(script.contains("_pagerctl()"), "a bash completion function");
+    assert!(script.contains("incident"), "subcommands listed");
+    let out = pagerctl(&["completions", "tcsh"]).await;
+    assert_exit(&out, 2);
+}
