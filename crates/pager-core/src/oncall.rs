@@ -230,6 +230,11 @@ pub struct Service {
     /// Weekly hours for `urgency = "support_hours"`: high inside, low outside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub support_hours: Option<SupportHours>,
+    /// Alert storm: when this many new incidents opened on the service in the
+    /// last minute, further new triggers fold into one "alert storm"
+    /// incident (paged once) until it is resolved. Off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_threshold_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -513,6 +518,12 @@ impl OnCallDoc {
                 if !self.tiers.contains_key(t) {
                     bad(format!("{base}.tier"), format!("unknown tier {t:?}"));
                 }
+            }
+            if svc.storm_threshold_per_minute.is_some_and(|n| n < 2) {
+                bad(
+                    format!("{base}.storm_threshold_per_minute"),
+                    "must be at least 2".into(),
+                );
             }
             for (field, span) in [
                 ("grouping_window", svc.grouping_window),

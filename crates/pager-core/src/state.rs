@@ -97,6 +97,18 @@ impl std::fmt::Debug for LinkKey {
     }
 }
 
+/// A service's alert-storm watch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Storm {
+    /// When incidents opened in the last minute, oldest first.
+    recent: std::collections::VecDeque<Millis>,
+    /// The open storm incident new triggers fold into.
+    incident: Option<IncidentId>,
+}
+
+/// The window a storm threshold counts over.
+const STORM_WINDOW: Millis = 60_000;
+
 /// A heartbeat monitor's progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatState {
@@ -154,6 +166,10 @@ pub struct State {
     /// API tokens by name.
     #[serde(default)]
     pub tokens: BTreeMap<String, crate::auth::ApiToken>,
+    /// Per service with a storm threshold: recent incident openings and the
+    /// open storm incident.
+    #[serde(default)]
+    storms: BTreeMap<String, Storm>,
     pub timers: Timers,
     pub heartbeats: BTreeMap<String, HeartbeatState>,
     next_incident: IncidentId,
@@ -563,6 +579,18 @@ impl State {
                 }
             }
             (EventAction::Trigger, None) => {
+                if let Some(storm) = self.storm_target(cx, service, event, &by, decision) {
+                    // Later events with this key act on the storm incident.
+                    self.open_by_key
+                        .entry(service.to_string())
+                        .or_default()
+                        .insert(dedup_key.clone(), storm);
+                    return Response::Event {
+                        incident: Some(storm),
+                        dedup_key,
+                        folded: true,
+                    };
+                }
                 let id = self.open(cx, service, dedup_key.clone(), event, &by, decision);
                 if event.dedup_key.is_empty() {
                     self.last_ungrouped.insert(service.to_string(), id);
@@ -588,6 +616,73 @@ impl State {
                 }
             }
         }
+    }
+
+    /// During an alert storm on `service`, the storm incident a new trigger
+    /// folds into (opened, and paged, by the first trigger over the
+    /// threshold); otherwise None, and the opening is counted.
+    fn storm_target(
+        &mut self,
+        cx: &mut Cx,
+        service: &str,
+        event: &Event,
+        by: &str,
+        decision: &Decision,
+    ) -> Option<IncidentId> {
+        let threshold = self
+            .config
+            .services
+            .get(service)?
+            .storm_threshold_per_minute? as usize;
+        let storm = self.storms.entry(service.to_string()).or_default();
+        while storm
+            .recent
+            .front()
+            .is_some_and(|t| *t + STORM_WINDOW <= cx.at)
+        {
+            storm.recent.pop_front();
+        }
+        let open_storm = storm
+            .incident
+            .filter(|id| self.incidents.get(id).is_some_and(|i| i.is_open()));
+        if let Some(id) = open_storm {
+            self.stats.triggers_folded += 1;
+            if let Some(inc) = self.incidents.get_mut(&id) {
+                inc.folded += 1;
+                inc.note(
+                    cx.stamp(),
+                    by,
+                    format!("storm: {:?} folded in: {}", event.dedup_key, event.summary),
+                );
+            }
+            cx.effects.push(Effect::IncidentFolded { incident: id });
+            return Some(id);
+        }
+        if storm.recent.len() < threshold {
+            storm.recent.push_back(cx.at);
+            return None;
+        }
+        let opened = storm.recent.len();
+        let storm_event = Event {
+            summary: format!(
+                "Alert storm on {service}: {opened} incidents opened in the last minute; new triggers fold here until this is resolved"
+            ),
+            source: "pagerd".into(),
+            ..event.clone()
+        };
+        let key = format!("storm:{service}:{}", cx.meta.index);
+        let id = self.open(cx, service, key, &storm_event, "pagerd (storm)", decision);
+        self.note(
+            id,
+            cx.stamp(),
+            by,
+            format!("storm: {:?} folded in: {}", event.dedup_key, event.summary),
+        );
+        if let Some(storm) = self.storms.get_mut(service) {
+            storm.incident = Some(id);
+            storm.recent.clear();
+        }
+        Some(id)
     }
 
     /// The open incident a key-less trigger folds into, per the service's grouping window.
