@@ -381,6 +381,9 @@ impl Cluster {
         let _ = writeln!(out, "\n[console]\nenabled = {console}");
         let _ = writeln!(out, "\n[dispatch]");
         let _ = writeln!(out, "write_timeout_ms = {}", self.opts.write_timeout_ms);
+        // Load generators send from a few keys at thousands a second: the
+        // per-key limiter would measure itself, not the cluster.
+        let _ = writeln!(out, "events_per_second_per_key = 0");
         for line in self.opts.dispatch.iter().flat_map(DispatchKnobs::lines) {
             let _ = writeln!(out, "{line}");
         }

@@ -172,6 +172,20 @@ pub struct RawDispatch {
     /// Email acknowledge / resolve links expire after this long.
     #[serde(default = "default_link_ttl_hours")]
     pub link_ttl_hours: u64,
+    /// Events a second each node takes per integration key (0: no limit);
+    /// more get RESOURCE_EXHAUSTED / HTTP 429 with Retry-After.
+    #[serde(default = "default_events_per_second_per_key")]
+    pub events_per_second_per_key: f64,
+    /// Events a key may send at once above the rate.
+    #[serde(default = "default_events_burst_per_key")]
+    pub events_burst_per_key: u32,
+}
+
+fn default_events_per_second_per_key() -> f64 {
+    200.0
+}
+fn default_events_burst_per_key() -> u32 {
+    1000
 }
 
 fn default_calls_per_second() -> f64 {
@@ -269,6 +283,8 @@ impl Default for RawConfig {
                 call_timeout_secs: default_call_timeout_secs(),
                 machine_detection: true,
                 link_ttl_hours: default_link_ttl_hours(),
+                events_per_second_per_key: default_events_per_second_per_key(),
+                events_burst_per_key: default_events_burst_per_key(),
             },
             log: RawLog {
                 format: "text".into(),
@@ -323,6 +339,8 @@ pub struct NodeConfig {
     /// This node's public HTTP base URL (no trailing slash).
     pub public_url: String,
     pub dispatch: DispatchSettings,
+    pub events_per_second_per_key: f64,
+    pub events_burst_per_key: u32,
     /// Bearer tokens required on the gRPC API.
     pub auth_enabled: bool,
     pub bootstrap_admin_token: Option<Secret>,
@@ -566,6 +584,12 @@ impl RawConfig {
                 return Err(invalid(key, "must be 0 (no pacing) or more"));
             }
         }
+        if !d.events_per_second_per_key.is_finite() || d.events_per_second_per_key < 0.0 {
+            return Err(invalid(
+                "dispatch.events_per_second_per_key",
+                "must be 0 (no limit) or more",
+            ));
+        }
         if d.recipient_burst == 0 {
             return Err(invalid("dispatch.recipient_burst", "must be 1 or more"));
         }
@@ -637,6 +661,8 @@ impl RawConfig {
                 console: self.console.enabled,
             },
             twilio_webhook_tokens,
+            events_per_second_per_key: self.dispatch.events_per_second_per_key,
+            events_burst_per_key: self.dispatch.events_burst_per_key,
             auth_enabled: self.auth.enabled,
             bootstrap_admin_token,
             public_url,

@@ -27,6 +27,12 @@ pub enum NodeError {
     /// The node is broken (storage failure); it stops serving.
     #[error("fatal: {0}")]
     Fatal(String),
+    /// Too many events for one integration key; retry after the delay.
+    #[error("routing_key: more than {per_second} events a second for this integration key; retry in {} ms", .retry_after.as_millis())]
+    RateLimited {
+        per_second: u64,
+        retry_after: std::time::Duration,
+    },
 }
 
 fn leader_hint(id: &Option<u64>, addr: &Option<String>) -> String {
@@ -58,6 +64,14 @@ impl From<NodeError> for tonic::Status {
             }
             NodeError::Precondition(m) => Status::failed_precondition(m),
             NodeError::Fatal(m) => Status::internal(m),
+            NodeError::RateLimited { retry_after, .. } => {
+                let mut status = Status::resource_exhausted(e.to_string());
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                if let Ok(v) = secs.to_string().parse() {
+                    status.metadata_mut().insert("retry-after", v);
+                }
+                status
+            }
             NodeError::Rejected(r) => match r {
                 Rejection::Invalid { .. } | Rejection::ConfigInvalid { .. } => {
                     Status::invalid_argument(r.to_string())

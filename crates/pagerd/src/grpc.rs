@@ -91,6 +91,15 @@ pub async fn send_event(
     if req.encoded_len() > pager_core::event::MAX_EVENT_BYTES {
         return Err(NodeError::invalid("payload", "event larger than 512 KiB"));
     }
+    if let Err(retry_after) = node
+        .limiter
+        .take(&req.routing_key, std::time::Instant::now())
+    {
+        return Err(NodeError::RateLimited {
+            per_second: node.cfg.events_per_second_per_key.ceil() as u64,
+            retry_after,
+        });
+    }
     let event = convert::event_from_pb(req)?;
     event.validate().map_err(NodeError::Rejected)?;
     let w = node

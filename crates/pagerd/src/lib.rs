@@ -33,6 +33,7 @@ pub mod links;
 pub mod node;
 pub mod pacer;
 pub mod pages;
+pub mod ratelimit;
 pub mod scheduler;
 pub mod webhooks;
 
@@ -130,6 +131,10 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         applied,
         takeover_term: watch::Sender::new(0),
         pacer: pacer::Pacer::new(&cfg.dispatch),
+        limiter: ratelimit::KeyLimiter::new(
+            cfg.events_per_second_per_key,
+            cfg.events_burst_per_key,
+        ),
         stopping: stopped.clone(),
     });
 

@@ -68,6 +68,8 @@ pub struct Node {
     pub takeover_term: watch::Sender<u64>,
     /// When the leader may send each page (account rate, per-recipient throttle).
     pub pacer: crate::pacer::Pacer,
+    /// Events per integration key taken by this node.
+    pub limiter: crate::ratelimit::KeyLimiter,
     /// Turns true when the node shuts down: long-lived streams end then, so
     /// the servers' graceful shutdown does not wait for their clients.
     pub stopping: watch::Receiver<bool>,

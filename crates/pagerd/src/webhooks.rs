@@ -373,6 +373,7 @@ fn error_response(e: NodeError) -> HttpResponse {
             StatusCode::BAD_REQUEST
         }
         NodeError::Fatal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        NodeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
     };
     json_error(code, e.to_string())
 }

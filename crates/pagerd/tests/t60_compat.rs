@@ -502,3 +502,50 @@ async fn without_a_quorum_both_answer_503_and_say_retrying_is_safe() {
     assert!(incidents(&c, survivor).await.is_empty());
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_grpc_resource_exhausted() {
+    let c = Cluster::start_tuned(1, |raw| {
+        raw.dispatch.events_per_second_per_key = 0.5;
+        raw.dispatch.events_burst_per_key = 2;
+    })
+    .await;
+    c.apply(1, ONCALL).await;
+    let event = |key: &str| {
+        json!({
+            "routing_key": PD_KEY,
+            "event_action": "trigger",
+            "dedup_key": key,
+            "payload": {"summary": "disk full", "source": "db1", "severity": "critical"},
+        })
+        .to_string()
+    };
+    for key in ["r1", "r2"] {
+        let (code, _, _) = post(&c, 1, "/v2/enqueue", event(key)).await;
+        assert_eq!(code, 202);
+    }
+    let (code, body, headers) = post(&c, 1, "/v2/enqueue", event("r3")).await;
+    assert_eq!(code, 429, "{body}");
+    assert_eq!(body["status"], "throttled");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // gRPC shares the bucket: RESOURCE_EXHAUSTED naming the field.
+    let mut req = common::trigger(PD_KEY, "r4");
+    req.routing_key = PD_KEY.into();
+    let err = c.events(1).await.send(req).await.expect_err("throttled");
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        err.message().starts_with("routing_key"),
+        "{}",
+        err.message()
+    );
+    assert!(err.metadata().get("retry-after").is_some());
+    // Nothing of the throttled events was applied.
+    let keys: Vec<String> = incidents(&c, 1)
+        .await
+        .into_iter()
+        .map(|i| i.dedup_key)
+        .collect();
+    assert_eq!(keys, vec!["r1", "r2"]);
+    c.shutdown().await;
+}

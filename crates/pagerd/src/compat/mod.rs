@@ -140,6 +140,12 @@ impl ApiError {
                 ApiError::invalid(vec![r.to_string()])
             }
             NodeError::Precondition(m) => ApiError::invalid(vec![m]),
+            e @ NodeError::RateLimited { .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "Too many events for this integration key; retry after the Retry-After seconds",
+                vec![e.to_string()],
+            ),
             NodeError::Fatal(m) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "error",
@@ -160,7 +166,9 @@ impl IntoResponse for ApiError {
         if let Some(alerts) = self.alerts {
             body["alerts"] = Value::Array(alerts);
         }
-        if self.code == StatusCode::SERVICE_UNAVAILABLE {
+        if self.code == StatusCode::SERVICE_UNAVAILABLE
+            || self.code == StatusCode::TOO_MANY_REQUESTS
+        {
             (self.code, [(header::RETRY_AFTER, "1")], Json(body)).into_response()
         } else {
             (self.code, Json(body)).into_response()

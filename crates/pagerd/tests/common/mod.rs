@@ -38,6 +38,8 @@ pub struct Cluster {
     pub previous_token: Option<&'static str>,
     /// `auth.enabled` with this bootstrap admin token.
     pub auth: Option<&'static str>,
+    /// Applied last to every node's raw config.
+    pub tune: Option<fn(&mut RawConfig)>,
 }
 
 async fn bind() -> TcpListener {
@@ -52,15 +54,25 @@ impl Cluster {
     }
 
     pub async fn start_with(n: usize, snapshot_every: u64) -> Cluster {
-        Cluster::start_full(n, snapshot_every, None).await
+        Cluster::start_full(n, snapshot_every, None, None).await
+    }
+
+    /// A cluster whose node configs `tune` adjusts (after the test defaults).
+    pub async fn start_tuned(n: usize, tune: fn(&mut RawConfig)) -> Cluster {
+        Cluster::start_full(n, 5_000, None, Some(tune)).await
     }
 
     /// A cluster requiring API tokens, with `bootstrap` as the bootstrap admin token.
     pub async fn start_with_auth(n: usize, bootstrap: &'static str) -> Cluster {
-        Cluster::start_full(n, 5_000, Some(bootstrap)).await
+        Cluster::start_full(n, 5_000, Some(bootstrap), None).await
     }
 
-    async fn start_full(n: usize, snapshot_every: u64, auth: Option<&'static str>) -> Cluster {
+    async fn start_full(
+        n: usize,
+        snapshot_every: u64,
+        auth: Option<&'static str>,
+        tune: Option<fn(&mut RawConfig)>,
+    ) -> Cluster {
         let twilio = FakeTwilio::start(SID, TOKEN).await;
         let smtp = SmtpServer::start().expect("start smtp server");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -90,6 +102,7 @@ impl Cluster {
             calls_per_second: 20.0,
             previous_token: None,
             auth,
+            tune,
         };
         for (i, l) in listeners.into_iter().enumerate() {
             let running = pagerd::start(c.config(i + 1), l)
@@ -161,6 +174,9 @@ impl Cluster {
             raw.auth.bootstrap_admin_token = Some(token.into());
         }
         raw.dispatch.reconcile_grace_ms = 200;
+        if let Some(tune) = self.tune {
+            tune(&mut raw);
+        }
         raw.validate().expect("test config is valid")
     }
 
