@@ -37,6 +37,20 @@ pub struct ClientOptions {
     pub keepalive_timeout: Duration,
     /// TCP keepalive, for middleboxes that drop idle flows.
     pub tcp_keepalive: Duration,
+    /// Shared cluster secret sent with every peer request (see [`PEER_SECRET_HEADER`]).
+    pub cluster_secret: Option<Arc<str>>,
+}
+
+/// Metadata carrying the cluster secret on the peer port.
+pub const PEER_SECRET_HEADER: &str = "x-pagerd-cluster-secret";
+
+/// Put the cluster secret on an outgoing peer request.
+fn authorize<T>(secret: &Option<Arc<str>>, request: &mut tonic::Request<T>) {
+    if let Some(secret) = secret {
+        if let Ok(value) = secret.parse() {
+            request.metadata_mut().insert(PEER_SECRET_HEADER, value);
+        }
+    }
 }
 
 impl Default for ClientOptions {
@@ -46,6 +60,7 @@ impl Default for ClientOptions {
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(20),
             tcp_keepalive: Duration::from_secs(30),
+            cluster_secret: None,
         }
     }
 }
@@ -134,6 +149,7 @@ impl PeerClients {
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let mut request = tonic::Request::new(RaftPayload { json: payload });
         request.set_timeout(timeout);
+        authorize(&self.options.cluster_secret, &mut request);
         match tokio::time::timeout(timeout, client.forward(request)).await {
             Ok(Ok(response)) => Ok(response.into_inner().json),
             Ok(Err(status)) => Err(status),
@@ -164,6 +180,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             node: node.clone(),
             client: self.clients.client(&node.peer_addr).map_err(Arc::new),
+            secret: self.clients.options.cluster_secret.clone(),
         }
     }
 }
@@ -174,6 +191,7 @@ pub struct PeerConnection {
     node: PeerNode,
     /// An invalid address fails every RPC as unreachable.
     client: Result<RaftClient<Channel>, Arc<PeerAddrError>>,
+    secret: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -213,6 +231,7 @@ impl PeerConnection {
         let json = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut request = tonic::Request::new(RaftPayload { json });
         request.set_timeout(ttl);
+        authorize(&self.secret, &mut request);
         let call = async move {
             match rpc {
                 Rpc::AppendEntries => client.append_entries(request).await,

@@ -50,9 +50,15 @@ async fn service_maps_errors_and_forwards() {
         .await
         .unwrap();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve_peers(listener, raft.clone(), echo_forward(), async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(serve_peers(
+        listener,
+        raft.clone(),
+        echo_forward(),
+        None,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     // Bad JSON: InvalidArgument naming the request type.
     let mut client = clients.client(&addr).unwrap();
@@ -140,4 +146,49 @@ async fn invalid_address_is_unreachable() {
         Err(RPCError::Unreachable(_)) => {}
         other => panic!("expected Unreachable, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_port_refuses_requests_without_the_cluster_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (log, sm) = pager_raft::open(dir.path()).await.unwrap();
+    let config = Arc::new(RaftTimings::default().validate().unwrap());
+    let raft = Raft::new(1, config, Network::new(PeerClients::default()), log, sm)
+        .await
+        .unwrap();
+    let secret: Arc<str> = Arc::from("a-cluster-secret-0001");
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_peers(
+        listener,
+        raft.clone(),
+        echo_forward(),
+        Some(secret.clone()),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let timeout = Duration::from_secs(5);
+    let options = |secret: Option<Arc<str>>| {
+        PeerClients::with_options(pager_raft::ClientOptions {
+            cluster_secret: secret,
+            ..Default::default()
+        })
+    };
+    for wrong in [None, Some(Arc::from("not-the-secret"))] {
+        let status = options(wrong)
+            .forward(&addr, b"hello".to_vec(), timeout)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status}");
+    }
+    let answer = options(Some(secret))
+        .forward(&addr, b"hello".to_vec(), timeout)
+        .await
+        .unwrap();
+    assert_eq!(answer, b"hello");
+    raft.shutdown().await.unwrap();
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
 }

@@ -69,6 +69,7 @@ async fn start_node(id: NodeId, dir: &Path, listener: TcpListener, clients: &Pee
         listener,
         raft.clone(),
         forward_to(raft.clone()),
+        None,
         async move {
             let _ = stop.await;
         },

@@ -80,6 +80,10 @@ pub struct RawCluster {
     pub bootstrap: bool,
     #[serde(default)]
     pub members: Vec<RawMember>,
+    /// Shared secret every node sends on, and demands of, the peer port
+    /// (the same on every member). Unset: the peer port trusts its network.
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,6 +269,8 @@ impl Default for RawConfig {
             cluster: RawCluster {
                 bootstrap: true,
                 members: vec![],
+                secret: None,
+                secret_file: None,
             },
             raft: RaftTimings::default(),
             twilio: None,
@@ -344,6 +350,8 @@ pub struct NodeConfig {
     /// Bearer tokens required on the gRPC API.
     pub auth_enabled: bool,
     pub bootstrap_admin_token: Option<Secret>,
+    /// Shared secret of the peer port.
+    pub cluster_secret: Option<Secret>,
     pub dispatch_concurrency: usize,
     pub write_timeout: Duration,
     pub log: RawLog,
@@ -624,6 +632,17 @@ impl RawConfig {
                 "at least 16 characters",
             ));
         }
+        let cluster_secret = secret(
+            "cluster.secret",
+            self.cluster.secret.clone(),
+            self.cluster.secret_file.clone(),
+        )?;
+        if cluster_secret
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(invalid("cluster.secret", "at least 16 characters"));
+        }
         let public_url = match &self.advertise.http {
             Some(u) => base_url("advertise.http", u)?,
             None => format!("http://{http_listen}"),
@@ -664,6 +683,7 @@ impl RawConfig {
             events_per_second_per_key: self.dispatch.events_per_second_per_key,
             events_burst_per_key: self.dispatch.events_burst_per_key,
             auth_enabled: self.auth.enabled,
+            cluster_secret,
             bootstrap_admin_token,
             public_url,
             dispatch,

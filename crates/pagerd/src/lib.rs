@@ -111,7 +111,13 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     let log_closed = Box::pin(log_store.closed());
     let state = sm_store.state();
     let applied = sm_store.subscribe_applied();
-    let peers = pager_raft::PeerClients::new(cfg.rpc_timeout);
+    let cluster_secret: Option<Arc<str>> =
+        cfg.cluster_secret.as_ref().map(|s| Arc::from(s.expose()));
+    let peers = pager_raft::PeerClients::with_options(pager_raft::ClientOptions {
+        connect_timeout: cfg.rpc_timeout,
+        cluster_secret: cluster_secret.clone(),
+        ..Default::default()
+    });
     let network = pager_raft::Network::new(peers.clone());
     let raft = pager_raft::Raft::new(
         cfg.node_id,
@@ -154,7 +160,9 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     });
     let (raft, shutdown) = (node.raft.clone(), until_stop(stopped.clone()));
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = pager_raft::serve_peers(listeners.peer, raft, forward, shutdown).await {
+        if let Err(e) =
+            pager_raft::serve_peers(listeners.peer, raft, forward, cluster_secret, shutdown).await
+        {
             error!(cause = %e, "peer server stopped");
         }
     }));

@@ -170,3 +170,34 @@ async fn tokens_and_roles_guard_the_api() {
     assert_eq!(err.code(), Code::Unauthenticated);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_peer_port_demands_the_cluster_secret() {
+    let c = Cluster::start_tuned(3, |raw| {
+        raw.cluster.secret = Some("peer-secret-000000001".into());
+    })
+    .await;
+    let leader = c.leader().await;
+    let f = c.follower(leader);
+    // The cluster works: elections, replication, a follower forwarding a write.
+    pb::config_client::ConfigClient::new(c.channel(f).await)
+        .apply(pb::ApplyConfigRequest {
+            document: ONCALL.into(),
+            format: "toml".into(),
+            dry_run: false,
+        })
+        .await
+        .expect("forwarded through the authenticated peer port");
+    // A stranger on the peer port is refused before Raft or forwarding.
+    let stranger = pager_raft::PeerClients::new(std::time::Duration::from_secs(2));
+    let status = stranger
+        .forward(
+            &c.addrs[leader - 1].peer.to_string(),
+            b"{}".to_vec(),
+            std::time::Duration::from_secs(2),
+        )
+        .await
+        .expect_err("no secret");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status}");
+    c.shutdown().await;
+}
