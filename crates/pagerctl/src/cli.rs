@@ -144,6 +144,13 @@ pub enum ClusterCommand {
         /// Id of the node to remove.
         id: u64,
     },
+    /// Make a learner (added with --learner-only) a voter.
+    PromoteLearner {
+        /// Id of the learner.
+        id: u64,
+    },
+    /// Take a snapshot now on the node answering (the first reachable endpoint).
+    Snapshot,
 }
 
 #[derive(Debug, Args)]

@@ -27,9 +27,9 @@ use pager_proto::pager::v1::{
     DiffConfigRequest, EscalateRequest, EventAction, GetConfigRequest, GetIncidentRequest,
     IncidentActionRequest, IncidentActionResponse, IncidentRole, IncidentStatus,
     InitClusterRequest, ListIncidentsRequest, ListShiftsRequest, ListTokensRequest, MergeRequest,
-    NodeInfo, ReadConsistency, ReassignRequest, RemoveNodeRequest, Responder, RevokeTokenRequest,
-    SendEventRequest, SetRoleRequest, SimulateRequest, SnoozeRequest, WatchRequest,
-    WhoIsOnCallRequest,
+    NodeInfo, PromoteLearnerRequest, ReadConsistency, ReassignRequest, RemoveNodeRequest,
+    Responder, RevokeTokenRequest, SendEventRequest, SetRoleRequest, SimulateRequest,
+    SnapshotRequest, SnoozeRequest, WatchRequest, WhoIsOnCallRequest,
 };
 
 use cli::{
@@ -197,6 +197,33 @@ async fn cluster(client: &Client, out: &Printer, cmd: ClusterCommand) -> anyhow:
             out.emit(
                 || human::membership(&format!("node {id} removed"), &r),
                 || json::membership(&r),
+            )
+        }
+        ClusterCommand::PromoteLearner { id } => {
+            let r = client
+                .call(&PromoteLearnerRequest { id }, |ch, req| async move {
+                    ClusterClient::new(ch).promote_learner(req).await
+                })
+                .await?;
+            out.emit(
+                || human::membership(&format!("node {id} promoted to voter"), &r),
+                || json::membership(&r),
+            )
+        }
+        ClusterCommand::Snapshot => {
+            let r = client
+                .call(&SnapshotRequest {}, |ch, req| async move {
+                    ClusterClient::new(ch).snapshot(req).await
+                })
+                .await?;
+            out.emit(
+                || {
+                    format!(
+                        "snapshot started on node {} at applied index {}\n",
+                        r.node_id, r.applied_index
+                    )
+                },
+                || serde_json::json!({"node_id": r.node_id, "applied_index": r.applied_index}),
             )
         }
     }

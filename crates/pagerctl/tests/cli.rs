@@ -68,6 +68,20 @@ impl Cluster for FakeNode {
     ) -> Result<Response<MembershipResponse>, Status> {
         Err(Status::unimplemented("fake node"))
     }
+
+    async fn promote_learner(
+        &self,
+        _: Request<pager_proto::pager::v1::PromoteLearnerRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        Err(Status::unimplemented("fake node"))
+    }
+
+    async fn snapshot(
+        &self,
+        _: Request<pager_proto::pager::v1::SnapshotRequest>,
+    ) -> Result<Response<pager_proto::pager::v1::SnapshotResponse>, Status> {
+        Err(Status::unimplemented("fake node"))
+    }
 }
 
 /// Start a fake node on 127.0.0.1:0; returns its URL and its call counter.

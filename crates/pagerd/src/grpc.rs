@@ -762,6 +762,41 @@ impl pb::cluster_server::Cluster for Api {
             commit_index: v.index,
         }))
     }
+
+    async fn promote_learner(
+        &self,
+        req: Request<pb::PromoteLearnerRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
+        let id = req.into_inner().id;
+        let v = self
+            .node
+            .change_membership(ForwardRequest::PromoteLearner { id })
+            .await?;
+        Ok(Response::new(pb::MembershipResponse {
+            voters: v.voters,
+            learners: v.learners,
+            commit_index: v.index,
+        }))
+    }
+
+    async fn snapshot(
+        &self,
+        req: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
+        let applied_index = self.node.read(|s| s.last_applied.index);
+        self.node
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| NodeError::Fatal(e.to_string()))?;
+        Ok(Response::new(pb::SnapshotResponse {
+            node_id: self.node.id(),
+            applied_index,
+        }))
+    }
 }
 
 /// The client port's services, by their full gRPC names.

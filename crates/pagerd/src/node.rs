@@ -27,6 +27,10 @@ pub enum ForwardRequest {
     RemoveNode {
         id: u64,
     },
+    /// Make learner `id` a voter.
+    PromoteLearner {
+        id: u64,
+    },
     /// Confirm leadership with a quorum and answer the commit index a
     /// linearizable read must wait for (Raft's ReadIndex).
     ReadIndex,
@@ -265,6 +269,21 @@ impl Node {
                         .await
                         .map_err(|e| self.client_write_error(e))?;
                 }
+                Ok(ForwardReply::Membership(self.membership_view()))
+            }
+            ForwardRequest::PromoteLearner { id } => {
+                if !self.learners().contains(&id) {
+                    return Err(NodeError::invalid(
+                        "id",
+                        format!("node {id} is not a learner"),
+                    ));
+                }
+                let mut voters = self.voters();
+                voters.insert(id);
+                self.raft
+                    .change_membership(voters, false)
+                    .await
+                    .map_err(|e| self.client_write_error(e))?;
                 Ok(ForwardReply::Membership(self.membership_view()))
             }
             ForwardRequest::RemoveNode { id } => {

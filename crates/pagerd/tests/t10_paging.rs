@@ -606,3 +606,61 @@ async fn list_filters_pages_and_reads_linearizably_from_a_follower() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_is_promoted_and_a_snapshot_taken_on_demand() {
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let x = c.follower(leader);
+    let mut cluster = pb::cluster_client::ClusterClient::new(c.channel(leader).await);
+    let removed = cluster
+        .remove_node(pb::RemoveNodeRequest { id: x as u64 })
+        .await
+        .expect("remove")
+        .into_inner();
+    assert!(!removed.voters.contains(&(x as u64)));
+    let added = cluster
+        .add_node(pb::AddNodeRequest {
+            node: Some(pb::NodeInfo {
+                id: x as u64,
+                peer_addr: c.addrs[x - 1].peer.to_string(),
+                client_addr: c.addrs[x - 1].client.to_string(),
+                region: "eu-west".into(),
+                http_url: format!("http://{}", c.addrs[x - 1].http),
+            }),
+            learner_only: true,
+        })
+        .await
+        .expect("add as learner")
+        .into_inner();
+    assert_eq!(added.learners, vec![x as u64]);
+    let promoted = cluster
+        .promote_learner(pb::PromoteLearnerRequest { id: x as u64 })
+        .await
+        .expect("promote")
+        .into_inner();
+    assert!(promoted.voters.contains(&(x as u64)));
+    assert!(promoted.learners.is_empty());
+    let again = cluster
+        .promote_learner(pb::PromoteLearnerRequest { id: x as u64 })
+        .await
+        .expect_err("already a voter");
+    assert_eq!(again.code(), tonic::Code::InvalidArgument);
+    assert!(again.message().starts_with("id"), "{}", again.message());
+
+    let snap = pb::cluster_client::ClusterClient::new(c.channel(x).await)
+        .snapshot(pb::SnapshotRequest {})
+        .await
+        .expect("snapshot")
+        .into_inner();
+    assert_eq!(snap.node_id, x as u64);
+    let mut m = c.node(x).node.raft.metrics();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        m.wait_for(|m| m.snapshot.is_some_and(|s| s.index >= snap.applied_index)),
+    )
+    .await
+    .expect("snapshot taken in time")
+    .expect("metrics");
+    c.shutdown().await;
+}
