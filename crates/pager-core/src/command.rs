@@ -124,6 +124,15 @@ pub enum Command {
         reachable: bool,
         reason: String,
     },
+    /// Add an override to a schedule: a new config version with it (the rest
+    /// of the document unchanged), validated like any document.
+    AddOverride {
+        at: Millis,
+        schedule: String,
+        #[serde(rename = "override")]
+        over: crate::schedule::Override,
+        by: String,
+    },
     /// Add an API token (its secret's digest; the secret is never logged).
     CreateToken {
         at: Millis,
@@ -167,6 +176,7 @@ macro_rules! each_at {
             | Command::PhoneReply { $at, .. }
             | Command::CallStatus { $at, .. }
             | Command::ContactHealth { $at, .. }
+            | Command::AddOverride { $at, .. }
             | Command::CreateToken { $at, .. }
             | Command::RevokeToken { $at, .. }
             | Command::Outcome { $at, .. } => $body,

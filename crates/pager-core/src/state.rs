@@ -290,6 +290,7 @@ impl State {
                 answered_by,
                 ..
             } => self.call_status(&mut cx, *delivery, *attempt, status, answered_by),
+            Command::AddOverride { schedule, over, .. } => self.add_override(schedule, over),
             Command::CreateToken {
                 name,
                 role,
@@ -1180,6 +1181,23 @@ impl State {
                 st.incident = Some(id);
             }
         }
+    }
+
+    fn add_override(&mut self, schedule: &str, over: &crate::schedule::Override) -> Response {
+        if !self.config.schedules.contains_key(schedule) {
+            return Response::Rejected(Rejection::NotFound {
+                field: "schedule".into(),
+                what: format!("schedule {schedule:?}"),
+            });
+        }
+        if over.end <= over.start {
+            return rejected_invalid("end", "must be after start");
+        }
+        let mut doc = (*self.config).clone();
+        if let Some(s) = doc.schedules.get_mut(schedule) {
+            s.overrides.push(over.clone());
+        }
+        self.apply_config(&doc)
     }
 
     // ---- tokens ----

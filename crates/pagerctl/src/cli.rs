@@ -476,6 +476,27 @@ pub struct OncallArgs {
 pub enum ScheduleCommand {
     /// The shifts of a schedule in a time range (at most 90 days).
     Show(ScheduleShowArgs),
+    /// Put someone on call for a while (a swap, travel cover): adds an
+    /// override as a new config version.
+    Override(OverrideArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OverrideArgs {
+    /// The schedule (stable name).
+    pub schedule: String,
+    /// Who is on call instead.
+    #[arg(long, value_name = "USER")]
+    pub user: String,
+    /// Only stand in for this user when they are on call.
+    #[arg(long, value_name = "USER")]
+    pub replaces: Option<String>,
+    /// Start: RFC 3339 or from now [default: now].
+    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
+    pub from: Option<When>,
+    /// End, exclusive: RFC 3339 or from now (+8h).
+    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
+    pub until: When,
 }
 
 #[derive(Debug, Args)]

@@ -23,13 +23,13 @@ use pager_proto::pager::v1::{
     cluster_client::ClusterClient, config_client::ConfigClient, events_client::EventsClient,
     incidents_client::IncidentsClient, on_call_client::OnCallClient, reassign_request, responder,
     tokens_client::TokensClient, who_is_on_call_request, AddNodeRequest, AddNoteRequest,
-    AddRespondersRequest, ApplyConfigRequest, ClusterStatusRequest, CreateTokenRequest,
-    DiffConfigRequest, EscalateRequest, EventAction, GetConfigRequest, GetIncidentRequest,
-    IncidentActionRequest, IncidentActionResponse, IncidentRole, IncidentStatus,
-    InitClusterRequest, ListIncidentsRequest, ListShiftsRequest, ListTokensRequest, MergeRequest,
-    NodeInfo, PromoteLearnerRequest, ReadConsistency, ReassignRequest, RemoveNodeRequest,
-    Responder, RevokeTokenRequest, SendEventRequest, SetRoleRequest, SimulateRequest,
-    SnapshotRequest, SnoozeRequest, WatchRequest, WhoIsOnCallRequest,
+    AddRespondersRequest, ApplyConfigRequest, ClusterStatusRequest, CreateOverrideRequest,
+    CreateTokenRequest, DiffConfigRequest, EscalateRequest, EventAction, GetConfigRequest,
+    GetIncidentRequest, IncidentActionRequest, IncidentActionResponse, IncidentRole,
+    IncidentStatus, InitClusterRequest, ListIncidentsRequest, ListShiftsRequest, ListTokensRequest,
+    MergeRequest, NodeInfo, PromoteLearnerRequest, ReadConsistency, ReassignRequest,
+    RemoveNodeRequest, Responder, RevokeTokenRequest, SendEventRequest, SetRoleRequest,
+    SimulateRequest, SnapshotRequest, SnoozeRequest, WatchRequest, WhoIsOnCallRequest,
 };
 
 use cli::{
@@ -95,6 +95,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Event(cmd) => event(&client, &out, cmd).await,
         Command::Incident(cmd) => incident(&client, &out, cmd).await,
         Command::Oncall(args) => oncall(&client, &out, args).await,
+        Command::Schedule(ScheduleCommand::Override(args)) => {
+            let now = when::now_ms();
+            let req = CreateOverrideRequest {
+                schedule: args.schedule.clone(),
+                user: args.user.clone(),
+                replaces: args.replaces.unwrap_or_default(),
+                start_ms: args.from.map_or(now, |w| w.resolve(now)),
+                end_ms: args.until.resolve(now),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    OnCallClient::new(ch).create_override(req).await
+                })
+                .await?;
+            out.emit(
+                || {
+                    format!(
+                        "{} is on call on {} until {} (config version {})\n",
+                        args.user,
+                        args.schedule,
+                        output::rfc3339(req.end_ms),
+                        r.config_version
+                    )
+                },
+                || serde_json::json!({"config_version": r.config_version, "commit_index": r.commit_index}),
+            )
+        }
         Command::Schedule(ScheduleCommand::Show(args)) => {
             let now = when::now_ms();
             let req = ListShiftsRequest {

@@ -877,3 +877,68 @@ async fn bad_incident_actions_name_the_field() {
     assert_eq!(by_people.len(), 1, "only the trigger: {by_people:?}");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_override_created_through_the_api_puts_someone_on_call() {
+    use pb::who_is_on_call_request::Subject;
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let f = c.follower(leader);
+    let applied = c.apply(leader, ONCALL).await;
+    let mut api = oncall(&c, f).await;
+    let r = api
+        .create_override(pb::CreateOverrideRequest {
+            schedule: "primary".into(),
+            user: "carol".into(),
+            replaces: "alice".into(),
+            start_ms: T - 60 * MIN,
+            end_ms: T + 60 * MIN,
+        })
+        .await
+        .expect("override created")
+        .into_inner();
+    assert_eq!(r.config_version, applied.version + 1);
+    c.applied(f, r.commit_index).await;
+    let now = api
+        .who_is_on_call(who(Subject::Schedule("primary".into()), T))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.schedules[0].users, strings(&["carol"]));
+    let after = api
+        .who_is_on_call(who(Subject::Schedule("primary".into()), T + 2 * 60 * MIN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.schedules[0].users, strings(&["alice"]));
+
+    let bad = |schedule: &str, user: &str, start_ms: u64, end_ms: u64| pb::CreateOverrideRequest {
+        schedule: schedule.into(),
+        user: user.into(),
+        replaces: String::new(),
+        start_ms,
+        end_ms,
+    };
+    let err = api
+        .create_override(bad("nope", "carol", T, T + MIN))
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::NotFound, "schedule");
+    let err = api
+        .create_override(bad("primary", "carol", T, T))
+        .await
+        .unwrap_err();
+    assert_status(&err, Code::InvalidArgument, "end_ms");
+    let err = api
+        .create_override(bad("primary", "zed", T, T + MIN))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert!(err.message().contains("zed"), "{}", err.message());
+    let version = c.node(leader).node.read(|s| s.config_version);
+    assert_eq!(
+        version, r.config_version,
+        "refused overrides change nothing"
+    );
+    c.shutdown().await;
+}

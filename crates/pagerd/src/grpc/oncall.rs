@@ -231,4 +231,40 @@ impl pb::on_call_server::OnCall for Api {
                 .collect(),
         }))
     }
+
+    async fn create_override(
+        &self,
+        req: Request<pb::CreateOverrideRequest>,
+    ) -> Result<Response<pb::CreateOverrideResponse>, Status> {
+        let by = self.authorize(&req, TokenRole::Responder)?;
+        let req = req.into_inner();
+        let over = pager_core::schedule::Override {
+            user: convert::required("user", req.user)?,
+            replaces: Some(req.replaces).filter(|r| !r.is_empty()),
+            start: req.start_ms,
+            end: req.end_ms,
+        };
+        if over.end <= over.start {
+            return Err(NodeError::invalid("end_ms", "must be after start_ms").into());
+        }
+        let w = self
+            .node
+            .write(pager_core::Command::AddOverride {
+                at: 0,
+                schedule: convert::required("schedule", req.schedule)?,
+                over,
+                by,
+            })
+            .await?;
+        match w.response {
+            pager_core::Response::ConfigApplied { version } => {
+                Ok(Response::new(pb::CreateOverrideResponse {
+                    config_version: version,
+                    commit_index: w.index,
+                }))
+            }
+            pager_core::Response::Rejected(r) => Err(NodeError::Rejected(r).into()),
+            other => Err(Status::internal(format!("unexpected answer {other:?}"))),
+        }
+    }
 }
