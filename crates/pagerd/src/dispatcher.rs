@@ -88,6 +88,8 @@ struct Job {
     /// Reconcile before sending (SMS in doubt), not before `reconcile_from` (wall ms).
     reconcile: Option<(u64, u64)>,
     high_urgency: bool,
+    /// When the delivery's current attempt was claimed (wall ms).
+    claimed_at: u64,
 }
 
 async fn dispatch(
@@ -119,6 +121,7 @@ async fn dispatch(
                         attempt: d.attempt,
                         reconcile,
                         high_urgency: inc.urgency == Urgency::High && !d.shadow,
+                        claimed_at: d.claimed_at,
                     })
                 })
                 .collect()
@@ -172,6 +175,7 @@ async fn send_one(
         attempt,
         reconcile,
         high_urgency,
+        claimed_at,
     } = job;
     let id = page.delivery_id;
     if let Some((since, not_before)) = reconcile {
@@ -223,6 +227,8 @@ async fn send_one(
     }
     let result = match notifier.send(&page).await {
         Ok(sent) => {
+            node.page_latency
+                .observe(now_ms().saturating_sub(claimed_at));
             info!(node = node.id(), term, delivery = id, attempt, method = ?page.method,
                 to = %mask::address(&page.address), provider_id = %sent.provider_id, "page sent");
             SendResult::Sent {

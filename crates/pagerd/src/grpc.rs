@@ -820,8 +820,19 @@ pub async fn report_health(
     health.set_service_status("", ServingStatus::Serving).await;
     let mut metrics = node.raft.metrics();
     let mut last = None;
+    let mut leader = None;
     loop {
-        let ready = metrics.borrow_and_update().current_leader.is_some();
+        let (ready, now_leader) = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader.is_some(), m.current_leader)
+        };
+        if now_leader.is_some() && now_leader != leader {
+            if leader.is_some() {
+                node.leader_changes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            leader = now_leader;
+        }
         if last != Some(ready) {
             let status = if ready {
                 ServingStatus::Serving

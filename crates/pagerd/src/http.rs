@@ -124,7 +124,14 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
         "1 when a leader is known.",
         u64::from(m.current_leader.is_some()),
     );
-    let (counts, stats, pending, unreachable) = node.read(|s| {
+    let (counts, stats, pending, unreachable, by_method) = node.read(|s| {
+        let mut by_method: std::collections::BTreeMap<(&'static str, &'static str), u64> =
+            Default::default();
+        for d in s.deliveries.values() {
+            *by_method
+                .entry((d.method.as_str(), d.status.as_str()))
+                .or_default() += 1;
+        }
         let mut c = [0u64; 3];
         for i in s.incidents.values() {
             c[match i.status {
@@ -138,6 +145,7 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
             s.stats.clone(),
             s.pending_deliveries().count() as u64,
             s.unreachable.len(),
+            by_method,
         )
     });
     let _ = writeln!(
@@ -159,6 +167,34 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
         let _ = writeln!(out, "pagerd_deliveries_total{{outcome=\"{k}\"}} {v}");
     }
     let _ = writeln!(out, "# HELP pagerd_deliveries_pending Deliveries waiting to be sent.\n# TYPE pagerd_deliveries_pending gauge\npagerd_deliveries_pending {pending}");
+    out.push_str(&node.page_latency.render(
+        "pagerd_page_latency_seconds",
+        "From a delivery's claim (its deadline) to the provider accepting the page, on this node as leader.",
+    ));
+    let _ = writeln!(out, "# HELP pagerd_raft_leader_changes_total Leader changes this node saw.\n# TYPE pagerd_raft_leader_changes_total counter\npagerd_raft_leader_changes_total {}", node.leader_changes.load(std::sync::atomic::Ordering::Relaxed));
+    let last_log = m.last_log_index.unwrap_or(0);
+    let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+    let _ = writeln!(out, "# HELP pagerd_raft_apply_lag Log entries this node holds but has not applied.\n# TYPE pagerd_raft_apply_lag gauge\npagerd_raft_apply_lag {}", last_log.saturating_sub(applied));
+    if let Some(replication) = &m.replication {
+        let _ = writeln!(out, "# HELP pagerd_raft_follower_lag Entries each follower is behind the leader's log (leader only).\n# TYPE pagerd_raft_follower_lag gauge");
+        for (id, matched) in replication.iter() {
+            if *id == m.id {
+                continue;
+            }
+            let behind = last_log.saturating_sub(matched.map_or(0, |l| l.index));
+            let _ = writeln!(out, "pagerd_raft_follower_lag{{node=\"{id}\"}} {behind}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pagerd_deliveries Deliveries by method and status.\n# TYPE pagerd_deliveries gauge"
+    );
+    for ((method, status), n) in by_method {
+        let _ = writeln!(
+            out,
+            "pagerd_deliveries{{method=\"{method}\",status=\"{status}\"}} {n}"
+        );
+    }
     let _ = writeln!(out, "# HELP pagerd_dispatch_queued Pages the leader holds for their send slot (account rate, per-recipient throttle).\n# TYPE pagerd_dispatch_queued gauge");
     for (method, n) in node.pacer.queued() {
         let _ = writeln!(out, "pagerd_dispatch_queued{{method=\"{method}\"}} {n}");

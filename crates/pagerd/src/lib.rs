@@ -29,6 +29,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod latency;
 pub mod links;
 pub mod node;
 pub mod pacer;
@@ -137,6 +138,8 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         applied,
         takeover_term: watch::Sender::new(0),
         pacer: pacer::Pacer::new(&cfg.dispatch),
+        page_latency: latency::Histogram::default(),
+        leader_changes: Default::default(),
         limiter: ratelimit::KeyLimiter::new(
             cfg.events_per_second_per_key,
             cfg.events_burst_per_key,

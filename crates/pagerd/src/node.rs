@@ -72,6 +72,10 @@ pub struct Node {
     pub takeover_term: watch::Sender<u64>,
     /// When the leader may send each page (account rate, per-recipient throttle).
     pub pacer: crate::pacer::Pacer,
+    /// Claim → provider accepted, per page this node sent as leader.
+    pub page_latency: crate::latency::Histogram,
+    /// Times this node saw the cluster's leader change.
+    pub leader_changes: std::sync::atomic::AtomicU64,
     /// Events per integration key taken by this node.
     pub limiter: crate::ratelimit::KeyLimiter,
     /// Turns true when the node shuts down: long-lived streams end then, so

@@ -295,6 +295,30 @@ async fn sms_reply_acknowledges_through_any_node() {
         .expect("webhook answers");
     assert!(twiml.contains("no page"), "{twiml}");
     assert_eq!(incident(&c, leader, id).await.status, ACKNOWLEDGED);
+
+    // The leader's metrics saw the page and its latency.
+    let metrics = reqwest::get(format!("{}/metrics", http_url(&c, leader)))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("pagerd_page_latency_seconds_count 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pagerd_deliveries{method=\"sms\",status=\"sent\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pagerd_phone_total{kind=\"replies\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pagerd_raft_follower_lag{node="),
+        "{metrics}"
+    );
     c.shutdown().await;
 }
 
