@@ -43,16 +43,28 @@ impl Printer {
         human: impl FnOnce() -> String,
         json: impl FnOnce() -> Value,
     ) -> anyhow::Result<()> {
-        let text = match self.format {
-            OutputFormat::Human => human(),
-            OutputFormat::Json => {
-                serde_json::to_string_pretty(&json()).context("encode the response as JSON")?
-            }
-        };
-        self.write(text)
+        self.print(human, json, serde_json::to_string_pretty)
     }
 
-    fn write(&self, mut text: String) -> anyhow::Result<()> {
+    /// One line per item, for streams: the human line, or compact JSON (JSON lines).
+    pub fn line(
+        &self,
+        human: impl FnOnce() -> String,
+        json: impl FnOnce() -> Value,
+    ) -> anyhow::Result<()> {
+        self.print(human, json, serde_json::to_string)
+    }
+
+    fn print(
+        &self,
+        human: impl FnOnce() -> String,
+        json: impl FnOnce() -> Value,
+        encode: fn(&Value) -> serde_json::Result<String>,
+    ) -> anyhow::Result<()> {
+        let mut text = match self.format {
+            OutputFormat::Human => human(),
+            OutputFormat::Json => encode(&json()).context("encode the response as JSON")?,
+        };
         if !text.ends_with('\n') {
             text.push('\n');
         }
@@ -64,23 +76,6 @@ impl Printer {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             other => other.context("write to stdout"),
         }
-    }
-}
-
-impl Printer {
-    /// One line per item, for streams: the human line, or compact JSON (JSON lines).
-    pub fn line(
-        &self,
-        human: impl FnOnce() -> String,
-        json: impl FnOnce() -> Value,
-    ) -> anyhow::Result<()> {
-        let text = match self.format {
-            OutputFormat::Human => human(),
-            OutputFormat::Json => {
-                serde_json::to_string(&json()).context("encode the response as JSON")?
-            }
-        };
-        self.write(text)
     }
 }
 
