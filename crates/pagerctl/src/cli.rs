@@ -151,6 +151,14 @@ pub enum ClusterCommand {
     },
     /// Take a snapshot now on the node answering (the first reachable endpoint).
     Snapshot,
+    /// Hand leadership to another voter now (before maintenance on the
+    /// leader's host), without waiting for an election timeout.
+    TransferLeader {
+        /// Id of the voter to lead next; omitted: the leader picks the most
+        /// caught-up voter.
+        #[arg(long = "to", value_name = "ID")]
+        to: Option<u64>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -29,7 +29,8 @@ use pager_proto::pager::v1::{
     IncidentStatus, InitClusterRequest, ListIncidentsRequest, ListShiftsRequest, ListTokensRequest,
     MergeRequest, NodeInfo, PromoteLearnerRequest, ReadConsistency, ReassignRequest,
     RemoveNodeRequest, Responder, RevokeTokenRequest, SendEventRequest, SetRoleRequest,
-    SimulateRequest, SnapshotRequest, SnoozeRequest, WatchRequest, WhoIsOnCallRequest,
+    SimulateRequest, SnapshotRequest, SnoozeRequest, TransferLeaderRequest, WatchRequest,
+    WhoIsOnCallRequest,
 };
 
 use cli::{
@@ -251,6 +252,31 @@ async fn cluster(client: &Client, out: &Printer, cmd: ClusterCommand) -> anyhow:
                     )
                 },
                 || serde_json::json!({"node_id": r.node_id, "applied_index": r.applied_index}),
+            )
+        }
+        ClusterCommand::TransferLeader { to } => {
+            let req = TransferLeaderRequest {
+                node_id: to.unwrap_or(0),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    ClusterClient::new(ch).transfer_leader(req).await
+                })
+                .await?;
+            out.emit(
+                || {
+                    format!(
+                        "node {} leads (term {}); transfer took {} ms\n",
+                        r.leader_id, r.term, r.took_ms
+                    )
+                },
+                || {
+                    serde_json::json!({
+                        "leader_id": r.leader_id,
+                        "term": r.term,
+                        "took_ms": r.took_ms,
+                    })
+                },
             )
         }
     }

@@ -82,6 +82,13 @@ impl Cluster for FakeNode {
     ) -> Result<Response<pager_proto::pager::v1::SnapshotResponse>, Status> {
         Err(Status::unimplemented("fake node"))
     }
+
+    async fn transfer_leader(
+        &self,
+        _: Request<pager_proto::pager::v1::TransferLeaderRequest>,
+    ) -> Result<Response<pager_proto::pager::v1::TransferLeaderResponse>, Status> {
+        Err(Status::unimplemented("fake node"))
+    }
 }
 
 /// Start a fake node on 127.0.0.1:0; returns its URL and its call counter.

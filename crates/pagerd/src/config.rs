@@ -84,6 +84,12 @@ pub struct RawCluster {
     /// (the same on every member). Unset: the peer port trusts its network.
     pub secret: Option<String>,
     pub secret_file: Option<PathBuf>,
+    /// Regions the leader should be in when a voter there is healthy (e.g.
+    /// the region nearest the Twilio edge in use). A leader elsewhere hands
+    /// leadership to a caught-up voter in the first such region; empty: no
+    /// preference.
+    #[serde(default)]
+    pub preferred_regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -271,6 +277,7 @@ impl Default for RawConfig {
                 members: vec![],
                 secret: None,
                 secret_file: None,
+                preferred_regions: vec![],
             },
             raft: RaftTimings::default(),
             twilio: None,
@@ -352,6 +359,8 @@ pub struct NodeConfig {
     pub bootstrap_admin_token: Option<Secret>,
     /// Shared secret of the peer port.
     pub cluster_secret: Option<Secret>,
+    /// Regions the leader should be in, most preferred first.
+    pub preferred_regions: Vec<String>,
     pub dispatch_concurrency: usize,
     pub write_timeout: Duration,
     pub log: RawLog,
@@ -671,6 +680,7 @@ impl RawConfig {
             peer_listen,
             http_listen,
             bootstrap: self.cluster.bootstrap,
+            preferred_regions: self.cluster.preferred_regions,
             members: self.cluster.members,
             rpc_timeout: Duration::from_millis(self.raft.rpc_timeout_ms),
             raft,

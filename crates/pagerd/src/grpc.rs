@@ -780,6 +780,20 @@ impl pb::cluster_server::Cluster for Api {
         }))
     }
 
+    async fn transfer_leader(
+        &self,
+        req: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
+        let to = req.into_inner().node_id;
+        let (leader_id, term, took_ms) = self.node.transfer_leader(to).await?;
+        Ok(Response::new(pb::TransferLeaderResponse {
+            leader_id,
+            term,
+            took_ms,
+        }))
+    }
+
     async fn snapshot(
         &self,
         req: Request<pb::SnapshotRequest>,

@@ -36,6 +36,7 @@ pub mod pacer;
 pub mod pages;
 pub mod ratelimit;
 pub mod scheduler;
+pub mod transfer;
 pub mod webhooks;
 
 use anyhow::Context as _;
@@ -85,6 +86,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Hand leadership to another voter if this node leads (before a planned
+    /// stop); see [`Node::step_down`].
+    pub async fn step_down(&self) -> Option<u64> {
+        self.node.step_down().await
+    }
+
     /// Stop serving, stop Raft, and wait for every task.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -145,6 +152,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
             cfg.events_burst_per_key,
         ),
         stopping: stopped.clone(),
+        transfer_gate: Default::default(),
     });
 
     let until_stop = |mut rx: watch::Receiver<bool>| async move {
@@ -224,6 +232,10 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     }));
 
     tasks.push(tokio::spawn(scheduler::run(node.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(transfer::prefer_regions(
+        node.clone(),
+        stopped.clone(),
+    )));
     tasks.push(tokio::spawn(dispatcher::run(
         node.clone(),
         notifier,

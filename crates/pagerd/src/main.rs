@@ -74,6 +74,11 @@ async fn run(cfg: pagerd::config::NodeConfig) -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    // A leader hands over first, so escalations do not wait out an election
+    // timeout (rolling upgrades); bounded by the transfer budget.
+    if let Some(to) = running.step_down().await {
+        tracing::info!(to, "handed leadership over");
+    }
     running.shutdown().await;
     Ok(())
 }

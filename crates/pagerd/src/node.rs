@@ -34,6 +34,14 @@ pub enum ForwardRequest {
     /// Confirm leadership with a quorum and answer the commit index a
     /// linearizable read must wait for (Raft's ReadIndex).
     ReadIndex,
+    /// To the leader: hand leadership to voter `to` (0: the leader picks).
+    TransferLeader {
+        to: u64,
+    },
+    /// From the leader to a transfer's target: campaign until leading.
+    Campaign {
+        within_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +49,12 @@ pub enum ForwardReply {
     Written(Written),
     Membership(MembershipView),
     ReadIndex(u64),
+    /// Who leads after a transfer, and how long it took.
+    Leader {
+        id: u64,
+        term: u64,
+        took_ms: u64,
+    },
 }
 
 /// A command applied by the leader.
@@ -81,6 +95,9 @@ pub struct Node {
     /// Turns true when the node shuts down: long-lived streams end then, so
     /// the servers' graceful shutdown does not wait for their clients.
     pub stopping: watch::Receiver<bool>,
+    /// Writes take it shared; a leadership transfer takes it exclusively to
+    /// hold new writes while the target catches up and campaigns.
+    pub transfer_gate: tokio::sync::RwLock<()>,
 }
 
 pub fn now_ms() -> u64 {
@@ -127,9 +144,7 @@ impl Node {
         let deadline = tokio::time::Instant::now() + self.cfg.write_timeout;
         match tokio::time::timeout_at(deadline, self.route(ForwardRequest::Write(cmd))).await {
             Ok(Ok(ForwardReply::Written(w))) => Ok(w),
-            Ok(Ok(ForwardReply::Membership(_) | ForwardReply::ReadIndex(_))) => {
-                Err(NodeError::Fatal("unexpected reply to a write".into()))
-            }
+            Ok(Ok(_)) => Err(NodeError::Fatal("unexpected reply to a write".into())),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(NodeError::Unavailable(format!(
                 "not committed within {} ms (no quorum or no leader); safe to retry",
@@ -144,7 +159,7 @@ impl Node {
     ) -> Result<MembershipView, NodeError> {
         match self.route(req).await? {
             ForwardReply::Membership(m) => Ok(m),
-            ForwardReply::Written(_) | ForwardReply::ReadIndex(_) => Err(NodeError::Fatal(
+            _ => Err(NodeError::Fatal(
                 "unexpected reply to a membership change".into(),
             )),
         }
@@ -154,7 +169,7 @@ impl Node {
     /// leader is known, or the one asked has just lost leadership (it refused
     /// without applying anything), wait for the next leader and try again;
     /// the caller bounds the whole wait.
-    async fn route(&self, req: ForwardRequest) -> Result<ForwardReply, NodeError> {
+    pub(crate) async fn route(&self, req: ForwardRequest) -> Result<ForwardReply, NodeError> {
         let mut metrics = self.raft.metrics();
         loop {
             let res = match self.serve_local(req.clone()).await {
@@ -247,6 +262,9 @@ impl Node {
                         }));
                     }
                 }
+                // Held while a leadership transfer is under way; afterwards
+                // this node is a follower and the write goes to the new leader.
+                let _gate = self.transfer_gate.read().await;
                 cmd.stamp(now_ms().max(self.read(|s| s.clock)));
                 match self.raft.client_write(cmd).await {
                     Ok(r) => Ok(ForwardReply::Written(Written {
@@ -309,10 +327,18 @@ impl Node {
                     .map_err(|e| self.client_write_error(e))?;
                 Ok(ForwardReply::Membership(self.membership_view()))
             }
+            ForwardRequest::TransferLeader { to } => self.transfer_leadership(to).await,
+            ForwardRequest::Campaign { within_ms } => {
+                self.campaign(Duration::from_millis(within_ms)).await
+            }
         }
     }
 
-    async fn forward(&self, peer: &str, req: &ForwardRequest) -> Result<ForwardReply, NodeError> {
+    pub(crate) async fn forward(
+        &self,
+        peer: &str,
+        req: &ForwardRequest,
+    ) -> Result<ForwardReply, NodeError> {
         let body = serde_json::to_vec(req)
             .map_err(|e| NodeError::Fatal(format!("encode forward: {e}")))?;
         let reply = self

@@ -1,0 +1,311 @@
+//! Leadership transfer. openraft 0.9 has no transfer call, so the leader
+//! builds one from the knobs it does have:
+//!
+//! 1. hold new writes and let those in flight commit (the transfer gate);
+//! 2. wait until the target's log matches the leader's last entry, so the
+//!    target's vote request carries a log no voter can refuse;
+//! 3. stop sending heartbeats (voters' leader leases then run out instead of
+//!    being renewed) and stop this node from campaigning;
+//! 4. ask the target, over the peer port, to campaign until it leads.
+//!
+//! The old leader's own lease dates from when it was elected, so it grants
+//! the target's vote at once: in a three-voter cluster the target wins its
+//! first election. With five voters it also needs a follower whose lease has
+//! run out, about one `election_timeout_max` after the last heartbeat. Writes
+//! held meanwhile find this node a follower and go to the new leader.
+//!
+//! Every step is bounded by the transfer budget; on failure heartbeats and
+//! elections resume, and this node (or a normal election) leads on.
+
+use crate::error::NodeError;
+use crate::node::{ForwardReply, ForwardRequest, Node};
+use openraft::ServerState;
+use pager_raft::Raft;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+/// Re-enables heartbeats and elections on the old leader however the
+/// transfer ends.
+struct Resume<'a>(&'a Raft);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        let rc = self.0.runtime_config();
+        rc.heartbeat(true);
+        rc.elect(true);
+    }
+}
+
+impl Node {
+    /// From any node: ask the leader to hand leadership to voter `to` (0: the
+    /// leader picks). Returns (new leader, its term, milliseconds taken).
+    pub async fn transfer_leader(&self, to: u64) -> Result<(u64, u64, u64), NodeError> {
+        let asked = tokio::time::timeout(
+            self.cfg.write_timeout,
+            self.route(ForwardRequest::TransferLeader { to }),
+        );
+        match asked.await {
+            Ok(Ok(ForwardReply::Leader { id, term, took_ms })) => Ok((id, term, took_ms)),
+            Ok(Ok(_)) => Err(NodeError::Fatal(
+                "unexpected reply to a leadership transfer".into(),
+            )),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(NodeError::Unavailable(format!(
+                "no answer within {} ms (no leader?)",
+                self.cfg.write_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// How long a transfer may take in all: a little over two election
+    /// timeouts (one for voters' leases to run out, one for the vote), and
+    /// within the write timeout a forwarded request is bounded by.
+    pub fn transfer_budget(&self) -> Duration {
+        let raft = &self.cfg.raft;
+        let wanted =
+            Duration::from_millis(2 * raft.election_timeout_max + 4 * raft.heartbeat_interval);
+        wanted.min(self.cfg.write_timeout.mul_f32(0.8))
+    }
+
+    /// The voter best placed to lead next: the one holding the most of the
+    /// log, then one in a preferred region, then the lowest id.
+    pub fn successor(&self) -> Option<u64> {
+        let m = self.metrics();
+        let me = self.id();
+        let replication = m.replication.as_ref();
+        let preferred = &self.cfg.preferred_regions;
+        self.voters()
+            .into_iter()
+            .filter(|id| *id != me)
+            .max_by_key(|id| {
+                let matched = replication
+                    .and_then(|r| r.get(id).copied().flatten())
+                    .map_or(0, |l| l.index);
+                let region = self.member(*id).map(|n| n.region).unwrap_or_default();
+                (matched, preferred.contains(&region), std::cmp::Reverse(*id))
+            })
+    }
+
+    /// On the leader: hand leadership to voter `to` (0: [`Node::successor`]).
+    pub(crate) async fn transfer_leadership(&self, to: u64) -> Result<ForwardReply, NodeError> {
+        let started = Instant::now();
+        let deadline = started + self.transfer_budget();
+        let me = self.id();
+        let m = self.metrics();
+        if m.state != ServerState::Leader {
+            return Err(NodeError::NotLeader {
+                leader_id: m.current_leader,
+                leader_addr: m
+                    .current_leader
+                    .and_then(|id| self.member(id))
+                    .map(|n| n.client_addr),
+            });
+        }
+        let to = match to {
+            0 => self.successor().ok_or_else(|| {
+                NodeError::Precondition("no other voter to hand leadership to".into())
+            })?,
+            id => id,
+        };
+        if to == me {
+            return Ok(ForwardReply::Leader {
+                id: me,
+                term: m.current_term,
+                took_ms: 0,
+            });
+        }
+        if !self.voters().contains(&to) {
+            return Err(NodeError::invalid(
+                "node_id",
+                format!("node {to} is not a voter"),
+            ));
+        }
+        let peer = self
+            .peer_addr_of(to)
+            .ok_or_else(|| NodeError::invalid("node_id", format!("node {to} has no address")))?;
+        let unavailable = |what: String| {
+            NodeError::Unavailable(format!(
+                "leadership transfer to node {to}: {what}; node {me} leads on"
+            ))
+        };
+
+        // 1. Hold new writes; those in flight commit first.
+        let _held = tokio::time::timeout_at(deadline, self.transfer_gate.write())
+            .await
+            .map_err(|_| unavailable("writes in flight did not commit in time".into()))?;
+
+        // 2. The target must hold every entry, or voters refuse its vote request.
+        let last = self.metrics().last_log_index.unwrap_or(0);
+        self.raft
+            .wait(Some(deadline.saturating_duration_since(Instant::now())))
+            .metrics(
+                |m| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&to).copied().flatten())
+                        .is_some_and(|l| l.index >= last)
+                },
+                "transfer target caught up",
+            )
+            .await
+            .map_err(|_| unavailable(format!("it did not catch up to index {last} in time")))?;
+
+        // 3. Let the voters' leases run out; do not compete with the target.
+        let rc = self.raft.runtime_config();
+        rc.heartbeat(false);
+        rc.elect(false);
+        let _resume = Resume(&self.raft);
+
+        // 4. The target campaigns until it leads.
+        let within = deadline.saturating_duration_since(Instant::now());
+        let campaign = ForwardRequest::Campaign {
+            within_ms: within.as_millis() as u64,
+        };
+        match tokio::time::timeout_at(deadline, self.forward(&peer, &campaign)).await {
+            Ok(Ok(ForwardReply::Leader { id, term, .. })) if id == to => {
+                // Let this node see the new leader before held writes retry.
+                let _ = self
+                    .raft
+                    .wait(Some(deadline.saturating_duration_since(Instant::now())))
+                    .metrics(|m| m.current_leader == Some(to), "new leader known")
+                    .await;
+                let took_ms = started.elapsed().as_millis() as u64;
+                info!(from = me, to, term, took_ms, "leadership transferred");
+                Ok(ForwardReply::Leader { id, term, took_ms })
+            }
+            Ok(Ok(other)) => Err(unavailable(format!("unexpected answer {other:?}"))),
+            Ok(Err(e)) => {
+                warn!(to, cause = %e, "leadership transfer failed");
+                Err(unavailable(e.to_string()))
+            }
+            Err(_) => Err(unavailable("it did not win an election in time".into())),
+        }
+    }
+
+    /// On the transfer target: start elections until this node leads or
+    /// `within` passes. Each retry waits two heartbeat intervals, enough for
+    /// the vote requests' round trip.
+    pub(crate) async fn campaign(&self, within: Duration) -> Result<ForwardReply, NodeError> {
+        let started = Instant::now();
+        let deadline = started + within.min(self.cfg.write_timeout);
+        let me = self.id();
+        if !self.voters().contains(&me) {
+            return Err(NodeError::invalid(
+                "node_id",
+                format!("node {me} is not a voter"),
+            ));
+        }
+        let retry = Duration::from_millis(2 * self.cfg.raft.heartbeat_interval.max(1));
+        loop {
+            if let Some(term) = self.leader_term() {
+                return Ok(ForwardReply::Leader {
+                    id: me,
+                    term,
+                    took_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(NodeError::Unavailable(format!(
+                    "node {me} did not win an election within {} ms",
+                    within.as_millis()
+                )));
+            }
+            self.raft
+                .trigger()
+                .elect()
+                .await
+                .map_err(|e| NodeError::Fatal(e.to_string()))?;
+            let _ = self
+                .raft
+                .wait(Some(retry.min(left)))
+                .state(ServerState::Leader, "campaign")
+                .await;
+        }
+    }
+}
+
+/// How often a leader outside the preferred regions looks for a voter in one.
+const PREFERENCE_CHECK: Duration = Duration::from_secs(5);
+
+/// With `cluster.preferred_regions` set: while this node leads from another
+/// region, hand leadership to a caught-up voter in the most preferred region
+/// that has one. A leader must have led for a full check interval first, so a
+/// failover's new leader is not moved while the cluster settles.
+pub async fn prefer_regions(
+    node: std::sync::Arc<Node>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let preferred = node.cfg.preferred_regions.clone();
+    if preferred.is_empty() {
+        return;
+    }
+    let mut led_since: Option<(u64, Instant)> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PREFERENCE_CHECK) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let Some(term) = node.leader_term() else {
+            led_since = None;
+            continue;
+        };
+        let since = match led_since {
+            Some((t, at)) if t == term => at,
+            _ => {
+                led_since = Some((term, Instant::now()));
+                continue;
+            }
+        };
+        if since.elapsed() < PREFERENCE_CHECK || preferred.contains(&node.cfg.region) {
+            continue;
+        }
+        let Some(to) = node.preferred_successor(&preferred) else {
+            continue;
+        };
+        info!(to, "leading outside the preferred regions; handing over");
+        if let Err(e) = node.transfer_leadership(to).await {
+            warn!(to, cause = %e, "hand-over to the preferred region failed");
+        }
+    }
+}
+
+impl Node {
+    /// A voter in the most preferred region holding the leader's whole log.
+    fn preferred_successor(&self, preferred: &[String]) -> Option<u64> {
+        let m = self.metrics();
+        let last = m.last_log_index.unwrap_or(0);
+        let replication = m.replication.as_ref()?;
+        let me = self.id();
+        preferred.iter().find_map(|region| {
+            self.voters().into_iter().find(|id| {
+                *id != me
+                    && self.member(*id).is_some_and(|n| n.region == *region)
+                    && replication
+                        .get(id)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|l| l.index >= last)
+            })
+        })
+    }
+
+    /// Before a planned stop (SIGTERM): if this node leads and has another
+    /// voter, hand leadership over so escalations do not wait for an
+    /// election timeout. Returns the new leader, if the hand-over happened.
+    pub async fn step_down(&self) -> Option<u64> {
+        self.leader_term()?;
+        if self.voters().len() < 2 {
+            return None;
+        }
+        match self.transfer_leadership(0).await {
+            Ok(ForwardReply::Leader { id, .. }) => Some(id),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(cause = %e, "could not hand over leadership before stopping");
+                None
+            }
+        }
+    }
+}
