@@ -48,6 +48,7 @@
 // rare failure paths only, so their size does not matter here.
 #![allow(clippy::result_large_err)]
 
+pub mod backup;
 pub mod batch;
 pub mod config;
 pub mod error;

@@ -104,6 +104,19 @@ impl StateHandle {
         f(&machine.state, machine.last_applied)
     }
 
+    /// Run `f` on the state, its last applied log id and membership, under the read lock.
+    pub(crate) fn with_machine<R>(
+        &self,
+        f: impl FnOnce(&State, Option<LogId>, &StoredMembership) -> R,
+    ) -> R {
+        let machine = self
+            .inner
+            .machine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&machine.state, machine.last_applied, &machine.membership)
+    }
+
     /// The log id of the last applied entry.
     pub fn last_applied(&self) -> Option<LogId> {
         *self.inner.applied_tx.borrow()
@@ -180,6 +193,18 @@ impl StateMachineStore {
     /// The snapshot directory.
     pub fn dir(&self) -> &Path {
         &self.snapshots.dir
+    }
+
+    /// Write `bytes` (the snapshot format) as the current snapshot file, durably; for
+    /// seeding a node from a backup before it starts.
+    pub(crate) fn install_file(&self, meta: &SnapshotMeta, bytes: &[u8]) -> io::Result<()> {
+        self.snapshots.write_file(bytes)?;
+        *self
+            .snapshots
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(meta.clone());
+        Ok(())
     }
 }
 

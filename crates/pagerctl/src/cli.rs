@@ -149,8 +149,18 @@ pub enum ClusterCommand {
         /// Id of the learner.
         id: u64,
     },
-    /// Take a snapshot now on the node answering (the first reachable endpoint).
-    Snapshot,
+    /// Take a snapshot now on the node answering (the first reachable
+    /// endpoint); with --out, download a consistent, checksummed backup of
+    /// the state instead (restore it with `pagerd --restore-from FILE`).
+    Snapshot {
+        /// Write a backup of the replicated state to FILE.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// With --out: back up the answering node's state without confirming
+        /// with the leader that it holds every committed write (no quorum left).
+        #[arg(long, requires = "out")]
+        allow_stale: bool,
+    },
     /// Hand leadership to another voter now (before maintenance on the
     /// leader's host), without waiting for an election timeout.
     TransferLeader {

@@ -23,14 +23,14 @@ use pager_proto::pager::v1::{
     cluster_client::ClusterClient, config_client::ConfigClient, events_client::EventsClient,
     incidents_client::IncidentsClient, on_call_client::OnCallClient, reassign_request, responder,
     tokens_client::TokensClient, who_is_on_call_request, AddNodeRequest, AddNoteRequest,
-    AddRespondersRequest, ApplyConfigRequest, ClusterStatusRequest, CreateOverrideRequest,
-    CreateTokenRequest, DiffConfigRequest, EscalateRequest, EventAction, GetConfigRequest,
-    GetIncidentRequest, IncidentActionRequest, IncidentActionResponse, IncidentRole,
-    IncidentStatus, InitClusterRequest, ListIncidentsRequest, ListShiftsRequest, ListTokensRequest,
-    MergeRequest, NodeInfo, PromoteLearnerRequest, ReadConsistency, ReassignRequest,
-    RemoveNodeRequest, Responder, RevokeTokenRequest, SendEventRequest, SetRoleRequest,
-    SimulateRequest, SnapshotRequest, SnoozeRequest, TransferLeaderRequest, WatchRequest,
-    WhoIsOnCallRequest,
+    AddRespondersRequest, ApplyConfigRequest, BackupChunk, BackupRequest, ClusterStatusRequest,
+    CreateOverrideRequest, CreateTokenRequest, DiffConfigRequest, EscalateRequest, EventAction,
+    GetConfigRequest, GetIncidentRequest, IncidentActionRequest, IncidentActionResponse,
+    IncidentRole, IncidentStatus, InitClusterRequest, ListIncidentsRequest, ListShiftsRequest,
+    ListTokensRequest, MergeRequest, NodeInfo, PromoteLearnerRequest, ReadConsistency,
+    ReassignRequest, RemoveNodeRequest, Responder, RevokeTokenRequest, SendEventRequest,
+    SetRoleRequest, SimulateRequest, SnapshotRequest, SnoozeRequest, TransferLeaderRequest,
+    WatchRequest, WhoIsOnCallRequest,
 };
 
 use cli::{
@@ -238,7 +238,11 @@ async fn cluster(client: &Client, out: &Printer, cmd: ClusterCommand) -> anyhow:
                 || json::membership(&r),
             )
         }
-        ClusterCommand::Snapshot => {
+        ClusterCommand::Snapshot {
+            out: Some(path),
+            allow_stale,
+        } => backup(client, out, &path, allow_stale).await,
+        ClusterCommand::Snapshot { out: None, .. } => {
             let r = client
                 .call(&SnapshotRequest {}, |ch, req| async move {
                     ClusterClient::new(ch).snapshot(req).await
@@ -468,6 +472,80 @@ async fn token(client: &Client, out: &Printer, cmd: TokenCommand) -> anyhow::Res
             )
         }
     }
+}
+
+/// `cluster snapshot --out FILE`: stream a backup into FILE.tmp, check its
+/// length and SHA-256 against the header, fsync, then rename it into place.
+async fn backup(
+    client: &Client,
+    out: &Printer,
+    path: &std::path::Path,
+    allow_stale: bool,
+) -> anyhow::Result<()> {
+    use sha2::{Digest, Sha256};
+    use std::io::Write as _;
+    let req = BackupRequest { allow_stale };
+    let (mut stream, url) = client
+        .call_at(&req, |ch, req| async move {
+            ClusterClient::new(ch).backup(req).await
+        })
+        .await?;
+    let url = url.to_string();
+    let header = match stream.message().await? {
+        Some(BackupChunk {
+            header: Some(h), ..
+        }) => h,
+        _ => anyhow::bail!("{url} sent no backup header"),
+    };
+    let tmp = path.with_extension("tmp");
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    file.write_all(header.line.as_bytes())?;
+    let mut hash = Sha256::new();
+    let mut received: u64 = 0;
+    while let Some(chunk) = stream.message().await? {
+        hash.update(&chunk.data);
+        received += chunk.data.len() as u64;
+        file.write_all(&chunk.data)
+            .with_context(|| format!("write {}", tmp.display()))?;
+    }
+    let sha256: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if received != header.bytes || sha256 != header.sha256 {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::bail!(
+            "backup from {url} is damaged: {received} bytes with sha256 {sha256}, \
+             expected {} bytes with sha256 {}",
+            header.bytes,
+            header.sha256
+        );
+    }
+    file.sync_all()
+        .with_context(|| format!("fsync {}", tmp.display()))?;
+    drop(file);
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    out.emit(
+        || {
+            format!(
+                "backup of node {} at index {} (term {}): {} bytes, sha256 {}, written to {}\n",
+                header.node_id,
+                header.index,
+                header.term,
+                header.bytes,
+                header.sha256,
+                path.display()
+            )
+        },
+        || {
+            serde_json::json!({
+                "node_id": header.node_id,
+                "index": header.index,
+                "term": header.term,
+                "bytes": header.bytes,
+                "sha256": header.sha256,
+                "file": path.display().to_string(),
+            })
+        },
+    )
 }
 
 /// `incident watch`: print each change; when the stream breaks, resume from

@@ -89,6 +89,15 @@ impl Cluster for FakeNode {
     ) -> Result<Response<pager_proto::pager::v1::TransferLeaderResponse>, Status> {
         Err(Status::unimplemented("fake node"))
     }
+
+    type BackupStream = tokio_stream::Empty<Result<pager_proto::pager::v1::BackupChunk, Status>>;
+
+    async fn backup(
+        &self,
+        _: Request<pager_proto::pager::v1::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        Err(Status::unimplemented("fake node"))
+    }
 }
 
 /// Start a fake node on 127.0.0.1:0; returns its URL and its call counter.

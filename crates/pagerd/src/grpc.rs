@@ -780,6 +780,43 @@ impl pb::cluster_server::Cluster for Api {
         }))
     }
 
+    type BackupStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::BackupChunk, Status>>>;
+
+    async fn backup(
+        &self,
+        req: Request<pb::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        self.authorize(&req, TokenRole::Admin)?;
+        if !req.into_inner().allow_stale {
+            // Everything committed before the call is in the backup.
+            self.node.read_barrier(0, true).await?;
+        }
+        let state = self.node.state.clone();
+        let (info, body) = tokio::task::spawn_blocking(move || state.export())
+            .await
+            .map_err(|e| Status::internal(format!("backup task: {e}")))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let header = pb::BackupHeader {
+            line: info.header(),
+            node_id: self.node.id(),
+            term: info.term,
+            index: info.index,
+            bytes: info.bytes,
+            sha256: info.sha256.clone(),
+        };
+        let mut chunks = vec![Ok(pb::BackupChunk {
+            header: Some(header),
+            data: Vec::new(),
+        })];
+        chunks.extend(body.chunks(BACKUP_CHUNK).map(|c| {
+            Ok(pb::BackupChunk {
+                header: None,
+                data: c.to_vec(),
+            })
+        }));
+        Ok(Response::new(tokio_stream::iter(chunks)))
+    }
+
     async fn transfer_leader(
         &self,
         req: Request<pb::TransferLeaderRequest>,
@@ -870,6 +907,9 @@ const WATCH_BUFFER: usize = 256;
 
 /// Feed one watcher: everything changed after its cursor, then again after
 /// each applied batch, until it hangs up.
+/// Bytes per backup message (gRPC's default receive limit is 4 MiB).
+const BACKUP_CHUNK: usize = 1 << 20;
+
 async fn watch(
     node: Arc<Node>,
     req: pb::WatchRequest,

@@ -105,6 +105,29 @@ impl Running {
     }
 }
 
+/// Seed this node's empty data dir from a backup file (`pagerctl cluster
+/// snapshot --out`): the node then starts as a one-voter cluster holding the
+/// backup's state, and the other nodes join it with `AddNode`.
+pub async fn restore(
+    cfg: &NodeConfig,
+    backup: &std::path::Path,
+) -> anyhow::Result<pager_raft::backup::BackupInfo> {
+    let bytes =
+        std::fs::read(backup).with_context(|| format!("read backup {}", backup.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("create data dir {}", cfg.data_dir.display()))?;
+    let me = pager_raft::PeerNode {
+        peer_addr: cfg.peer_advertise.clone(),
+        client_addr: cfg.client_advertise.clone(),
+        region: cfg.region.clone(),
+        http_url: cfg.public_url.clone(),
+    };
+    let info = pager_raft::backup::restore(&cfg.data_dir, &bytes, cfg.node_id, me)
+        .await
+        .with_context(|| format!("restore {}", backup.display()))?;
+    Ok(info)
+}
+
 /// Open the stores, start Raft, the servers, the scheduler and the dispatcher.
 pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Running> {
     let cfg = Arc::new(cfg);

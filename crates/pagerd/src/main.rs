@@ -19,6 +19,11 @@ struct Args {
     /// Validate the configuration, print a summary and exit.
     #[arg(long)]
     check_config: bool,
+    /// Seed this node's empty data dir from a backup (`pagerctl cluster
+    /// snapshot --out FILE`) and exit; then start the node normally and add
+    /// the others to it. For rebuilding a cluster that lost its majority.
+    #[arg(long, value_name = "FILE")]
+    restore_from: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +41,30 @@ fn main() -> std::process::ExitCode {
             cfg.node_id, cfg.region, cfg.client_listen, cfg.peer_listen, cfg.http_listen
         );
         return std::process::ExitCode::SUCCESS;
+    }
+    if let Some(backup) = &args.restore_from {
+        let restored = tokio::runtime::Runtime::new()
+            .context("start runtime")
+            .and_then(|rt| rt.block_on(pagerd::restore(&cfg, backup)));
+        return match restored {
+            Ok(info) => {
+                println!(
+                    "restored index {} (term {}, {} bytes, sha256 {}) into {} as node {} alone; \
+                     start it, then add the other nodes with `pagerctl cluster add-node`",
+                    info.index,
+                    info.term,
+                    info.bytes,
+                    info.sha256,
+                    cfg.data_dir.display(),
+                    cfg.node_id
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pagerd: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
     }
     let filter =
         EnvFilter::try_from_env("PAGERD_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.log.filter));

@@ -25,6 +25,8 @@ pub struct Addrs {
 
 pub struct Cluster {
     pub nodes: Vec<Option<Running>>,
+    /// Bound sockets of nodes not started yet.
+    listeners: Vec<Listeners>,
     pub addrs: Vec<Addrs>,
     pub twilio: FakeTwilio,
     pub smtp: SmtpServer,
@@ -67,7 +69,65 @@ impl Cluster {
         Cluster::start_full(n, 5_000, Some(bootstrap), None).await
     }
 
+    /// A new cluster rebuilt from a backup file: node 1 is seeded from it
+    /// (`pagerd --restore-from`) and leads alone; the others start empty and
+    /// join it with `AddNode`, catching up by snapshot.
+    pub async fn start_restored(n: usize, backup: &[u8]) -> Cluster {
+        let mut c = Cluster::bound(n, 5_000, None, None).await;
+        let file = c.dir.path().join("restore.backup");
+        std::fs::write(&file, backup).expect("write backup file");
+        pagerd::restore(&c.config(1), &file)
+            .await
+            .expect("restore node 1");
+        for (i, l) in std::mem::take(&mut c.listeners).into_iter().enumerate() {
+            let mut cfg = c.config(i + 1);
+            cfg.bootstrap = false;
+            let running = pagerd::start(cfg, l).await.expect("node starts");
+            c.nodes.push(Some(running));
+        }
+        let first = c.node(1).node.clone();
+        let mut m = first.raft.metrics();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            m.wait_for(|m| m.state == openraft::ServerState::Leader),
+        )
+        .await
+        .expect("the restored node leads alone")
+        .expect("metrics");
+        for id in 2..=n {
+            let node = c.node(id).node.self_node();
+            first
+                .change_membership(pagerd::node::ForwardRequest::AddNode {
+                    id: id as u64,
+                    node,
+                    learner_only: false,
+                })
+                .await
+                .expect("a new node joins the restored one");
+        }
+        c.leader().await;
+        c
+    }
+
     async fn start_full(
+        n: usize,
+        snapshot_every: u64,
+        auth: Option<&'static str>,
+        tune: Option<fn(&mut RawConfig)>,
+    ) -> Cluster {
+        let mut c = Cluster::bound(n, snapshot_every, auth, tune).await;
+        for (i, l) in std::mem::take(&mut c.listeners).into_iter().enumerate() {
+            let running = pagerd::start(c.config(i + 1), l)
+                .await
+                .expect("node starts");
+            c.nodes.push(Some(running));
+        }
+        c.leader().await;
+        c
+    }
+
+    /// Listeners bound and providers started; no node running yet.
+    async fn bound(
         n: usize,
         snapshot_every: u64,
         auth: Option<&'static str>,
@@ -91,8 +151,9 @@ impl Cluster {
             });
             listeners.push(l);
         }
-        let mut c = Cluster {
+        Cluster {
             nodes: Vec::new(),
+            listeners,
             addrs,
             twilio,
             smtp,
@@ -103,15 +164,7 @@ impl Cluster {
             previous_token: None,
             auth,
             tune,
-        };
-        for (i, l) in listeners.into_iter().enumerate() {
-            let running = pagerd::start(c.config(i + 1), l)
-                .await
-                .expect("node starts");
-            c.nodes.push(Some(running));
         }
-        c.leader().await;
-        c
     }
 
     pub fn config(&self, id: usize) -> pagerd::config::NodeConfig {
