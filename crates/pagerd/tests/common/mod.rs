@@ -27,6 +27,10 @@ pub struct Cluster {
     pub nodes: Vec<Option<Running>>,
     /// Bound sockets of nodes not started yet.
     listeners: Vec<Listeners>,
+    /// Nodes 1..=voters are the initial members; the rest are spares that
+    /// start empty (`start_spare`) and join with `AddNode`.
+    pub voters: usize,
+    spares: std::collections::BTreeMap<usize, Listeners>,
     pub addrs: Vec<Addrs>,
     pub twilio: FakeTwilio,
     pub smtp: SmtpServer,
@@ -109,6 +113,38 @@ impl Cluster {
         c
     }
 
+    /// `voters` initial members and `spares` more nodes bound but not started.
+    pub async fn start_with_spares(voters: usize, spares: usize) -> Cluster {
+        let mut c = Cluster::bound(voters + spares, 5_000, None, None).await;
+        c.voters = voters;
+        for (i, l) in std::mem::take(&mut c.listeners).into_iter().enumerate() {
+            if i < voters {
+                let running = pagerd::start(c.config(i + 1), l)
+                    .await
+                    .expect("node starts");
+                c.nodes.push(Some(running));
+            } else {
+                c.spares.insert(i + 1, l);
+                c.nodes.push(None);
+            }
+        }
+        c.leader().await;
+        c
+    }
+
+    /// Start spare node `id` with an empty data dir (in `region`, if given);
+    /// it waits to be added.
+    pub async fn start_spare(&mut self, id: usize, region: Option<&str>) {
+        let l = self.spares.remove(&id).expect("a spare not started yet");
+        let mut cfg = self.config(id);
+        cfg.bootstrap = false;
+        if let Some(r) = region {
+            cfg.region = r.into();
+        }
+        let running = pagerd::start(cfg, l).await.expect("spare starts");
+        self.nodes[id - 1] = Some(running);
+    }
+
     async fn start_full(
         n: usize,
         snapshot_every: u64,
@@ -153,6 +189,8 @@ impl Cluster {
         }
         Cluster {
             nodes: Vec::new(),
+            voters: n,
+            spares: Default::default(),
             listeners,
             addrs,
             twilio,
@@ -183,6 +221,7 @@ impl Cluster {
         raw.cluster.members = self
             .addrs
             .iter()
+            .take(self.voters)
             .enumerate()
             .map(|(i, a)| RawMember {
                 id: i as u64 + 1,
