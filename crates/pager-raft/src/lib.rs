@@ -20,7 +20,8 @@
 //! - [`StateMachineStore`]: `pager_core::State` in memory; [`StateHandle`] lets the daemon read
 //!   it and wake on each applied entry; snapshots are JSON files replaced atomically.
 //! - [`Network`] / [`PeerClients`]: outgoing peer RPCs over cached tonic channels; `forward`.
-//! - [`RaftService`] / [`serve_peers`]: the incoming peer gRPC service.
+//! - [`RaftService`] / [`serve_peers`]: the incoming peer gRPC service; [`serve_peers_tls`]
+//!   serves it over (mutual) TLS, as [`ClientOptions::tls`] dials peers (see `pager-tls`).
 //! - [`RaftTimings`]: validated timings → `openraft::Config`.
 //!
 //! Layout on disk, under the node's Raft directory (see [`open`]):
@@ -64,7 +65,7 @@ pub use config::{RaftTimings, TimingsError};
 pub use error::OpenError;
 pub use log_store::{LogReader, LogStore};
 pub use network::{ClientOptions, Network, PeerAddrError, PeerClients, PeerConnection};
-pub use service::{serve_peers, ForwardFn, RaftService, ServeError};
+pub use service::{serve_peers, serve_peers_tls, ForwardFn, RaftService, ServeError};
 pub use state_machine::{SnapshotBuilder, StateHandle, StateMachineStore};
 pub use types::{
     ClientWriteError, ClientWriteResponse, Entry, ForwardToLeader, LogId, NodeId, PeerNode,

@@ -39,6 +39,10 @@ pub struct ClientOptions {
     pub tcp_keepalive: Duration,
     /// Shared cluster secret sent with every peer request (see [`PEER_SECRET_HEADER`]).
     pub cluster_secret: Option<Arc<str>>,
+    /// Peer TLS (the cluster CA, and this node's certificate for mutual TLS): bare `host:port`
+    /// addresses are dialled as `https://` and the peer's certificate is verified against the
+    /// CA for that host. Reloads apply to new connections. `None`: plaintext `http://`.
+    pub tls: Option<pager_tls::ClientTls>,
 }
 
 /// Metadata carrying the cluster secret on the peer port.
@@ -61,6 +65,7 @@ impl Default for ClientOptions {
             keepalive_timeout: Duration::from_secs(20),
             tcp_keepalive: Duration::from_secs(30),
             cluster_secret: None,
+            tls: None,
         }
     }
 }
@@ -106,13 +111,13 @@ impl PeerClients {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let uri = if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("http://{addr}")
-        };
         let opts = &self.options;
-        let channel = Endpoint::from_shared(uri)
+        let uri = match (addr.contains("://"), &opts.tls) {
+            (true, _) => addr.to_string(),
+            (false, Some(_)) => format!("https://{addr}"),
+            (false, None) => format!("http://{addr}"),
+        };
+        let endpoint = Endpoint::from_shared(uri)
             .map_err(|source| PeerAddrError {
                 addr: addr.to_string(),
                 source,
@@ -122,8 +127,19 @@ impl PeerClients {
             .http2_keep_alive_interval(opts.keepalive_interval)
             .keep_alive_timeout(opts.keepalive_timeout)
             .keep_alive_while_idle(true)
-            .tcp_keepalive(Some(opts.tcp_keepalive))
-            .connect_lazy();
+            .tcp_keepalive(Some(opts.tcp_keepalive));
+        let channel = match &opts.tls {
+            None => endpoint.connect_lazy(),
+            // The connector dials TCP itself, so it gets the TCP settings too.
+            Some(tls) => endpoint.connect_with_connector_lazy(pager_tls::TlsConnector::new(
+                tls.clone(),
+                &pager_tls::TcpOptions {
+                    nodelay: true,
+                    keepalive: Some(opts.tcp_keepalive),
+                    connect_timeout: Some(opts.connect_timeout),
+                },
+            )),
+        };
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }

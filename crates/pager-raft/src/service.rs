@@ -73,20 +73,46 @@ pub async fn serve_peers(
     cluster_secret: Option<Arc<str>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_peers_tls(listener, raft, forward, cluster_secret, None, shutdown).await
+}
+
+/// [`serve_peers`], over TLS when `tls` is given. With the cluster CA in it (the daemon's
+/// `cluster.tls`), a peer must present a certificate signed by that CA or the handshake fails
+/// before any RPC; the cluster secret is checked on top. New connections use the
+/// certificate current when they are accepted (see [`pager_tls::Reloadable`]).
+pub async fn serve_peers_tls(
+    listener: TcpListener,
+    raft: Raft,
+    forward: ForwardFn,
+    cluster_secret: Option<Arc<str>>,
+    tls: Option<pager_tls::ServerTls>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let addr = listener.local_addr().ok();
-    // The server builder's `tcp_nodelay` only applies to listeners it binds itself.
-    let incoming = TcpIncoming::from_listener(listener, true, Some(TCP_KEEPALIVE))
-        .map_err(ServeError::Listener)?;
-    tracing::info!(addr = ?addr, "serving raft peers");
-    Server::builder()
+    tracing::info!(addr = ?addr, tls = tls.is_some(), "serving raft peers");
+    let router = Server::builder()
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .add_service(tonic::service::interceptor::InterceptedService::new(
             RaftService::new(raft, forward).into_server(),
             move |request: Request<()>| check_secret(cluster_secret.as_deref(), request),
-        ))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        ));
+    match tls {
+        Some(tls) => {
+            let incoming = pager_tls::TlsIncoming::new(listener, tls, Some(TCP_KEEPALIVE));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?
+        }
+        None => {
+            // The server builder's `tcp_nodelay` only applies to listeners it binds itself.
+            let incoming = TcpIncoming::from_listener(listener, true, Some(TCP_KEEPALIVE))
+                .map_err(ServeError::Listener)?;
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?
+        }
+    }
     tracing::info!(addr = ?addr, "raft peer server stopped");
     Ok(())
 }

@@ -49,6 +49,11 @@ pub struct GlobalArgs {
     )]
     pub token: Option<String>,
 
+    /// PEM CA certificate(s) to trust for `https://` endpoints (a private
+    /// CA); without it, the public web PKI roots.
+    #[arg(long, global = true, env = "PAGERCTL_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
     /// Output format: aligned text, or the response message as JSON.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
@@ -690,6 +695,23 @@ mod tests {
     }
 
     #[test]
+    fn https_endpoints_and_a_private_ca() {
+        let cli = parse(&[
+            "--endpoint",
+            "https://a:1,http://b:2",
+            "--ca-cert",
+            "ca.pem",
+            "config",
+            "get",
+        ]);
+        assert_eq!(cli.global.endpoint.urls(), ["https://a:1", "http://b:2"]);
+        assert_eq!(
+            cli.global.ca_cert.as_deref(),
+            Some(std::path::Path::new("ca.pem"))
+        );
+    }
+
+    #[test]
     fn bad_global_flags() {
         use clap::error::ErrorKind::*;
         assert_eq!(
@@ -705,7 +727,7 @@ mod tests {
             ValueValidation
         );
         assert_eq!(
-            parse_err(&["--endpoint", "https://a:1", "config", "get"]),
+            parse_err(&["--endpoint", "ftp://a:1", "config", "get"]),
             ValueValidation
         );
         assert_eq!(parse_err(&[]), DisplayHelpOnMissingArgumentOrSubcommand);

@@ -6,6 +6,10 @@
 //! quorum, shutting down) hands the call to the next node. Any other answer
 //! from a live node is final, success or not, and so is a call that connected
 //! but got no answer within `--timeout`: the node may have acted on it.
+//!
+//! `https://` endpoints are dialled over TLS (rustls, ring), verifying the
+//! node's certificate against `--ca-cert` (a private CA) or else the public web
+//! PKI roots, for the host named in the URL; `http://` stays plaintext.
 
 use std::fmt;
 use std::future::Future;
@@ -14,7 +18,7 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
-/// The `--endpoint` value: one or more `http://host:port` URLs, in order.
+/// The `--endpoint` value: one or more `http(s)://host:port` URLs, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointList(Vec<String>);
 
@@ -38,10 +42,8 @@ pub fn parse_endpoints(s: &str) -> Result<EndpointList, String> {
         } else {
             format!("http://{part}")
         };
-        if !url.starts_with("http://") {
-            return Err(format!(
-                "`{url}`: only http:// endpoints are supported (this build has no TLS)"
-            ));
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("`{url}`: use http:// or https://"));
         }
         Endpoint::from_shared(url.clone()).map_err(|e| format!("`{url}`: {e}"))?;
         urls.push(url);
@@ -57,6 +59,8 @@ pub struct Client {
     timeout: Duration,
     /// `Bearer <token>`, sent with every call when set.
     authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    /// Dials `https://` endpoints; `None` when every endpoint is `http://`.
+    tls: Option<pager_tls::TlsConnector>,
 }
 
 impl Client {
@@ -71,11 +75,45 @@ impl Client {
                 Ok((url.clone(), ep))
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Client {
+        let mut client = Client {
             endpoints,
             timeout,
             authorization: None,
-        })
+            tls: None,
+        };
+        if list.urls().iter().any(|u| u.starts_with("https://")) {
+            client.tls = Some(client.connector(pager_tls::TlsFiles::default(), "public roots")?);
+        }
+        Ok(client)
+    }
+
+    /// Trust the CA certificate(s) in `ca_cert` (PEM) for `https://`
+    /// endpoints instead of the public web PKI roots.
+    pub fn with_ca_cert(mut self, ca_cert: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        if let Some(path) = ca_cert {
+            let files = pager_tls::TlsFiles {
+                ca: Some(path.to_path_buf()),
+                ..Default::default()
+            };
+            self.tls = Some(self.connector(files, "--ca-cert")?);
+        }
+        Ok(self)
+    }
+
+    fn connector(
+        &self,
+        files: pager_tls::TlsFiles,
+        what: &str,
+    ) -> anyhow::Result<pager_tls::TlsConnector> {
+        let tls = pager_tls::ClientTls::client("pagerctl", files)
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        Ok(pager_tls::TlsConnector::new(
+            tls,
+            &pager_tls::TcpOptions {
+                connect_timeout: Some(self.timeout),
+                ..Default::default()
+            },
+        ))
     }
 
     /// Send `authorization: Bearer <token>` with every call.
@@ -112,7 +150,14 @@ impl Client {
     {
         let mut attempts = Vec::new();
         for (url, endpoint) in &self.endpoints {
-            let channel = match tokio::time::timeout(self.timeout, endpoint.connect()).await {
+            let connected = match (&self.tls, url.starts_with("https://")) {
+                (Some(tls), true) => {
+                    let connect = endpoint.connect_with_connector(tls.clone());
+                    tokio::time::timeout(self.timeout, connect).await
+                }
+                _ => tokio::time::timeout(self.timeout, endpoint.connect()).await,
+            };
+            let channel = match connected {
                 Ok(Ok(channel)) => channel,
                 Ok(Err(e)) => {
                     attempts.push(Attempt::connect_failed(url, error_chain(&e)));
@@ -262,7 +307,11 @@ mod tests {
         );
         assert!(parse_endpoints("").is_err());
         assert!(parse_endpoints("a:1,").is_err());
-        assert!(parse_endpoints("https://a:1").is_err());
+        assert_eq!(
+            parse_endpoints("https://a:1").expect("https").urls(),
+            ["https://a:1"]
+        );
+        assert!(parse_endpoints("ftp://a:1").is_err());
         assert!(parse_endpoints("http://bad host:1").is_err());
     }
 

@@ -78,7 +78,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         &cli.global.endpoint,
         Duration::from_secs(cli.global.timeout),
     )?
-    .with_token(cli.global.token.as_deref())?;
+    .with_token(cli.global.token.as_deref())?
+    .with_ca_cert(cli.global.ca_cert.as_deref())?;
     let out = Printer::new(cli.global.output);
     match cli.command {
         Command::Cluster(cmd) => cluster(&client, &out, cmd).await,

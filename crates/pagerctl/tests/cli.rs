@@ -184,7 +184,7 @@ async fn usage_errors_exit_2() {
         &["incident", "show", "forty-two"],
         &["--output", "yaml", "cluster", "status"],
         &["--timeout", "0", "cluster", "status"],
-        &["--endpoint", "https://127.0.0.1:1", "cluster", "status"],
+        &["--endpoint", "ftp://127.0.0.1:1", "cluster", "status"],
         &["event", "trigger", "--routing-key", "rk"],
         &["event", "resolve", "--routing-key", "rk"],
         &["cluster", "init", "--node", "id=1,peer=h:1"],

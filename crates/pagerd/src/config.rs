@@ -33,7 +33,48 @@ pub struct RawConfig {
     pub dispatch: RawDispatch,
     #[serde(default)]
     pub auth: RawAuth,
+    /// TLS on the client port (the public gRPC API). Absent: plaintext.
+    #[serde(default)]
+    pub tls: Option<RawTls>,
     pub log: RawLog,
+}
+
+/// `[tls]`: the client port's certificate. Both files are re-read every
+/// `reload_interval_ms` and on SIGHUP; a changed, valid pair is used by new
+/// connections, a bad one is logged and the previous pair kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain, leaf first, with SANs for the names clients dial.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// How often the files are checked for a change; 0: only on SIGHUP.
+    #[serde(default = "default_tls_reload_interval_ms")]
+    pub reload_interval_ms: u64,
+}
+
+/// `[cluster.tls]`: mutual TLS on the peer port with a cluster CA. The node
+/// serves `cert_file` and presents it when it dials a peer; either way the
+/// other side's certificate must be signed by `ca_file`. Reloaded as `[tls]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClusterTls {
+    /// PEM certificate(s) of the cluster CA.
+    pub ca_file: Option<PathBuf>,
+    /// This node's PEM certificate chain, signed by the cluster CA, with a SAN
+    /// for the host of its peer address (an IP SAN for `10.0.0.1:8701`), and
+    /// usable for both server and client authentication.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    pub key_file: Option<PathBuf>,
+    /// How often the files are checked for a change; 0: only on SIGHUP.
+    #[serde(default = "default_tls_reload_interval_ms")]
+    pub reload_interval_ms: u64,
+}
+
+fn default_tls_reload_interval_ms() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -90,6 +131,9 @@ pub struct RawCluster {
     /// preference.
     #[serde(default)]
     pub preferred_regions: Vec<String>,
+    /// Mutual TLS between peers (in addition to `secret`). Absent: plaintext.
+    #[serde(default)]
+    pub tls: Option<RawClusterTls>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,12 +322,14 @@ impl Default for RawConfig {
                 secret: None,
                 secret_file: None,
                 preferred_regions: vec![],
+                tls: None,
             },
             raft: RaftTimings::default(),
             twilio: None,
             smtp: None,
             console: RawConsole { enabled: true },
             auth: RawAuth::default(),
+            tls: None,
             dispatch: RawDispatch {
                 concurrency: 64,
                 write_timeout_ms: 5_000,
@@ -331,6 +377,15 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Validated TLS files (`validate` loaded them once) and how often to look
+/// for new ones.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub files: pager_tls::TlsFiles,
+    /// Zero: reload only on SIGHUP.
+    pub reload_interval: Duration,
+}
+
 /// Validated node configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -361,6 +416,10 @@ pub struct NodeConfig {
     pub cluster_secret: Option<Secret>,
     /// Regions the leader should be in, most preferred first.
     pub preferred_regions: Vec<String>,
+    /// TLS on the client port (`[tls]`); `None`: plaintext.
+    pub client_tls: Option<TlsSettings>,
+    /// Mutual TLS on the peer port and to peers (`[cluster.tls]`); `None`: plaintext.
+    pub peer_tls: Option<TlsSettings>,
     pub dispatch_concurrency: usize,
     pub write_timeout: Duration,
     pub log: RawLog,
@@ -452,6 +511,54 @@ fn secret(
         }
         (None, None) => Ok(None),
     }
+}
+
+fn required(key: &str, path: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    path.ok_or_else(|| invalid(key, "required in this section"))
+}
+
+/// A TLS file error under its key: `tls.cert_file: cannot read /x.pem: ...`.
+fn tls_error(section: &str, e: pager_tls::TlsError) -> ConfigError {
+    let field = match e.role() {
+        pager_tls::FileRole::Cert => "cert_file",
+        pager_tls::FileRole::Key => "key_file",
+        pager_tls::FileRole::Ca => "ca_file",
+    };
+    invalid(&format!("{section}.{field}"), e.to_string())
+}
+
+/// `[tls]`: both files present and loadable as a server certificate.
+fn client_tls(t: Option<RawTls>) -> Result<Option<TlsSettings>, ConfigError> {
+    let Some(t) = t else { return Ok(None) };
+    let files = pager_tls::TlsFiles {
+        cert: Some(required("tls.cert_file", t.cert_file)?),
+        key: Some(required("tls.key_file", t.key_file)?),
+        ca: None,
+    };
+    pager_tls::ServerTls::server("client port", files.clone()).map_err(|e| tls_error("tls", e))?;
+    Ok(Some(TlsSettings {
+        files,
+        reload_interval: Duration::from_millis(t.reload_interval_ms),
+    }))
+}
+
+/// `[cluster.tls]`: all three files present, loadable for both the peer
+/// server (requiring client certificates from the CA) and the peer client.
+fn peer_tls(t: Option<RawClusterTls>) -> Result<Option<TlsSettings>, ConfigError> {
+    let Some(t) = t else { return Ok(None) };
+    let files = pager_tls::TlsFiles {
+        cert: Some(required("cluster.tls.cert_file", t.cert_file)?),
+        key: Some(required("cluster.tls.key_file", t.key_file)?),
+        ca: Some(required("cluster.tls.ca_file", t.ca_file)?),
+    };
+    pager_tls::ServerTls::server("peer server", files.clone())
+        .map_err(|e| tls_error("cluster.tls", e))?;
+    pager_tls::ClientTls::client("peer client", files.clone())
+        .map_err(|e| tls_error("cluster.tls", e))?;
+    Ok(Some(TlsSettings {
+        files,
+        reload_interval: Duration::from_millis(t.reload_interval_ms),
+    }))
 }
 
 impl RawConfig {
@@ -664,6 +771,8 @@ impl RawConfig {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be text or json"));
         }
+        let client_tls = client_tls(self.tls)?;
+        let peer_tls = peer_tls(self.cluster.tls)?;
         Ok(NodeConfig {
             node_id: self.node_id,
             region: self.region,
@@ -681,6 +790,8 @@ impl RawConfig {
             http_listen,
             bootstrap: self.cluster.bootstrap,
             preferred_regions: self.cluster.preferred_regions,
+            client_tls,
+            peer_tls,
             members: self.cluster.members,
             rpc_timeout: Duration::from_millis(self.raft.rpc_timeout_ms),
             raft,

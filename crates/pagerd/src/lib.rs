@@ -83,6 +83,9 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     /// Resolves when the Raft log file is closed (so it may be reopened).
     log_closed: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// The TLS configs in use (client port, peer server, peer client), for
+    /// [`Running::reload_tls`]; each also polls its files on its own.
+    tls: Vec<Arc<dyn pager_tls::Reload>>,
 }
 
 impl Running {
@@ -90,6 +93,19 @@ impl Running {
     /// stop); see [`Node::step_down`].
     pub async fn step_down(&self) -> Option<u64> {
         self.node.step_down().await
+    }
+
+    /// Re-read the TLS certificate files now (on SIGHUP), as the periodic
+    /// check does: changed and valid files are used by new connections, bad
+    /// ones are logged and the previous certificate kept.
+    pub async fn reload_tls(&self) {
+        if self.tls.is_empty() {
+            info!("no TLS configured: nothing to reload");
+        }
+        for r in &self.tls {
+            let r = r.clone();
+            let _ = tokio::task::spawn_blocking(move || r.reload_and_log()).await;
+        }
     }
 
     /// Stop serving, stop Raft, and wait for every task.
@@ -135,6 +151,24 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         .with_context(|| format!("create data dir {}", cfg.data_dir.display()))?;
     let notifier =
         pager_notify::Notifier::new(cfg.notify.clone()).context("set up notification channels")?;
+    // TLS files are loaded before anything starts: a bad one stops the node here.
+    let client_tls = cfg
+        .client_tls
+        .as_ref()
+        .map(|t| pager_tls::ServerTls::server("client port", t.files.clone()))
+        .transpose()
+        .context("tls: load the client port certificate")?;
+    let peer_tls = cfg
+        .peer_tls
+        .as_ref()
+        .map(|t| {
+            Ok::<_, pager_tls::TlsError>((
+                pager_tls::ServerTls::server("peer server", t.files.clone())?,
+                pager_tls::ClientTls::client("peer client", t.files.clone())?,
+            ))
+        })
+        .transpose()
+        .context("cluster.tls: load the peer certificates")?;
 
     let (log_store, sm_store) = pager_raft::open(&cfg.data_dir)
         .await
@@ -147,6 +181,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     let peers = pager_raft::PeerClients::with_options(pager_raft::ClientOptions {
         connect_timeout: cfg.rpc_timeout,
         cluster_secret: cluster_secret.clone(),
+        tls: peer_tls.as_ref().map(|(_, client)| client.clone()),
         ..Default::default()
     });
     let network = pager_raft::Network::new(peers.clone());
@@ -193,19 +228,54 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         Box::pin(async move { n.handle_forward(body).await })
     });
     let (raft, shutdown) = (node.raft.clone(), until_stop(stopped.clone()));
+    let peer_server_tls = peer_tls.as_ref().map(|(server, _)| server.clone());
     tasks.push(tokio::spawn(async move {
-        if let Err(e) =
-            pager_raft::serve_peers(listeners.peer, raft, forward, cluster_secret, shutdown).await
+        if let Err(e) = pager_raft::serve_peers_tls(
+            listeners.peer,
+            raft,
+            forward,
+            cluster_secret,
+            peer_server_tls,
+            shutdown,
+        )
+        .await
         {
             error!(cause = %e, "peer server stopped");
         }
     }));
 
-    // Client port: the public API, TCP_NODELAY on every accepted socket.
+    // TLS reloads: each config polls its files; SIGHUP checks all at once.
+    let mut tls: Vec<Arc<dyn pager_tls::Reload>> = Vec::new();
+    if let (Some(t), Some(s)) = (&client_tls, &cfg.client_tls) {
+        tls.push(Arc::new(t.clone()));
+        let watch = t
+            .clone()
+            .watch(s.reload_interval, until_stop(stopped.clone()));
+        tasks.push(tokio::spawn(watch));
+    }
+    if let (Some((server, client)), Some(s)) = (&peer_tls, &cfg.peer_tls) {
+        tls.push(Arc::new(server.clone()));
+        tls.push(Arc::new(client.clone()));
+        let watch = server
+            .clone()
+            .watch(s.reload_interval, until_stop(stopped.clone()));
+        tasks.push(tokio::spawn(watch));
+        let watch = client
+            .clone()
+            .watch(s.reload_interval, until_stop(stopped.clone()));
+        tasks.push(tokio::spawn(watch));
+    }
+
+    // Client port: the public API, TCP_NODELAY on every accepted socket,
+    // TLS-terminated when `[tls]` is set.
     let api = grpc::Api { node: node.clone() };
-    let incoming =
-        tonic::transport::server::TcpIncoming::from_listener(listeners.client, true, None)
-            .map_err(|e| anyhow::anyhow!("client listener: {e}"))?;
+    let incoming = match client_tls {
+        Some(t) => ClientIncoming::Tls(pager_tls::TlsIncoming::new(listeners.client, t, None)),
+        None => ClientIncoming::Plain(
+            tonic::transport::server::TcpIncoming::from_listener(listeners.client, true, None)
+                .map_err(|e| anyhow::anyhow!("client listener: {e}"))?,
+        ),
+    };
     let shutdown = until_stop(stopped.clone());
     // grpc.health.v1: "" is SERVING while the process runs (liveness); each
     // public service is SERVING while a leader is known (readiness).
@@ -226,7 +296,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         .build_v1()
         .map_err(|e| anyhow::anyhow!("grpc reflection: {e}"))?;
     tasks.push(tokio::spawn(async move {
-        let res = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_service)
             .add_service(pb::events_server::EventsServer::new(api.clone()))
@@ -234,9 +304,11 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
             .add_service(pb::config_server::ConfigServer::new(api.clone()))
             .add_service(pb::on_call_server::OnCallServer::new(api.clone()))
             .add_service(pb::cluster_server::ClusterServer::new(api.clone()))
-            .add_service(pb::tokens_server::TokensServer::new(api))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
+            .add_service(pb::tokens_server::TokensServer::new(api));
+        let res = match incoming {
+            ClientIncoming::Plain(i) => router.serve_with_incoming_shutdown(i, shutdown).await,
+            ClientIncoming::Tls(i) => router.serve_with_incoming_shutdown(i, shutdown).await,
+        };
         if let Err(e) = res {
             error!(cause = %e, "client server stopped");
         }
@@ -312,5 +384,12 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         stop,
         tasks,
         log_closed,
+        tls,
     })
+}
+
+/// The client port's connections: plain TCP, or TLS-terminated (`[tls]`).
+enum ClientIncoming {
+    Plain(tonic::transport::server::TcpIncoming),
+    Tls(pager_tls::TlsIncoming),
 }

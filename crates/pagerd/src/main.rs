@@ -40,6 +40,12 @@ fn main() -> std::process::ExitCode {
             "configuration ok: node {} in region {}, client {}, peer {}, http {}",
             cfg.node_id, cfg.region, cfg.client_listen, cfg.peer_listen, cfg.http_listen
         );
+        let on = |b: bool| if b { "on" } else { "off" };
+        println!(
+            "tls: client port {}, peer mutual TLS {}",
+            on(cfg.client_tls.is_some()),
+            on(cfg.peer_tls.is_some())
+        );
         return std::process::ExitCode::SUCCESS;
     }
     if let Some(backup) = &args.restore_from {
@@ -98,9 +104,18 @@ async fn run(cfg: pagerd::config::NodeConfig) -> anyhow::Result<()> {
     let running = pagerd::start(cfg, listeners).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("install SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    // SIGHUP: re-read the TLS certificate files now (they are also polled).
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("install SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading TLS certificates");
+                running.reload_tls().await;
+            }
+        }
     }
     tracing::info!("shutting down");
     // A leader hands over first, so escalations do not wait out an election
