@@ -36,7 +36,78 @@ pub struct RawConfig {
     /// TLS on the client port (the public gRPC API). Absent: plaintext.
     #[serde(default)]
     pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub monitor: RawMonitor,
     pub log: RawLog,
+}
+
+/// Watching the pager itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitor {
+    /// Dead man's switch: while it holds a quorum, the leader requests this
+    /// URL (GET) every `deadman_interval_secs`; an outside service (e.g.
+    /// healthchecks.io, Cronitor, a PagerDuty heartbeat) alerts when the pings
+    /// stop. The URL usually carries a token: it is never logged.
+    pub deadman_url: Option<String>,
+    pub deadman_url_file: Option<PathBuf>,
+    #[serde(default = "default_deadman_interval")]
+    pub deadman_interval_secs: u64,
+    /// A node cut off from a quorum for this long notifies `admins` itself,
+    /// through its own channels (0: never).
+    #[serde(default = "default_isolation_after")]
+    pub isolation_alert_after_secs: u64,
+    /// At most one such notification per node in this long.
+    #[serde(default = "default_isolation_every")]
+    pub isolation_alert_every_secs: u64,
+    /// Who hears about the pager's own trouble: `{ type = "sms" | "voice" |
+    /// "email", address = "..." }`.
+    #[serde(default)]
+    pub admins: Vec<RawAdmin>,
+}
+
+impl Default for RawMonitor {
+    fn default() -> Self {
+        RawMonitor {
+            deadman_url: None,
+            deadman_url_file: None,
+            deadman_interval_secs: default_deadman_interval(),
+            isolation_alert_after_secs: default_isolation_after(),
+            isolation_alert_every_secs: default_isolation_every(),
+            admins: Vec::new(),
+        }
+    }
+}
+
+fn default_deadman_interval() -> u64 {
+    60
+}
+
+fn default_isolation_after() -> u64 {
+    120
+}
+
+fn default_isolation_every() -> u64 {
+    3600
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub address: String,
+}
+
+/// Validated [`RawMonitor`].
+#[derive(Debug, Clone, Default)]
+pub struct MonitorSettings {
+    pub deadman_url: Option<Secret>,
+    pub deadman_interval: Duration,
+    /// Zero: isolation is never notified.
+    pub isolation_alert_after: Duration,
+    pub isolation_alert_every: Duration,
+    pub admins: Vec<(pager_notify::Method, String)>,
 }
 
 /// `[tls]`: the client port's certificate. Both files are re-read every
@@ -330,6 +401,7 @@ impl Default for RawConfig {
             console: RawConsole { enabled: true },
             auth: RawAuth::default(),
             tls: None,
+            monitor: RawMonitor::default(),
             dispatch: RawDispatch {
                 concurrency: 64,
                 write_timeout_ms: 5_000,
@@ -374,6 +446,65 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         reason: reason.into(),
+    }
+}
+
+impl RawMonitor {
+    fn validate(self) -> Result<MonitorSettings, ConfigError> {
+        let deadman_url = secret(
+            "monitor.deadman_url",
+            self.deadman_url,
+            self.deadman_url_file,
+        )?;
+        if let Some(u) = &deadman_url {
+            let u = u.expose();
+            if !(u.starts_with("https://") || u.starts_with("http://")) || u.contains(' ') {
+                // The value may hold a token: name the key, not the value.
+                return Err(invalid("monitor.deadman_url", "not an http(s) URL"));
+            }
+        }
+        if deadman_url.is_some() && self.deadman_interval_secs == 0 {
+            return Err(invalid("monitor.deadman_interval_secs", "at least 1"));
+        }
+        let mut admins = Vec::new();
+        for (i, a) in self.admins.into_iter().enumerate() {
+            let key = format!("monitor.admins[{i}]");
+            let method = match a.kind.as_str() {
+                "sms" => pager_notify::Method::Sms,
+                "voice" => pager_notify::Method::Voice,
+                "email" => pager_notify::Method::Email,
+                other => {
+                    return Err(invalid(
+                        &format!("{key}.type"),
+                        format!("{other:?}: use sms, voice or email"),
+                    ))
+                }
+            };
+            let ok = match method {
+                pager_notify::Method::Email => a
+                    .address
+                    .split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.')),
+                _ => {
+                    let digits = a.address.strip_prefix('+').unwrap_or("");
+                    (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+                }
+            };
+            if !ok {
+                return Err(invalid(
+                    &format!("{key}.address"),
+                    "an E.164 number (+15551234567) for sms and voice, an email address for email",
+                ));
+            }
+            admins.push((method, a.address));
+        }
+        Ok(MonitorSettings {
+            deadman_url,
+            deadman_interval: Duration::from_secs(self.deadman_interval_secs),
+            isolation_alert_after: Duration::from_secs(self.isolation_alert_after_secs),
+            isolation_alert_every: Duration::from_secs(self.isolation_alert_every_secs.max(1)),
+            admins,
+        })
     }
 }
 
@@ -422,6 +553,7 @@ pub struct NodeConfig {
     pub peer_tls: Option<TlsSettings>,
     pub dispatch_concurrency: usize,
     pub write_timeout: Duration,
+    pub monitor: MonitorSettings,
     pub log: RawLog,
 }
 
@@ -768,6 +900,7 @@ impl RawConfig {
                 base_url(&format!("cluster.members[{i}].http"), u)?;
             }
         }
+        let monitor = self.monitor.validate()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be text or json"));
         }
@@ -810,6 +943,7 @@ impl RawConfig {
             dispatch,
             dispatch_concurrency: self.dispatch.concurrency,
             write_timeout: Duration::from_millis(self.dispatch.write_timeout_ms.max(100)),
+            monitor,
             log: self.log,
         })
     }

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use openraft::ServerState;
 use pager_core::IncidentStatus;
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub fn router(node: Arc<Node>) -> Router {
@@ -75,19 +76,13 @@ async fn heartbeat(
 
 async fn readyz(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
     let m = node.metrics();
-    let quorum_ok = match m.state {
-        ServerState::Leader => m
-            .millis_since_quorum_ack
-            .is_some_and(|ms| ms <= node.cfg.raft.election_timeout_max),
-        _ => true,
-    };
-    let ready = m.current_leader.is_some() && quorum_ok;
+    let ready = crate::monitor::in_quorum(&node);
     let body = serde_json::json!({
         "ready": ready,
         "node": m.id,
         "leader": m.current_leader,
         "term": m.current_term,
-        "quorum": quorum_ok,
+        "quorum": ready,
     });
     let code = if ready {
         StatusCode::OK
@@ -123,6 +118,33 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
         "pagerd_raft_has_leader",
         "1 when a leader is known.",
         u64::from(m.current_leader.is_some()),
+    );
+    let health = &node.health;
+    gauge(
+        "pagerd_quorum",
+        "1 while this node is part of a working quorum (as /readyz).",
+        u64::from(health.quorum.load(Ordering::Relaxed)),
+    );
+    gauge(
+        "pagerd_no_quorum_seconds",
+        "How long this node has been without a quorum (0 with one).",
+        health.isolated_ms.load(Ordering::Relaxed) / 1000,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP pagerd_deadman_pings_total Dead man's switch requests by outcome.\n\
+         # TYPE pagerd_deadman_pings_total counter\n\
+         pagerd_deadman_pings_total{{outcome=\"ok\"}} {}\n\
+         pagerd_deadman_pings_total{{outcome=\"failed\"}} {}",
+        health.pings_ok.load(Ordering::Relaxed),
+        health.pings_failed.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP pagerd_isolation_notices_total Times this node told the admins it had no quorum.\n\
+         # TYPE pagerd_isolation_notices_total counter\n\
+         pagerd_isolation_notices_total {}",
+        health.isolation_notices.load(Ordering::Relaxed)
     );
     let (counts, stats, pending, unreachable, by_method) = node.read(|s| {
         let mut by_method: std::collections::BTreeMap<(&'static str, &'static str), u64> =

@@ -31,6 +31,7 @@ pub mod grpc;
 pub mod http;
 pub mod latency;
 pub mod links;
+pub mod monitor;
 pub mod node;
 pub mod pacer;
 pub mod pages;
@@ -211,6 +212,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         ),
         stopping: stopped.clone(),
         transfer_gate: Default::default(),
+        health: Default::default(),
     });
 
     let until_stop = |mut rx: watch::Receiver<bool>| async move {
@@ -329,6 +331,11 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     tasks.push(tokio::spawn(scheduler::run(node.clone(), stopped.clone())));
     tasks.push(tokio::spawn(transfer::prefer_regions(
         node.clone(),
+        stopped.clone(),
+    )));
+    tasks.push(tokio::spawn(monitor::run(
+        node.clone(),
+        notifier.clone(),
         stopped.clone(),
     )));
     tasks.push(tokio::spawn(dispatcher::run(

@@ -98,6 +98,8 @@ pub struct Node {
     /// Writes take it shared; a leadership transfer takes it exclusively to
     /// hold new writes while the target catches up and campaigns.
     pub transfer_gate: tokio::sync::RwLock<()>,
+    /// Quorum view and self-monitoring counters.
+    pub health: crate::monitor::Health,
 }
 
 pub fn now_ms() -> u64 {
