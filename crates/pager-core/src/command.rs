@@ -153,6 +153,11 @@ pub enum Command {
         attempt: u32,
         result: SendResult,
     },
+    /// Forget incidents resolved before `resolved_before`, with their
+    /// deliveries, so the state (memory, snapshots) stays bounded. The leader
+    /// proposes it for its retention setting; apply decides from the state
+    /// alone.
+    Compact { at: Millis, resolved_before: Millis },
 }
 
 /// `match` on every command's `at` field, listing the variants once.
@@ -179,7 +184,8 @@ macro_rules! each_at {
             | Command::AddOverride { $at, .. }
             | Command::CreateToken { $at, .. }
             | Command::RevokeToken { $at, .. }
-            | Command::Outcome { $at, .. } => $body,
+            | Command::Outcome { $at, .. }
+            | Command::Compact { $at, .. } => $body,
         }
     };
 }
@@ -241,6 +247,11 @@ pub enum Response {
     },
     Incident {
         id: IncidentId,
+    },
+    /// What `Compact` removed.
+    Compacted {
+        incidents: u64,
+        deliveries: u64,
     },
     /// The answer to a phone: what happened, in words for an SMS or a voice.
     Reply {

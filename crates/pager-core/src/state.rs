@@ -276,6 +276,9 @@ impl State {
                 incident, text, by, ..
             } => self.add_note(&mut cx, *incident, text, by),
             Command::Heartbeat { key, .. } => self.heartbeat(&mut cx, key),
+            Command::Compact {
+                resolved_before, ..
+            } => self.compact(*resolved_before),
             Command::PhoneReply {
                 from,
                 via,
@@ -865,6 +868,50 @@ impl State {
             self.cancel_deliveries(cx, id);
         }
         Response::Incident { id }
+    }
+
+    /// Whether some incident was resolved before `before` (the leader's
+    /// cheap check before proposing `Compact`).
+    pub fn has_resolved_before(&self, before: Millis) -> bool {
+        self.incidents
+            .values()
+            .any(|i| Self::compactable(i, before))
+    }
+
+    fn compactable(i: &Incident, before: Millis) -> bool {
+        i.status == IncidentStatus::Resolved && i.resolved_at.is_some_and(|t| t < before)
+    }
+
+    /// Forget incidents resolved before `before` and their deliveries. An
+    /// incident with a delivery still pending (cannot happen after resolve,
+    /// which cancels them) is kept.
+    fn compact(&mut self, before: Millis) -> Response {
+        let old: Vec<IncidentId> = self
+            .incidents
+            .values()
+            .filter(|i| Self::compactable(i, before))
+            .filter(|i| !i.deliveries.iter().any(|d| self.pending.contains(d)))
+            .map(|i| i.id)
+            .collect();
+        let mut deliveries = 0;
+        for id in &old {
+            let Some(inc) = self.incidents.remove(id) else {
+                continue;
+            };
+            for key in inc.timers {
+                self.timers.remove(&key);
+            }
+            for d in inc.deliveries {
+                deliveries += u64::from(self.deliveries.remove(&d).is_some());
+            }
+        }
+        let (incidents, known) = (&self.incidents, &self.deliveries);
+        self.latest_to_phone.retain(|_, d| known.contains_key(d));
+        self.last_ungrouped.retain(|_, i| incidents.contains_key(i));
+        Response::Compacted {
+            incidents: old.len() as u64,
+            deliveries,
+        }
     }
 
     fn snooze(&mut self, cx: &mut Cx, id: IncidentId, until: Millis, by: &str) -> Response {

@@ -37,6 +37,8 @@ enum Op {
     SmsHealth(bool),
     /// A permanent 21610 failure of delivery d.
     Unsubscribed(u8),
+    /// Forget incidents resolved more than this many ms ago.
+    Compact(u32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u8..30, any::<bool>()).prop_map(|(d, m)| Op::CallEnded(d, m)),
         1 => any::<bool>().prop_map(Op::SmsHealth),
         1 => (1u8..30).prop_map(Op::Unsubscribed),
+        1 => (0u32..100_000).prop_map(Op::Compact),
     ]
 }
 
@@ -151,6 +154,10 @@ fn to_commands(ops: &[Op]) -> Vec<(u64, Command)> {
                     code: Some(21610),
                     message: "unsubscribed".into(),
                 },
+            },
+            Op::Compact(age) => Command::Compact {
+                at,
+                resolved_before: at.saturating_sub(*age as u64),
             },
             Op::NewTerm => {
                 term += 1;

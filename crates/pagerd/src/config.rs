@@ -38,7 +38,40 @@ pub struct RawConfig {
     pub tls: Option<RawTls>,
     #[serde(default)]
     pub monitor: RawMonitor,
+    #[serde(default)]
+    pub retention: RawRetention,
     pub log: RawLog,
+}
+
+/// How long resolved incidents are kept in the replicated state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Incidents resolved longer ago than this are forgotten, with their
+    /// deliveries (0: kept forever; memory and snapshots then grow without
+    /// bound). Default 90 days.
+    #[serde(default = "default_keep_resolved")]
+    pub keep_resolved_secs: u64,
+    /// How often the leader looks for incidents to forget.
+    #[serde(default = "default_retention_check")]
+    pub check_every_secs: u64,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        RawRetention {
+            keep_resolved_secs: default_keep_resolved(),
+            check_every_secs: default_retention_check(),
+        }
+    }
+}
+
+fn default_keep_resolved() -> u64 {
+    90 * 24 * 3600
+}
+
+fn default_retention_check() -> u64 {
+    3600
 }
 
 /// Watching the pager itself.
@@ -402,6 +435,7 @@ impl Default for RawConfig {
             auth: RawAuth::default(),
             tls: None,
             monitor: RawMonitor::default(),
+            retention: RawRetention::default(),
             dispatch: RawDispatch {
                 concurrency: 64,
                 write_timeout_ms: 5_000,
@@ -554,6 +588,9 @@ pub struct NodeConfig {
     pub dispatch_concurrency: usize,
     pub write_timeout: Duration,
     pub monitor: MonitorSettings,
+    /// Forget incidents resolved longer ago than this; `None`: keep forever.
+    pub keep_resolved: Option<Duration>,
+    pub retention_check: Duration,
     pub log: RawLog,
 }
 
@@ -944,6 +981,9 @@ impl RawConfig {
             dispatch_concurrency: self.dispatch.concurrency,
             write_timeout: Duration::from_millis(self.dispatch.write_timeout_ms.max(100)),
             monitor,
+            keep_resolved: (self.retention.keep_resolved_secs > 0)
+                .then(|| Duration::from_secs(self.retention.keep_resolved_secs)),
+            retention_check: Duration::from_secs(self.retention.check_every_secs.max(1)),
             log: self.log,
         })
     }

@@ -36,6 +36,7 @@ pub mod node;
 pub mod pacer;
 pub mod pages;
 pub mod ratelimit;
+pub mod retention;
 pub mod scheduler;
 pub mod transfer;
 pub mod webhooks;
@@ -333,6 +334,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         node.clone(),
         stopped.clone(),
     )));
+    tasks.push(tokio::spawn(retention::run(node.clone(), stopped.clone())));
     tasks.push(tokio::spawn(monitor::run(
         node.clone(),
         notifier.clone(),
