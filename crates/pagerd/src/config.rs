@@ -657,6 +657,41 @@ fn base_url(key: &str, s: &str) -> Result<String, ConfigError> {
     Ok(s.trim_end_matches('/').to_string())
 }
 
+/// A `host:port` other nodes and clients dial: an IP address or a DNS name
+/// (Kubernetes pod names, compose service names), and a numeric port.
+pub fn check_host_port(s: &str) -> Result<(), String> {
+    if s.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not host:port"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("{s:?}: port {port:?} is not a number up to 65535"))?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if name_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?}: {host:?} is neither an IP address nor a DNS name"
+        ))
+    }
+}
+
+fn host_port(key: &str, s: &str) -> Result<(), ConfigError> {
+    check_host_port(s).map_err(|reason| invalid(key, reason))
+}
+
 fn addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
     s.parse()
         .map_err(|_| invalid(key, format!("{s:?} is not a host:port socket address")))
@@ -765,8 +800,8 @@ impl RawConfig {
                     "ids must be unique and 1 or more",
                 ));
             }
-            addr(&format!("cluster.members[{i}].peer"), &m.peer)?;
-            addr(&format!("cluster.members[{i}].client"), &m.client)?;
+            host_port(&format!("cluster.members[{i}].peer"), &m.peer)?;
+            host_port(&format!("cluster.members[{i}].client"), &m.client)?;
         }
         if self.cluster.bootstrap
             && !self.cluster.members.is_empty()
@@ -928,6 +963,14 @@ impl RawConfig {
         {
             return Err(invalid("cluster.secret", "at least 16 characters"));
         }
+        for (key, v) in [
+            ("advertise.client", &self.advertise.client),
+            ("advertise.peer", &self.advertise.peer),
+        ] {
+            if let Some(v) = v {
+                host_port(key, v)?;
+            }
+        }
         let public_url = match &self.advertise.http {
             Some(u) => base_url("advertise.http", u)?,
             None => format!("http://{http_listen}"),
@@ -1000,6 +1043,36 @@ mod tests {
         match r {
             Ok(_) => panic!("expected an error"),
             Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn member_and_advertised_addresses_may_be_dns_names() {
+        let mut raw = RawConfig::default();
+        raw.cluster.bootstrap = false;
+        raw.advertise.peer = Some("pagerd-0.pagerd-peers.pager.svc.cluster.local:8701".into());
+        raw.cluster.members = vec![RawMember {
+            id: 2,
+            peer: "pagerd-1.pagerd-peers:8701".into(),
+            client: "[::1]:8700".into(),
+            region: "eu-west".into(),
+            http: None,
+        }];
+        let cfg = raw.clone().validate().expect("names are fine");
+        assert_eq!(
+            cfg.peer_advertise,
+            "pagerd-0.pagerd-peers.pager.svc.cluster.local:8701"
+        );
+        for (bad, key) in [
+            ("pagerd_1:8701", "cluster.members[0].peer"),
+            ("pagerd-1:port", "cluster.members[0].peer"),
+            ("-pagerd:8701", "cluster.members[0].peer"),
+            ("pagerd-1", "cluster.members[0].peer"),
+        ] {
+            let mut r = raw.clone();
+            r.cluster.members[0].peer = bad.into();
+            let err = r.validate().expect_err(bad).to_string();
+            assert!(err.contains(key), "{bad}: {err}");
         }
     }
 

@@ -622,11 +622,8 @@ fn peer_node(field: &str, info: pb::NodeInfo) -> Result<(u64, PeerNode), NodeErr
         ("peer_addr", &info.peer_addr),
         ("client_addr", &info.client_addr),
     ] {
-        if v.parse::<std::net::SocketAddr>().is_err() {
-            return Err(NodeError::invalid(
-                &format!("{field}.{k}"),
-                format!("{v:?} is not host:port"),
-            ));
+        if let Err(reason) = crate::config::check_host_port(v) {
+            return Err(NodeError::invalid(&format!("{field}.{k}"), reason));
         }
     }
     Ok((
