@@ -5,6 +5,7 @@
 //! `RemoteError`, distinct from a failed call.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -43,6 +44,10 @@ pub struct ClientOptions {
     /// addresses are dialled as `https://` and the peer's certificate is verified against the
     /// CA for that host. Reloads apply to new connections. `None`: plaintext `http://`.
     pub tls: Option<pager_tls::ClientTls>,
+    /// Bind the local end of every peer connection to this address (`cluster.peer_source_ip`:
+    /// a multi-homed host, firewalls keyed on peer source addresses); `None`: the OS chooses
+    /// by its routes.
+    pub local_address: Option<IpAddr>,
 }
 
 /// Metadata carrying the cluster secret on the peer port.
@@ -66,6 +71,7 @@ impl Default for ClientOptions {
             tcp_keepalive: Duration::from_secs(30),
             cluster_secret: None,
             tls: None,
+            local_address: None,
         }
     }
 }
@@ -128,17 +134,21 @@ impl PeerClients {
             .keep_alive_timeout(opts.keepalive_timeout)
             .keep_alive_while_idle(true)
             .tcp_keepalive(Some(opts.tcp_keepalive));
-        let channel = match &opts.tls {
-            None => endpoint.connect_lazy(),
-            // The connector dials TCP itself, so it gets the TCP settings too.
-            Some(tls) => endpoint.connect_with_connector_lazy(pager_tls::TlsConnector::new(
-                tls.clone(),
-                &pager_tls::TcpOptions {
-                    nodelay: true,
-                    keepalive: Some(opts.tcp_keepalive),
-                    connect_timeout: Some(opts.connect_timeout),
-                },
-            )),
+        // A custom connector dials TCP itself, so it gets the TCP settings too.
+        let tcp = pager_tls::TcpOptions {
+            nodelay: true,
+            keepalive: Some(opts.tcp_keepalive),
+            connect_timeout: Some(opts.connect_timeout),
+            local_address: opts.local_address,
+        };
+        let channel = match (&opts.tls, opts.local_address) {
+            (None, None) => endpoint.connect_lazy(),
+            // tonic's own connector cannot bind the local address.
+            (None, Some(_)) => {
+                endpoint.connect_with_connector_lazy(pager_tls::TcpConnector::new(&tcp))
+            }
+            (Some(tls), _) => endpoint
+                .connect_with_connector_lazy(pager_tls::TlsConnector::new(tls.clone(), &tcp)),
         };
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)

@@ -192,3 +192,51 @@ async fn the_peer_port_refuses_requests_without_the_cluster_secret() {
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
 }
+
+/// `ClientOptions::local_address` (`cluster.peer_source_ip`): peer connections leave from that
+/// address, and RPCs over them work. A relay in front of the peer port sees the source; Linux
+/// routes all of 127.0.0.0/8 to loopback, so 127.0.0.3 needs no set-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_connections_leave_from_the_configured_source_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let (log, sm) = pager_raft::open(dir.path()).await.unwrap();
+    let config = Arc::new(RaftTimings::default().validate().unwrap());
+    let raft = Raft::new(1, config, Network::new(PeerClients::default()), log, sm)
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_peers(
+        listener,
+        raft.clone(),
+        echo_forward(),
+        None,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let relay = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap().to_string();
+    let (seen_tx, seen_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let (mut from, peer) = relay.accept().await.unwrap();
+        let _ = seen_tx.send(peer.ip());
+        let mut to = tokio::net::TcpStream::connect(backend).await.unwrap();
+        let _ = tokio::io::copy_bidirectional(&mut from, &mut to).await;
+    });
+    let source: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    let clients = PeerClients::with_options(pager_raft::ClientOptions {
+        local_address: Some(source),
+        ..Default::default()
+    });
+    let answer = clients
+        .forward(&relay_addr, b"hello".to_vec(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer, b"hello");
+    assert_eq!(seen_rx.await.unwrap(), source);
+    raft.shutdown().await.unwrap();
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}

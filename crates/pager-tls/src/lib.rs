@@ -12,6 +12,7 @@
 //!      └── Reloadable::watch (poll) / reload (SIGHUP) ◀────┘
 //!  ServerTls ─▶ TlsIncoming (a listener's TLS connections, for tonic's serve_with_incoming)
 //!  ClientTls ─▶ TlsConnector (tower connector, for Endpoint::connect_with_connector*)
+//!  TcpOptions ─▶ TcpConnector (the same without TLS: binds a local address tonic cannot)
 //! ```
 //!
 //! Each new connection takes the config current at that moment: a reloaded certificate is used
@@ -20,7 +21,7 @@
 //!
 //! Layout: [`files`] (PEM loading, [`TlsFiles`], [`TlsError`]), [`reload`] ([`Reloadable`],
 //! [`ServerTls`], [`ClientTls`]), [`incoming`] ([`TlsIncoming`], [`TlsIo`]), [`connector`]
-//! ([`TlsConnector`]).
+//! ([`TlsConnector`], [`TcpConnector`], [`TcpOptions`]).
 //!
 //! Key material never reaches a log or an error message: errors name the file and what is
 //! wrong with it, not its contents.
@@ -36,7 +37,7 @@ pub mod reload;
 
 use std::sync::Arc;
 
-pub use connector::{TcpOptions, TlsConnector};
+pub use connector::{TcpConnector, TcpOptions, TlsConnector};
 pub use files::{FileRole, TlsError, TlsFiles};
 pub use incoming::{TlsIncoming, TlsIo};
 pub use reload::{ClientTls, Reload, Reloadable, ServerTls};

@@ -9,7 +9,7 @@ use figment::Figment;
 use pager_notify::{NotifySettings, Secret, SmtpSettings, SmtpTls, TwilioSettings};
 use pager_raft::RaftTimings;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -238,6 +238,11 @@ pub struct RawCluster {
     /// Mutual TLS between peers (in addition to `secret`). Absent: plaintext.
     #[serde(default)]
     pub tls: Option<RawClusterTls>,
+    /// Bind outgoing peer connections (Raft and write forwarding) to this
+    /// local IP address, for multi-homed hosts and firewalls keyed on peer
+    /// source addresses. Unset: the OS picks the source by its routes.
+    #[serde(default)]
+    pub peer_source_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -427,6 +432,7 @@ impl Default for RawConfig {
                 secret_file: None,
                 preferred_regions: vec![],
                 tls: None,
+                peer_source_ip: None,
             },
             raft: RaftTimings::default(),
             twilio: None,
@@ -585,6 +591,8 @@ pub struct NodeConfig {
     pub client_tls: Option<TlsSettings>,
     /// Mutual TLS on the peer port and to peers (`[cluster.tls]`); `None`: plaintext.
     pub peer_tls: Option<TlsSettings>,
+    /// Local address outgoing peer connections leave from; `None`: the OS chooses.
+    pub peer_source_ip: Option<IpAddr>,
     pub dispatch_concurrency: usize,
     pub write_timeout: Duration,
     pub monitor: MonitorSettings,
@@ -690,6 +698,25 @@ pub fn check_host_port(s: &str) -> Result<(), String> {
 
 fn host_port(key: &str, s: &str) -> Result<(), ConfigError> {
     check_host_port(s).map_err(|reason| invalid(key, reason))
+}
+
+/// `cluster.peer_source_ip`: an IP address of this host (one a socket can be
+/// bound to), so a typo fails here rather than as unreachable peers.
+fn source_ip(s: &str) -> Result<IpAddr, ConfigError> {
+    const KEY: &str = "cluster.peer_source_ip";
+    let ip: IpAddr = s
+        .trim()
+        .parse()
+        .map_err(|_| invalid(KEY, format!("{s:?} is not an IP address")))?;
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(invalid(
+            KEY,
+            format!("{ip} cannot be the source of a connection"),
+        ));
+    }
+    std::net::TcpListener::bind((ip, 0))
+        .map_err(|e| invalid(KEY, format!("{ip} is not an address of this host ({e})")))?;
+    Ok(ip)
 }
 
 fn addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
@@ -986,6 +1013,12 @@ impl RawConfig {
         }
         let client_tls = client_tls(self.tls)?;
         let peer_tls = peer_tls(self.cluster.tls)?;
+        let peer_source_ip = self
+            .cluster
+            .peer_source_ip
+            .as_deref()
+            .map(source_ip)
+            .transpose()?;
         Ok(NodeConfig {
             node_id: self.node_id,
             region: self.region,
@@ -1005,6 +1038,7 @@ impl RawConfig {
             preferred_regions: self.cluster.preferred_regions,
             client_tls,
             peer_tls,
+            peer_source_ip,
             members: self.cluster.members,
             rpc_timeout: Duration::from_millis(self.raft.rpc_timeout_ms),
             raft,
@@ -1073,6 +1107,26 @@ mod tests {
             r.cluster.members[0].peer = bad.into();
             let err = r.validate().expect_err(bad).to_string();
             assert!(err.contains(key), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn peer_source_ip_is_a_local_address() {
+        let with = |ip: &str| {
+            let mut raw = RawConfig::default();
+            raw.cluster.peer_source_ip = Some(ip.into());
+            raw.validate()
+        };
+        let cfg = with("127.0.0.12").expect("all of 127/8 is local on Linux");
+        assert_eq!(cfg.peer_source_ip, Some("127.0.0.12".parse().unwrap()));
+        assert_eq!(
+            RawConfig::default().validate().unwrap().peer_source_ip,
+            None
+        );
+        // 192.0.2.0/24 is TEST-NET-1: never an address of this host.
+        for bad in ["10.0.0.300", "eth0", "0.0.0.0", "224.0.0.1", "192.0.2.7"] {
+            let err = err_of(with(bad));
+            assert!(err.starts_with("cluster.peer_source_ip: "), "{bad}: {err}");
         }
     }
 

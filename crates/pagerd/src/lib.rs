@@ -184,6 +184,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         connect_timeout: cfg.rpc_timeout,
         cluster_secret: cluster_secret.clone(),
         tls: peer_tls.as_ref().map(|(_, client)| client.clone()),
+        local_address: cfg.peer_source_ip,
         ..Default::default()
     });
     let network = pager_raft::Network::new(peers.clone());
