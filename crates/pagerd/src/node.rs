@@ -345,7 +345,7 @@ impl Node {
             .map_err(|e| NodeError::Fatal(format!("encode forward: {e}")))?;
         let reply = self
             .peers
-            .forward(peer, body, self.cfg.write_timeout)
+            .forward(peer, body, self.bound_of(req))
             .await
             .map_err(|s| {
                 NodeError::Unavailable(format!("forward to leader at {peer}: {}", s.message()))
@@ -355,11 +355,24 @@ impl Node {
         reply
     }
 
+    /// How long a forwarded request may take: the write timeout, or for a
+    /// leadership transfer (and its campaign) the transfer budget and a write
+    /// timeout more, since a transfer waits out leases.
+    pub(crate) fn bound_of(&self, req: &ForwardRequest) -> Duration {
+        match req {
+            ForwardRequest::TransferLeader { .. } | ForwardRequest::Campaign { .. } => {
+                self.transfer_budget() + self.cfg.write_timeout
+            }
+            _ => self.cfg.write_timeout,
+        }
+    }
+
     /// The handler for `Forward` RPCs from followers.
     pub async fn handle_forward(&self, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
         let req: ForwardRequest = serde_json::from_slice(&body)
             .map_err(|e| tonic::Status::invalid_argument(format!("forward request: {e}")))?;
-        let res = match tokio::time::timeout(self.cfg.write_timeout, self.serve_local(req)).await {
+        let bound = self.bound_of(&req);
+        let res = match tokio::time::timeout(bound, self.serve_local(req)).await {
             Ok(r) => r,
             Err(_) => Err(NodeError::Unavailable(
                 "leader could not commit in time".into(),

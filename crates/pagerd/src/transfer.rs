@@ -41,10 +41,9 @@ impl Node {
     /// From any node: ask the leader to hand leadership to voter `to` (0: the
     /// leader picks). Returns (new leader, its term, milliseconds taken).
     pub async fn transfer_leader(&self, to: u64) -> Result<(u64, u64, u64), NodeError> {
-        let asked = tokio::time::timeout(
-            self.cfg.write_timeout,
-            self.route(ForwardRequest::TransferLeader { to }),
-        );
+        let req = ForwardRequest::TransferLeader { to };
+        let bound = self.bound_of(&req);
+        let asked = tokio::time::timeout(bound, self.route(req));
         match asked.await {
             Ok(Ok(ForwardReply::Leader { id, term, took_ms })) => Ok((id, term, took_ms)),
             Ok(Ok(_)) => Err(NodeError::Fatal(
@@ -53,19 +52,17 @@ impl Node {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(NodeError::Unavailable(format!(
                 "no answer within {} ms (no leader?)",
-                self.cfg.write_timeout.as_millis()
+                bound.as_millis()
             ))),
         }
     }
 
     /// How long a transfer may take in all: a little over two election
-    /// timeouts (one for voters' leases to run out, one for the vote), and
-    /// within the write timeout a forwarded request is bounded by.
+    /// timeouts (one for voters' leases to run out, one for the vote).
+    /// Writes wait for it at most this long.
     pub fn transfer_budget(&self) -> Duration {
         let raft = &self.cfg.raft;
-        let wanted =
-            Duration::from_millis(2 * raft.election_timeout_max + 4 * raft.heartbeat_interval);
-        wanted.min(self.cfg.write_timeout.mul_f32(0.8))
+        Duration::from_millis(2 * raft.election_timeout_max + 4 * raft.heartbeat_interval)
     }
 
     /// The voter best placed to lead next: the one holding the most of the
@@ -188,7 +185,7 @@ impl Node {
     /// the vote requests' round trip.
     pub(crate) async fn campaign(&self, within: Duration) -> Result<ForwardReply, NodeError> {
         let started = Instant::now();
-        let deadline = started + within.min(self.cfg.write_timeout);
+        let deadline = started + within.min(self.transfer_budget());
         let me = self.id();
         if !self.voters().contains(&me) {
             return Err(NodeError::invalid(
