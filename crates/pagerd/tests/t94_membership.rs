@@ -5,22 +5,11 @@
 
 mod common;
 
-use common::{trigger, Cluster};
+use common::{trigger, Cluster, QUIET_ONCALL};
 use pager_proto::pager::v1 as pb;
 use pagerd::node::ForwardRequest;
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-const ONCALL: &str = r#"
-[users.alice]
-contact_methods = [ { name = "email", type = "email", address = "alice@example.com" } ]
-notification_rules.high = [ { after = "1h", contact = "email" } ]
-[escalation_policies.p]
-levels = [ { escalate_after = "1h", targets = [ { user = "alice" } ] } ]
-[services.web]
-integration_keys = ["web-key-0001"]
-escalation_policy = "p"
-"#;
 
 type Accepted = Vec<(String, u64)>;
 
@@ -51,7 +40,7 @@ async fn membership_changes_under_load_lose_no_event() {
     // Nodes 1-3 voters; 4 and 5 spares.
     let mut c = Cluster::start_with_spares(3, 2).await;
     let leader = c.leader().await;
-    c.apply(leader, ONCALL).await;
+    c.apply(leader, QUIET_ONCALL).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let followers: Vec<usize> = (1..=3).filter(|&i| i != leader).collect();
     let writers = vec![

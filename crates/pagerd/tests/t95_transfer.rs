@@ -5,28 +5,27 @@
 
 mod common;
 
-use common::{trigger, Cluster};
+use common::{trigger, Cluster, QUIET_ONCALL};
 use pager_proto::pager::v1 as pb;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tonic::Code;
-
-const ONCALL: &str = r#"
-[users.alice]
-contact_methods = [ { name = "email", type = "email", address = "alice@example.com" } ]
-notification_rules.high = [ { after = "1h", contact = "email" } ]
-[escalation_policies.p]
-levels = [ { escalate_after = "1h", targets = [ { user = "alice" } ] } ]
-[services.web]
-integration_keys = ["web-key-0001"]
-escalation_policy = "p"
-"#;
 
 async fn cluster_client(
     c: &Cluster,
     id: usize,
 ) -> pb::cluster_client::ClusterClient<tonic::transport::Channel> {
     pb::cluster_client::ClusterClient::new(c.channel(id).await)
+}
+
+/// `Cluster/TransferLeader` asked on node `via`; it must succeed.
+async fn transfer(c: &Cluster, via: usize, to: u64) -> pb::TransferLeaderResponse {
+    cluster_client(c, via)
+        .await
+        .transfer_leader(pb::TransferLeaderRequest { node_id: to })
+        .await
+        .expect("transfer succeeds")
+        .into_inner()
 }
 
 /// Wait until every running node sees `leader` lead.
@@ -47,7 +46,7 @@ async fn all_follow(c: &Cluster, leader: u64) {
 async fn transfer_moves_leadership_and_loses_no_write() {
     let c = Cluster::start(3).await;
     let old = c.leader().await;
-    c.apply(old, ONCALL).await;
+    c.apply(old, QUIET_ONCALL).await;
     let old_term = c.node(old).node.metrics().current_term;
     let target = c.follower(old);
     let third = (1..=3).find(|&i| i != old && i != target).unwrap();
@@ -81,14 +80,7 @@ async fn transfer_moves_leadership_and_loses_no_write() {
     .await;
 
     // Asked on the node that is neither leader nor target: it forwards.
-    let r = cluster_client(&c, third)
-        .await
-        .transfer_leader(pb::TransferLeaderRequest {
-            node_id: target as u64,
-        })
-        .await
-        .expect("transfer succeeds")
-        .into_inner();
+    let r = transfer(&c, third, target as u64).await;
     assert_eq!(r.leader_id, target as u64);
     assert!(r.term > old_term, "a new term: {} > {old_term}", r.term);
     println!(
@@ -133,16 +125,9 @@ async fn transfer_moves_leadership_and_loses_no_write() {
 async fn five_voters_transfer_to_the_voter_asked_for() {
     let c = Cluster::start(5).await;
     let old = c.leader().await;
-    c.apply(old, ONCALL).await;
+    c.apply(old, QUIET_ONCALL).await;
     for target in (1..=5).filter(|&i| i != old).take(2) {
-        let r = cluster_client(&c, old)
-            .await
-            .transfer_leader(pb::TransferLeaderRequest {
-                node_id: target as u64,
-            })
-            .await
-            .expect("transfer succeeds")
-            .into_inner();
+        let r = transfer(&c, old, target as u64).await;
         assert_eq!(r.leader_id, target as u64);
         println!("five voters: transfer to {target} took {} ms", r.took_ms);
         all_follow(&c, target as u64).await;
@@ -194,7 +179,7 @@ async fn transfer_checks_its_target() {
 async fn a_stopping_leader_hands_over_first() {
     let mut c = Cluster::start(3).await;
     let old = c.leader().await;
-    c.apply(old, ONCALL).await;
+    c.apply(old, QUIET_ONCALL).await;
     let new = c
         .node(old)
         .step_down()

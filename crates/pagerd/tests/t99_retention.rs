@@ -3,21 +3,10 @@
 
 mod common;
 
-use common::{trigger, Cluster};
+use common::{trigger, Cluster, QUIET_ONCALL};
 use pager_proto::pager::v1 as pb;
 use pagerd::config::RawConfig;
 use std::time::Duration;
-
-const ONCALL: &str = r#"
-[users.alice]
-contact_methods = [ { name = "email", type = "email", address = "alice@example.com" } ]
-notification_rules.high = [ { after = "1h", contact = "email" } ]
-[escalation_policies.p]
-levels = [ { escalate_after = "1h", targets = [ { user = "alice" } ] } ]
-[services.web]
-integration_keys = ["web-key-0001"]
-escalation_policy = "p"
-"#;
 
 fn short_retention(raw: &mut RawConfig) {
     raw.retention.keep_resolved_secs = 1;
@@ -28,7 +17,7 @@ fn short_retention(raw: &mut RawConfig) {
 async fn resolved_incidents_are_forgotten_after_the_retention() {
     let c = Cluster::start_tuned(3, short_retention).await;
     let leader = c.leader().await;
-    c.apply(leader, ONCALL).await;
+    c.apply(leader, QUIET_ONCALL).await;
     let mut events = c.events(leader).await;
     let done = events
         .send(trigger("web-key-0001", "done"))

@@ -14,6 +14,19 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
+/// One service (`web-key-0001`) whose pages wait an hour: for tests about
+/// the cluster rather than paging.
+pub const QUIET_ONCALL: &str = r#"
+[users.alice]
+contact_methods = [ { name = "email", type = "email", address = "alice@example.com" } ]
+notification_rules.high = [ { after = "1h", contact = "email" } ]
+[escalation_policies.p]
+levels = [ { escalate_after = "1h", targets = [ { user = "alice" } ] } ]
+[services.web]
+integration_keys = ["web-key-0001"]
+escalation_policy = "p"
+"#;
+
 pub const SID: &str = "AC00000000000000000000000000000001";
 pub const TOKEN: &str = "test-auth-token";
 
