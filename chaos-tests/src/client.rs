@@ -5,7 +5,9 @@ use anyhow::Context as _;
 use pager_proto::pager::v1 as pb;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
+use tonic::Request;
 
 /// How long connecting to a node may take; loopback answers at once or refuses.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -35,6 +37,22 @@ pub fn config(ch: &Channel) -> pb::config_client::ConfigClient<Channel> {
 
 pub fn cluster(ch: &Channel) -> pb::cluster_client::ClusterClient<Channel> {
     pb::cluster_client::ClusterClient::new(ch.clone())
+}
+
+/// The `authorization` value that presents API token `token`.
+pub fn bearer(token: &str) -> anyhow::Result<MetadataValue<Ascii>> {
+    format!("Bearer {token}")
+        .parse()
+        .context("an API token must be printable ASCII")
+}
+
+/// `msg` as a request carrying `bearer` (from [`bearer`]) when given.
+pub fn authorized<T>(msg: T, bearer: Option<&MetadataValue<Ascii>>) -> Request<T> {
+    let mut req = Request::new(msg);
+    if let Some(b) = bearer {
+        req.metadata_mut().insert("authorization", b.clone());
+    }
+    req
 }
 
 /// A trigger event for `routing_key` with `dedup_key`.

@@ -25,7 +25,10 @@
 //! deadline: there is no other way to observe another process's Raft state, and a poll on
 //! loopback costs well under a millisecond. A leader counts only once every live node names it
 //! and it says it leads: a restarted ex-leader reports itself leader of its old term for a
-//! moment (openraft restores its committed vote) until it hears of the newer term.
+//! moment (openraft restores its committed vote) until it hears of the newer term. With
+//! [`ClusterOptions::auth`] set, the polls present its bootstrap admin token, so they work
+//! whether the nodes run with auth on or off ([`Cluster::set_auth`] changes it for the next
+//! restarts).
 
 use crate::binary;
 use crate::client;
@@ -131,6 +134,27 @@ impl DispatchKnobs {
     }
 }
 
+/// The nodes' `[auth]` section: API tokens on the gRPC API.
+#[derive(Clone)]
+pub struct AuthOptions {
+    /// `auth.enabled`: every gRPC call but `Events` needs `authorization: Bearer <token>`.
+    pub enabled: bool,
+    /// `auth.bootstrap_admin_token` (at least 16 characters). The harness sends it on its own
+    /// `Cluster.Status` polls, so they work whether auth is on or off; calls made on a
+    /// [`Cluster::channel`] carry no token unless the caller adds one
+    /// ([`client::authorized`]).
+    pub bootstrap_admin_token: String,
+}
+
+impl std::fmt::Debug for AuthOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthOptions")
+            .field("enabled", &self.enabled)
+            .field("bootstrap_admin_token", &"<redacted>")
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     pub nodes: usize,
@@ -141,6 +165,8 @@ pub struct ClusterOptions {
     pub dispatch: Option<DispatchKnobs>,
     pub twilio: Option<TwilioTarget>,
     pub smtp: Option<SmtpTarget>,
+    /// `[auth]` of every node; `None`: no such section (auth off, pagerd's default).
+    pub auth: Option<AuthOptions>,
     /// `log.filter` of every node.
     pub log_filter: String,
     /// Bound on a node starting to serve, and on the first leader election.
@@ -156,6 +182,7 @@ impl Default for ClusterOptions {
             dispatch: None,
             twilio: None,
             smtp: None,
+            auth: None,
             log_filter: std::env::var(LOG_ENV).unwrap_or_else(|_| "info,openraft=warn".into()),
             start_timeout: Duration::from_secs(30),
         }
@@ -387,6 +414,15 @@ impl Cluster {
         for line in self.opts.dispatch.iter().flat_map(DispatchKnobs::lines) {
             let _ = writeln!(out, "{line}");
         }
+        if let Some(a) = &self.opts.auth {
+            let _ = writeln!(out, "\n[auth]");
+            let _ = writeln!(out, "enabled = {}", a.enabled);
+            let _ = writeln!(
+                out,
+                "bootstrap_admin_token = {}",
+                q(&a.bootstrap_admin_token)
+            );
+        }
         let _ = writeln!(out, "\n[log]\nformat = \"text\"");
         let _ = writeln!(out, "filter = {}", q(&self.opts.log_filter));
         out
@@ -517,12 +553,29 @@ impl Cluster {
         self.node(id).is_ok_and(|n| n.child().is_some())
     }
 
+    /// The OS process id of node `id` while it runs (for reading its CPU time, say).
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.node(id).ok()?.child().as_ref().map(Child::id)
+    }
+
     pub fn ports(&self, id: u64) -> anyhow::Result<Ports> {
         Ok(self.node(id)?.ports)
     }
 
     pub fn options(&self) -> &ClusterOptions {
         &self.opts
+    }
+
+    /// Replace every node's `[auth]` section and rewrite its config file. A running node keeps
+    /// what it started with: the change takes effect as each node is (re)started.
+    pub fn set_auth(&mut self, auth: Option<AuthOptions>) -> anyhow::Result<()> {
+        self.opts.auth = auth;
+        for node in &self.nodes {
+            let text = self.config_toml(node);
+            std::fs::write(node.config_path(), text)
+                .with_context(|| format!("write {}", node.config_path().display()))?;
+        }
+        Ok(())
     }
 
     /// The temp dir holding every node's directory.
@@ -541,7 +594,12 @@ impl Cluster {
     pub async fn status(&self, id: u64) -> anyhow::Result<pb::ClusterStatus> {
         let node = self.node(id)?;
         let mut c = client::cluster(&node.status);
-        match tokio::time::timeout(STATUS_TIMEOUT, c.status(pb::ClusterStatusRequest {})).await {
+        let bearer = match &self.opts.auth {
+            Some(a) => Some(client::bearer(&a.bootstrap_admin_token)?),
+            None => None,
+        };
+        let req = client::authorized(pb::ClusterStatusRequest {}, bearer.as_ref());
+        match tokio::time::timeout(STATUS_TIMEOUT, c.status(req)).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(s)) => Err(anyhow!("node {id}: Cluster.Status: {s}")),
             Err(_) => Err(anyhow!(

@@ -6,12 +6,15 @@
 //!
 //! ```text
 //! cargo run --release -p chaos-tests --bin bench -- [--json] [--events N] [--kills K]
-//!     [--only ingest|storm] [--storm-incidents N] [--storm-later N] [--storm-kills K]
-//!     [--storm-delay-ms D]
+//!     [--only ingest|storm|api] [--storm-incidents N] [--storm-later N] [--storm-kills K]
+//!     [--storm-delay-ms D] [--api-events N] [--api-rounds R]
 //! ```
 //!
 //! `--only ingest` runs phase 1 only (both throughput runs) and the no-lost-events check: about
 //! 15 s, for measuring the write path. `--only storm` runs phase 4 only (about 5 minutes with
+//! the defaults). `--only api` runs the api phase (module `api`), which no full run includes:
+//! HTTP `POST /v2/enqueue` against gRPC `Events.Send`, and the cost of API-token auth, at 1, 16
+//! and 64 clients, over 2R+1 passes with rolling restarts between them (about 2 minutes with
 //! the defaults).
 //!
 //! 1. Throughput: `Events.Send` triggers with distinct dedup keys sent to the leader by one
@@ -35,7 +38,9 @@
 //! the scenario line is printed.
 
 use anyhow::{bail, Context as _};
-use chaos_tests::cluster::{Cluster, ClusterOptions, DispatchKnobs, SmtpTarget, TwilioTarget};
+use chaos_tests::cluster::{
+    AuthOptions, Cluster, ClusterOptions, DispatchKnobs, SmtpTarget, TwilioTarget,
+};
 use chaos_tests::history::{from_epoch_ms, Accepted, History};
 use chaos_tests::invariants::{self, Bounds};
 use chaos_tests::pages;
@@ -71,7 +76,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     kills: usize,
     /// Run only some phases: `ingest` = the two throughput runs (no commit-to-page, no failover);
-    /// `storm` = the storm phase alone.
+    /// `storm` = the storm phase alone; `api` = the api phase (HTTP vs gRPC, auth on vs off).
     #[arg(long, value_enum, default_value_t = Only::All)]
     only: Only,
     /// Storm: incidents of the round without faults and of the first kill round.
@@ -86,6 +91,13 @@ struct Args {
     /// Storm: delay from level 1 to level 2 of the storm's policies.
     #[arg(long, default_value_t = 10_000)]
     storm_delay_ms: u64,
+    /// Api: events of a run at 16 and 64 clients; one client sends a tenth. Reads are three
+    /// times as many (one client: half), acknowledgements a quarter (one client: a tenth).
+    #[arg(long, default_value_t = 5_000)]
+    api_events: usize,
+    /// Api: pairs of passes (auth on, auth off) after the first pass (auth off).
+    #[arg(long, default_value_t = 3)]
+    api_rounds: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,10 +108,15 @@ enum Only {
     Ingest,
     /// The storm phase only.
     Storm,
+    /// The api phase only: HTTP vs gRPC events, auth on vs off.
+    Api,
 }
 
 #[path = "bench/storm.rs"]
 mod storm;
+
+#[path = "bench/api.rs"]
+mod api;
 
 /// Whether the full run (no `--only`) includes the storm phase.
 const STORM_IN_FULL_RUN: bool = true;
@@ -455,11 +472,15 @@ async fn main() -> anyhow::Result<()> {
     if args.events < 10 || args.clients == 0 {
         bail!("--events must be at least 10 and --clients at least 1");
     }
+    if args.api_events < 10 || args.api_rounds == 0 {
+        bail!("--api-events must be at least 10 and --api-rounds at least 1");
+    }
     if args.storm_delay_ms < 1_000 || args.storm_delay_ms % 1_000 != 0 {
         bail!("--storm-delay-ms must be whole seconds (pagerd's escalate_after is at least 1s)");
     }
     let all = args.only == Only::All;
-    let ingest = args.only != Only::Storm;
+    let ingest = matches!(args.only, Only::All | Only::Ingest);
+    let api_on = args.only == Only::Api;
     let storm_on = args.only == Only::Storm || (all && STORM_IN_FULL_RUN);
     let total = Instant::now();
     let say = |msg: String| eprintln!("bench: [{:6.1} s] {msg}", total.elapsed().as_secs_f64());
@@ -479,6 +500,12 @@ async fn main() -> anyhow::Result<()> {
             timeout_ms: 5_000,
         }),
         dispatch: Some(KNOBS),
+        // The api phase switches auth on and off by restarting the nodes; the section is there
+        // from the start so every config names the same bootstrap token.
+        auth: api_on.then(|| AuthOptions {
+            enabled: false,
+            bootstrap_admin_token: api::BOOTSTRAP.into(),
+        }),
         ..ClusterOptions::default()
     })
     .await
@@ -543,6 +570,22 @@ async fn main() -> anyhow::Result<()> {
             settings.first, settings.kills
         ));
         Some(storm::run(&mut c, &twilio, &mut history, settings).await?)
+    } else {
+        None
+    };
+
+    let api = if api_on {
+        let settings = api::Settings {
+            events: args.api_events,
+            rounds: args.api_rounds,
+        };
+        say(format!(
+            "api: HTTP vs gRPC events, auth off then on / off {} times, at {:?} clients, {} events a run",
+            settings.rounds,
+            api::CLIENTS,
+            settings.events
+        ));
+        Some(api::run_phase(&mut c, &mut history, settings).await?)
     } else {
         None
     };
@@ -632,6 +675,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(st) = &storm {
         st.print(&KNOBS.lines());
     }
+    if let Some(a) = &api {
+        a.print();
+        if a.errors() > 0 {
+            println!("api: {} calls failed (see stderr)", a.errors());
+        }
+    }
     println!();
     if to_page.before_return > 0 {
         println!(
@@ -672,6 +721,7 @@ async fn main() -> anyhow::Result<()> {
                 "page_delay_after_deadline": dist(&fo.late_after_deadline),
             },
             "storm": storm.as_ref().map(|st| st.json(knobs_json())),
+            "api": api.as_ref().map(api::Api::json),
             "report": {
                 "accepted": report.events_accepted,
                 "lost": report.lost,

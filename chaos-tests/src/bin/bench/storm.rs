@@ -717,7 +717,7 @@ async fn describe_incident(c: &Cluster, node: u64, incident: u64, deadline_ms: u
 }
 
 /// When each node finished a snapshot, from the `snapshot built` lines of its log.
-fn snapshot_times(c: &Cluster) -> Vec<(u64, SystemTime)> {
+pub fn snapshot_times(c: &Cluster) -> Vec<(u64, SystemTime)> {
     let mut out = Vec::new();
     for id in c.ids() {
         let Ok(log) = c.log(id) else { continue };
