@@ -96,12 +96,13 @@ fn build(root: &Path, bin: &Path, reason: &str) -> anyhow::Result<()> {
 }
 
 /// The workspace crates `pagerd` is built from.
-const PAGERD_CRATES: [&str; 5] = [
+const PAGERD_CRATES: [&str; 6] = [
     "pagerd",
     "pager-core",
     "pager-proto",
     "pager-raft",
     "pager-notify",
+    "pager-tls",
 ];
 
 fn modified(path: &Path) -> Option<SystemTime> {

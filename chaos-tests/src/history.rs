@@ -48,12 +48,61 @@ pub struct FaultRecord {
     pub failover: Option<Duration>,
 }
 
+/// A window in which pages could not go out through no fault of pagerd's: no quorum
+/// (every node down) or a provider unreachable. A page due in it may arrive late by the rest
+/// of the window (twice that for a provider, whose retries back off exponentially) on top of
+/// the failover bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    /// e.g. `twilio-down`, `cluster-down`.
+    pub what: String,
+    /// The channels it stopped; empty: every channel (the cluster itself was down).
+    pub channels: Vec<PageChannel>,
+    pub from: SystemTime,
+    pub to: SystemTime,
+}
+
+impl Outage {
+    /// Whether it stops pages of `channel`.
+    pub fn covers(&self, channel: PageChannel) -> bool {
+        self.channels.is_empty() || self.channels.contains(&channel)
+    }
+
+    /// Extra lateness allowed for a page of `channel` due at `due`: the rest of the window
+    /// after `due` (doubled for a provider outage: retries back off 1 s, 2 s, 4 s, ...), when
+    /// the window is open at `due` or opens within `bound` after it.
+    pub fn allowance(&self, channel: PageChannel, due: SystemTime, bound: Duration) -> Duration {
+        if !self.covers(channel) || self.to <= due || self.from > due + bound {
+            return Duration::ZERO;
+        }
+        let rest = self.to.duration_since(due).unwrap_or_default();
+        if self.channels.is_empty() {
+            rest
+        } else {
+            rest * 2
+        }
+    }
+}
+
+/// Pages in flight (claimed, no outcome: `pagerd_deliveries_pending` of the leader) just
+/// before a fault, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub fault: String,
+    pub pending: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct History {
     pub accepted: Vec<Accepted>,
     pub acks: Vec<Acked>,
     pub expected: Vec<ExpectedPage>,
     pub faults: Vec<FaultRecord>,
+    /// Pages that may or may not arrive: due so close before the incident's acknowledgement
+    /// (within the failover bound) that a failover may let the acknowledgement win.
+    pub optional: Vec<ExpectedPage>,
+    pub outages: Vec<Outage>,
+    pub in_flight: Vec<InFlight>,
 }
 
 impl History {

@@ -5,22 +5,30 @@
 //! it through the public gRPC API only, injects [`faults`], records what its clients saw in a
 //! [`history::History`], and checks the [`invariants`] against the cluster's state and the
 //! pages the providers received ([`pages`]). [`report`] prints one line per scenario. The
-//! layout follows etcd's `tests/robustness`:
+//! layout follows etcd's `tests/robustness` (faults / traffic / model / validate / report):
 //!
 //! - [`binary`]: find (or build once) the `pagerd` executable.
-//! - [`cluster`]: start, SIGKILL and restart nodes; wait for a leader or an applied index.
+//! - [`cluster`]: start, SIGKILL, SIGSTOP/SIGCONT, SIGTERM, wipe and restart nodes; wait for a
+//!   leader or an applied index.
+//! - [`proxy`]: the per-link proxies between nodes (partitions, latency) and the per-node
+//!   gates to the providers (who sent a page; a provider down).
 //! - [`client`]: gRPC clients of `pager.v1`.
+//! - [`traffic`]: triggers and acknowledgements through the public API, as clients saw them.
 //! - [`workload`]: on-call documents and the model of the pages they require.
-//! - [`faults`]: kill the leader (failover measured), restart a node.
-//! - [`history`]: accepted events, acknowledgements, expected pages, faults.
+//! - [`faults`]: process, network and provider faults, with the failover they cause.
+//! - [`history`]: accepted events, acknowledgements, expected pages, faults, outages.
+//! - [`elections`]: who led which term, from the nodes' logs.
 //! - [`metrics`]: a node's `/metrics` (delivery counters, pending deliveries).
-//! - [`pages`]: what the providers received.
+//! - [`pages`]: what the providers received, and from which node.
 //! - [`invariants`]: one invariant per file.
 //! - [`report`]: the scenario line.
+//! - [`scenario`]: what every fault scenario shares (providers, proxies, document, traffic,
+//!   the checks at the end); [`rng`]: seeded choices.
 //!
 //! Scenarios are in `tests/`, numbered per area: `t10_real_processes` (paging across a leader
-//! SIGKILL, acknowledgement, restart), `t90_issue_*` (ignored reproductions of open pagerd
-//! bugs). The benchmark is `src/bin/bench.rs`; its figures are in `BENCH-RESULTS.md`.
+//! SIGKILL, acknowledgement, restart), `t20_partitions` (symmetric, asymmetric, leader in a
+//! minority, latency), `t90_issue_*` (reproductions of pagerd bugs). The benchmark is
+//! `src/bin/bench.rs`; its figures are in `BENCH-RESULTS.md`.
 //!
 //! Environment: `PAGERD_BIN` (the binary to run), `CHAOS_KEEP` (keep configs, logs and data),
 //! `CHAOS_PAGERD_LOG` (the nodes' log filter), `RUST_LOG` (this process's).
@@ -28,12 +36,17 @@
 pub mod binary;
 pub mod client;
 pub mod cluster;
+pub mod elections;
 pub mod faults;
 pub mod history;
 pub mod invariants;
 pub mod metrics;
 pub mod pages;
+pub mod proxy;
 pub mod report;
+pub mod rng;
+pub mod scenario;
+pub mod traffic;
 pub mod workload;
 
 /// Log to the test's captured output; `RUST_LOG` overrides the default `info`. Idempotent.

@@ -1,8 +1,14 @@
 //! What the providers received: every SMS and call at the fake Twilio and every mail at the
 //! SMTP server, as one list of [`ObservedPage`]s. The incident a page belongs to is read from
 //! its text, which `pager-core`'s renderer starts with `[pagerd] #<incident>` (SMS body, mail
-//! subject) or `Incident <incident>.` (voice).
+//! subject) or `Incident <incident>.` (voice). The delivery it carries out is read from what
+//! pagerd puts in each page for its own use: an SMS's reply code (`Reply 4 <delivery> ack`),
+//! a mail's Message-ID (`<pagerd.<delivery>.<random>@...>`), a call's TwiML URL
+//! (`/twilio/voice/<delivery>?a=...`). The node that sent it is read off the TCP source the
+//! provider recorded, when the node reached the provider through its own gate
+//! ([`crate::proxy`]).
 
+use crate::proxy;
 use pager_notify::fake::smtp::SmtpServer;
 use pager_notify::fake::twilio::{FakeTwilio, RecordedMessage};
 use std::time::{Duration, Instant, SystemTime};
@@ -34,6 +40,10 @@ pub struct ObservedPage {
     pub incident: Option<u64>,
     /// When the provider accepted it (the fake's clock: this process's).
     pub received_at: SystemTime,
+    /// The delivery it carries out; `None` when the page does not say.
+    pub delivery: Option<u64>,
+    /// The node that sent it; `None` when it did not come through a node's gate.
+    pub sender: Option<u64>,
 }
 
 /// Every page received so far, oldest first.
@@ -43,25 +53,40 @@ pub fn observed(twilio: Option<&FakeTwilio>, smtp: Option<&SmtpServer>) -> Vec<O
         pages.extend(t.messages().into_iter().map(|m| ObservedPage {
             channel: PageChannel::Sms,
             incident: incident_in(&m.body),
+            delivery: number_after(&m.body, "Reply 4 "),
+            sender: m.remote.and_then(|a| proxy::node_of(a.ip())),
             to: m.to,
             received_at: m.received_at,
         }));
-        pages.extend(t.calls().into_iter().map(|c| ObservedPage {
-            channel: PageChannel::Voice,
-            incident: c.twiml.as_deref().and_then(incident_in),
-            to: c.to,
-            received_at: c.received_at,
+        pages.extend(t.calls().into_iter().map(|c| {
+            ObservedPage {
+                channel: PageChannel::Voice,
+                incident: c.twiml.as_deref().and_then(incident_in),
+                delivery: c
+                    .url
+                    .as_deref()
+                    .and_then(|u| number_after(u, "/twilio/voice/")),
+                sender: c.remote.and_then(|a| proxy::node_of(a.ip())),
+                to: c.to,
+                received_at: c.received_at,
+            }
         }));
     }
     if let Some(s) = smtp {
         for m in s.mails() {
             let incident = m.header("Subject").as_deref().and_then(incident_in);
+            let delivery = m
+                .header("Message-ID")
+                .as_deref()
+                .and_then(|id| number_after(id, "<pagerd."));
             for to in &m.to {
                 pages.push(ObservedPage {
                     channel: PageChannel::Email,
                     to: to.clone(),
                     incident,
                     received_at: m.received_at,
+                    delivery,
+                    sender: m.client_ip.and_then(proxy::node_of),
                 });
             }
         }
@@ -93,6 +118,13 @@ pub async fn wait_for_sms(
         // Returns at the next message, or when `left` ran out.
         let _ = twilio.wait_for_messages(messages.len() + 1, left).await;
     }
+}
+
+/// The number right after the first `marker` in `text`.
+pub fn number_after(text: &str, marker: &str) -> Option<u64> {
+    let rest = &text[text.find(marker)? + marker.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// The incident id in a page's text: the number an SMS starts with (`#12 CRITICAL ...`), or
@@ -135,5 +167,20 @@ mod tests {
         assert_eq!(incident_in("hello"), None);
         assert_eq!(incident_in("#x"), None);
         assert_eq!(incident_in("[pagerd] #x"), None);
+    }
+
+    #[test]
+    fn delivery_ids_are_read_from_what_pagerd_puts_in_each_page() {
+        let sms = "#12 CRITICAL db-prod: Disk full. Reply 4 345 ack, 6 345 resolve.";
+        assert_eq!(number_after(sms, "Reply 4 "), Some(345));
+        assert_eq!(
+            number_after("<pagerd.77.0a1b2c@pagerd.test>", "<pagerd."),
+            Some(77)
+        );
+        assert_eq!(
+            number_after("http://127.0.0.1:9/twilio/voice/5?a=2", "/twilio/voice/"),
+            Some(5)
+        );
+        assert_eq!(number_after("no code", "Reply 4 "), None);
     }
 }

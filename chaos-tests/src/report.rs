@@ -36,7 +36,12 @@ impl ScenarioReport {
             lost: findings.events.lost,
             pages_expected: findings.pages.expected,
             missed: findings.pages.missed,
-            duplicates: findings.pages.duplicates.len(),
+            // Pages beyond the first of their delivery when the scenario could tell
+            // (invariant 5), else pages beyond what the on-call document asked for.
+            duplicates: findings
+                .duplicates
+                .as_ref()
+                .map_or(findings.pages.duplicates.len(), |d| d.duplicates),
             worst_delay: findings.pages.worst_delay(),
             failovers: history.faults.iter().filter_map(|f| f.failover).collect(),
             violations: findings.violations(),

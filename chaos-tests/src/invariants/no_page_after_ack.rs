@@ -62,6 +62,8 @@ mod tests {
             to: "+15550100001".into(),
             incident: Some(incident),
             received_at: from_epoch_ms(at),
+            delivery: None,
+            sender: None,
         };
         let observed = [page(4, 9_000), page(4, 10_100), page(5, 11_000)];
         assert!(check(std::slice::from_ref(&ack), &observed, 1).is_empty());

@@ -5,9 +5,15 @@
 //! expectation with no match; a received page earlier than its deadline is a violation too
 //! (an escalation that fired early). Received pages left unmatched are duplicates: pages
 //! beyond what the document asks for (a re-sent delivery, or a page after an acknowledgement).
+//!
+//! Two refinements for scenarios with faults: an *optional* page (due within the bound
+//! before its incident's acknowledgement, so a failover may let the acknowledgement win) takes
+//! a matching page if one arrived and is never missed; and a page due in an [`Outage`] (no
+//! quorum, a provider unreachable: windows the scenario caused on purpose) may be later by
+//! [`Outage::allowance`].
 
 use super::Violation;
-use crate::history::{epoch_ms, from_epoch_ms, ExpectedPage};
+use crate::history::{epoch_ms, from_epoch_ms, ExpectedPage, Outage};
 use crate::pages::ObservedPage;
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +38,8 @@ impl Outcome {
 
 pub fn check(
     expected: &[ExpectedPage],
+    optional: &[ExpectedPage],
+    outages: &[Outage],
     observed: &[ObservedPage],
     bound: Duration,
     now: SystemTime,
@@ -45,6 +53,11 @@ pub fn check(
     let mut used = vec![false; observed.len()];
     for e in order {
         let due = from_epoch_ms(e.due_ms);
+        let bound = bound
+            + outages
+                .iter()
+                .map(|o| o.allowance(e.channel, due, bound))
+                .sum::<Duration>();
         let found = observed.iter().enumerate().position(|(i, p)| {
             !used[i] && p.incident == Some(e.incident) && p.channel == e.channel && p.to == e.to
         });
@@ -98,6 +111,14 @@ pub fn check(
             }
         }
     }
+    for e in optional {
+        let found = observed.iter().enumerate().position(|(i, p)| {
+            !used[i] && p.incident == Some(e.incident) && p.channel == e.channel && p.to == e.to
+        });
+        if let Some(i) = found {
+            used[i] = true;
+        }
+    }
     out.duplicates = observed
         .iter()
         .zip(&used)
@@ -127,6 +148,8 @@ mod tests {
             to: to.into(),
             incident: Some(incident),
             received_at: from_epoch_ms(at_ms),
+            delivery: None,
+            sender: None,
         }
     }
 
@@ -147,7 +170,7 @@ mod tests {
             got(1, "b", 9_000), // 4 s late
             got(3, "a", 8_000), // early
         ];
-        let out = check(&expected, &observed, bound, now);
+        let out = check(&expected, &[], &[], &observed, bound, now);
         assert_eq!(out.expected, 4);
         assert_eq!(out.missed, 1, "{:?}", out.violations);
         assert_eq!(out.duplicates, vec![got(1, "a", 1_300)]);
@@ -158,7 +181,49 @@ mod tests {
             out.violations
         );
         assert_eq!(out.worst_delay(), Some(Duration::from_millis(4_000)));
-        let none = check(&expected, &[], bound, now);
+        let none = check(&expected, &[], &[], &[], bound, now);
         assert_eq!(none.missed, 4);
+    }
+
+    #[test]
+    fn optional_pages_and_outages() {
+        let bound = Duration::from_secs(3);
+        let now = from_epoch_ms(100_000);
+        let expected = [exp(1, "a", 10_000)];
+        // Due at 10 s, arrived at 20 s: late, unless Twilio was down from 9 s to 15 s.
+        let observed = [got(1, "a", 20_000), got(2, "a", 30_000)];
+        let late = check(&expected, &[], &[], &observed, bound, now);
+        assert_eq!(late.missed, 1);
+        let outage = Outage {
+            what: "twilio-down".into(),
+            channels: vec![PageChannel::Sms],
+            from: from_epoch_ms(9_000),
+            to: from_epoch_ms(15_000),
+        };
+        let excused = check(
+            &expected,
+            &[],
+            std::slice::from_ref(&outage),
+            &observed,
+            bound,
+            now,
+        );
+        assert_eq!(excused.missed, 0, "{:?}", excused.violations);
+        let mail = Outage {
+            channels: vec![PageChannel::Email],
+            ..outage
+        };
+        assert_eq!(
+            check(&expected, &[], &[mail], &observed, bound, now).missed,
+            1,
+            "an SMTP outage excuses no SMS"
+        );
+        // The page of incident 2 is a duplicate unless it was optional; a missing optional
+        // page is no miss.
+        assert_eq!(late.duplicates.len(), 1);
+        let optional = [exp(2, "a", 29_000), exp(3, "a", 29_000)];
+        let with = check(&expected, &optional, &[], &observed, bound, now);
+        assert!(with.duplicates.is_empty());
+        assert_eq!(with.missed, 1, "only the late page");
     }
 }

@@ -7,6 +7,9 @@
 //! client ──▶ addr() (tokio relay, stoppable) ──▶ backend port (mailin-embedded threads)
 //! ```
 //!
+//! The relay dials mailin from the client's own IP address (any 127.0.0.x is local), so each mail
+//! records the address of the client that sent it ([`ReceivedMail::client_ip`]).
+//!
 //! [`SmtpServer::stop`] closes the relay's listener and cuts every session in progress, so the
 //! port refuses connections, as a crashed relay would; [`SmtpServer::restart`] listens on the
 //! same port again. The mailin threads (one acceptor, four sessions) outlive the `SmtpServer`,
@@ -14,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -39,6 +42,8 @@ pub struct ReceivedMail {
     /// The message as received after DATA (headers and body, CRLF line ends, dots unstuffed).
     pub data: Vec<u8>,
     pub received_at: SystemTime,
+    /// The IP address of the client that sent it (the relay keeps it).
+    pub client_ip: Option<IpAddr>,
 }
 
 impl ReceivedMail {
@@ -100,9 +105,16 @@ struct Mailbox {
 struct Recorder {
     board: Arc<Board<Mailbox>>,
     current: Option<ReceivedMail>,
+    /// The session's client, from `MAIL FROM`.
+    client_ip: Option<IpAddr>,
 }
 
 impl Handler for Recorder {
+    fn mail(&mut self, ip: IpAddr, _domain: &str, _from: &str) -> Response {
+        self.client_ip = Some(ip);
+        response::OK
+    }
+
     fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
         if let Some((code, message)) = self.board.update(|mailbox| mailbox.replies.pop_front()) {
             return Response::custom(code, message);
@@ -112,6 +124,7 @@ impl Handler for Recorder {
             to: to.to_vec(),
             data: Vec::new(),
             received_at: SystemTime::now(),
+            client_ip: self.client_ip,
         });
         response::OK
     }
@@ -143,6 +156,7 @@ impl SmtpServer {
         let mut server = Server::new(Recorder {
             board: board.clone(),
             current: None,
+            client_ip: None,
         });
         server
             .with_name("fake-smtp.pagerd.test")
@@ -275,15 +289,28 @@ fn spawn_relay(
     Ok(runtime.spawn(relay(front, backend)))
 }
 
-/// Accept on `front` and pipe each connection to mailin at `backend`.
+/// Connect to `backend` from `ip` (port chosen by the OS), or from wherever the OS picks if
+/// that address cannot be bound.
+async fn connect_from(ip: IpAddr, backend: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match backend {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if socket.bind(SocketAddr::new(ip, 0)).is_err() {
+        return TcpStream::connect(backend).await;
+    }
+    socket.connect(backend).await
+}
+
+/// Accept on `front` and pipe each connection to mailin at `backend`, from the client's IP.
 async fn relay(front: TcpListener, backend: SocketAddr) {
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {
             accepted = front.accept() => {
-                if let Ok((mut client, _peer)) = accepted {
+                if let Ok((mut client, peer)) = accepted {
                     sessions.spawn(async move {
-                        if let Ok(mut server) = TcpStream::connect(backend).await {
+                        if let Ok(mut server) = connect_from(peer.ip(), backend).await {
                             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                         }
                     });
@@ -305,6 +332,7 @@ mod tests {
             to: Vec::new(),
             data: b"Subject: a\r\n long one\r\nFrom: x@y\r\n\r\nSubject: body\r\n".to_vec(),
             received_at: SystemTime::now(),
+            client_ip: None,
         };
         assert_eq!(mail.header("subject").as_deref(), Some("a long one"));
         assert_eq!(mail.header("FROM").as_deref(), Some("x@y"));

@@ -151,3 +151,29 @@ async fn bad_recipient_is_permanent_without_a_connection() {
     .expect_err("bad address");
     assert!(!err.retryable);
 }
+
+#[tokio::test]
+async fn each_mail_records_its_client_address() {
+    let smtp = server();
+    // Through a relay that dials the server from 127.0.0.9, as a client on that address would.
+    let source: std::net::IpAddr = "127.0.0.9".parse().expect("ip");
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let front_addr = front.local_addr().expect("addr");
+    let to = smtp.addr();
+    tokio::spawn(async move {
+        let (mut client, _) = front.accept().await.expect("accept");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind((source, 0).into()).expect("bind the source");
+        let mut server = socket.connect(to).await.expect("connect");
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    });
+    let settings = SmtpSettings {
+        port: front_addr.port(),
+        ..smtp.settings()
+    };
+    send(&notifier(settings), &email(3)).await.expect("sent");
+    let mails = smtp.wait_for_mails(1, WAIT).await.expect("delivered");
+    assert_eq!(mails[0].client_ip, Some(source));
+}

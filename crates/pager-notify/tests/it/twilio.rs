@@ -420,3 +420,34 @@ async fn fake_requires_basic_auth() {
     let answer: Value = response.json().await.expect("json");
     assert_eq!(answer["code"], 20003);
 }
+
+#[tokio::test]
+async fn fake_records_the_address_each_request_came_from() {
+    let twilio = fake().await;
+    let url = format!(
+        "{}/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages.json",
+        twilio.base_url()
+    );
+    // All of 127.0.0.0/8 is local on Linux: a client can pick its source.
+    let source: std::net::IpAddr = "127.0.0.7".parse().expect("ip");
+    let client = reqwest::Client::builder()
+        .local_address(source)
+        .build()
+        .expect("client");
+    for to in [TO, "not a number"] {
+        client
+            .post(&url)
+            .basic_auth(TEST_ACCOUNT_SID, Some(TEST_AUTH_TOKEN))
+            .form(&[("To", to), ("From", TEST_FROM), ("Body", "hi")])
+            .send()
+            .await
+            .expect("fake answers");
+    }
+    let message = &twilio.messages()[0];
+    assert_eq!(message.remote.map(|a| a.ip()), Some(source));
+    let rejected = &twilio.rejected()[0];
+    assert_eq!(rejected.remote.map(|a| a.ip()), Some(source));
+    sms(&notifier(twilio.settings()), 2).await.expect("sent");
+    let from_notifier = twilio.messages()[1].remote.map(|a| a.ip());
+    assert_eq!(from_notifier, Some("127.0.0.1".parse().expect("ip")));
+}

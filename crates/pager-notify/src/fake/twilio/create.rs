@@ -65,6 +65,7 @@ impl Shared {
                 .iter()
                 .filter(|(k, _)| k == "MediaUrl")
                 .count(),
+            remote: request.remote,
         };
         // The 201 describes the message as created; what is recorded has moved on at once
         // (unless held), as Twilio hands a message to the carrier within moments.
@@ -217,6 +218,7 @@ impl Shared {
             status: "queued".to_owned(),
             answered_by: None,
             script: None,
+            remote: request.remote,
         };
         let life = self.board.update(|r| {
             let mut record = record;

@@ -85,6 +85,7 @@ impl Shared {
                 date_sent: Some(now),
                 direction: "inbound".to_owned(),
                 num_media: 0,
+                remote: None,
             };
             self.board.update(|r| {
                 match opt_out {

@@ -37,7 +37,8 @@
 //! (no `date_sent`, so no `DateSent` filter matches them) until
 //! [`FakeTwilio::release_queued_messages`].
 //!
-//! Each accepted request is recorded, and so is each rejected one. [`FakeTwilio::fail_next`]
+//! Each accepted request is recorded, and so is each rejected one, with the TCP address it came
+//! from (`remote`: a test that gives each client its own source address can tell who sent what). [`FakeTwilio::fail_next`]
 //! queues [`Fault`]s that take the next requests, whatever they are (the list too). The server
 //! and every call life run until the `FakeTwilio` is dropped; dropping it also closes every open
 //! connection.
@@ -147,6 +148,8 @@ pub struct RecordedMessage {
     pub direction: String,
     /// How many `MediaUrl`s it has.
     pub num_media: usize,
+    /// The TCP peer that created it (`None` for an inbound message).
+    pub remote: Option<SocketAddr>,
 }
 
 /// A call Twilio accepted.
@@ -180,6 +183,8 @@ pub struct RecordedCall {
     pub answered_by: Option<String>,
     /// The script the call follows (the one set for `to` when it was created).
     pub script: Option<CallScript>,
+    /// The TCP peer that created it.
+    pub remote: Option<SocketAddr>,
 }
 
 /// A request that got an error answer, or no answer at all ([`Fault::Drop`]).
@@ -192,6 +197,8 @@ pub struct RejectedRequest {
     pub message: String,
     pub params: Vec<(String, String)>,
     pub received_at: SystemTime,
+    /// The TCP peer that sent it.
+    pub remote: Option<SocketAddr>,
 }
 
 /// The fake server; see the module documentation.
@@ -239,6 +246,10 @@ struct Records {
 #[derive(Debug, Clone)]
 struct Hangup(Arc<Notify>);
 
+/// Per connection: the TCP peer address.
+#[derive(Debug, Clone, Copy)]
+struct Remote(SocketAddr);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Resource {
     Messages,
@@ -253,6 +264,7 @@ struct Submission {
     path: String,
     headers: HeaderMap,
     params: Vec<(String, String)>,
+    remote: Option<SocketAddr>,
 }
 
 impl FakeTwilio {
@@ -551,8 +563,8 @@ async fn accept_loop(listener: TcpListener, router: Router) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                if let Ok((stream, _peer)) = accepted {
-                    connections.spawn(serve_connection(stream, router.clone()));
+                if let Ok((stream, peer)) = accepted {
+                    connections.spawn(serve_connection(stream, peer, router.clone()));
                 }
             }
             Some(_finished) = connections.join_next(), if !connections.is_empty() => {}
@@ -561,12 +573,13 @@ async fn accept_loop(listener: TcpListener, router: Router) {
 }
 
 /// HTTP/1.1 on one connection until the client closes it or a handler hangs up.
-async fn serve_connection(stream: TcpStream, router: Router) {
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, router: Router) {
     let hangup = Hangup(Arc::new(Notify::new()));
     let notified = hangup.0.clone();
     let router = TowerToHyperService::new(router);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(hangup.clone());
+        request.extensions_mut().insert(Remote(peer));
         router.call(request)
     });
     let connection =
@@ -582,11 +595,13 @@ async fn create_message(
     State(shared): State<Arc<Shared>>,
     Path(account): Path<String>,
     Extension(hangup): Extension<Hangup>,
+    Extension(Remote(remote)): Extension<Remote>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = Submission::new(Resource::Messages, account, &uri, headers, &body);
+    let mut request = Submission::new(Resource::Messages, account, &uri, headers, &body);
+    request.remote = Some(remote);
     shared.handle(request, hangup).await
 }
 
@@ -594,6 +609,7 @@ async fn list_messages(
     State(shared): State<Arc<Shared>>,
     Path(account): Path<String>,
     Extension(hangup): Extension<Hangup>,
+    Extension(Remote(remote)): Extension<Remote>,
     uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -604,6 +620,7 @@ async fn list_messages(
         path: uri.path().to_owned(),
         headers,
         params: form::parse(query.unwrap_or_default().as_bytes()),
+        remote: Some(remote),
     };
     shared.handle(request, hangup).await
 }
@@ -612,11 +629,13 @@ async fn create_call(
     State(shared): State<Arc<Shared>>,
     Path(account): Path<String>,
     Extension(hangup): Extension<Hangup>,
+    Extension(Remote(remote)): Extension<Remote>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = Submission::new(Resource::Calls, account, &uri, headers, &body);
+    let mut request = Submission::new(Resource::Calls, account, &uri, headers, &body);
+    request.remote = Some(remote);
     shared.handle(request, hangup).await
 }
 
@@ -659,6 +678,7 @@ impl Submission {
             } else {
                 Vec::new()
             },
+            remote: None,
         }
     }
 
@@ -692,6 +712,7 @@ impl Shared {
                         message: "connection dropped without an answer".to_owned(),
                         params: request.params.clone(),
                         received_at: SystemTime::now(),
+                        remote: request.remote,
                     });
                 });
                 return hang_up(hangup).await;
@@ -720,6 +741,7 @@ impl Shared {
                 message,
                 params: request.params.clone(),
                 received_at: SystemTime::now(),
+                remote: request.remote,
             });
         });
         answer
