@@ -50,6 +50,9 @@ pub struct ScenarioOptions {
     pub provider_timeout_ms: u64,
     /// Bound on each wait for the cluster (elections, catching up, restarts).
     pub wait: Duration,
+    /// `dispatch.messages_per_second`: account-wide SMS pacing (0: none). With pacing, a
+    /// burst of incidents leaves the leader holding claimed pages waiting for their slot.
+    pub messages_per_second: f64,
 }
 
 impl Default for ScenarioOptions {
@@ -63,6 +66,7 @@ impl Default for ScenarioOptions {
             failover_bound: Duration::from_secs(4),
             provider_timeout_ms: 2_000,
             wait: Duration::from_secs(30),
+            messages_per_second: 0.0,
         }
     }
 }
@@ -116,7 +120,7 @@ impl Scenario {
             // would delay pages on purpose and measure itself.
             dispatch: Some(DispatchKnobs {
                 concurrency: 64,
-                messages_per_second: 0.0,
+                messages_per_second: opts.messages_per_second,
                 recipient_burst: 100_000,
                 recipient_window_ms: 1_000,
                 high_urgency_max_delay_ms: 0,
@@ -170,6 +174,35 @@ impl Scenario {
                 ..TrafficOptions::default()
             },
         )
+    }
+
+    /// Send `n` triggers at once to node `via` (besides the traffic), recorded as accepted:
+    /// a burst of incidents, all paging alice at the same moment.
+    pub async fn burst(&mut self, via: u64, n: usize) -> anyhow::Result<()> {
+        let ch = self.cluster.channel(via)?;
+        let started = SystemTime::now();
+        let sends = (0..n).map(|i| {
+            let mut events = client::events(&ch);
+            let key = format!("burst-{}-{i}", crate::history::epoch_ms(started));
+            async move {
+                let r = events
+                    .send(client::trigger(KEY, &key, "burst"))
+                    .await
+                    .with_context(|| format!("burst trigger {key} to node {via}"))?;
+                anyhow::Ok(r.into_inner())
+            }
+        });
+        for r in join_all(sends).await? {
+            let r = r?;
+            self.history.accepted.push(crate::history::Accepted {
+                incident: r.incident_id,
+                dedup_key: r.dedup_key,
+                folded: r.folded,
+                commit_index: r.commit_index,
+                via,
+            });
+        }
+        Ok(())
     }
 
     /// Let the traffic run for `d` (a phase without faults).
@@ -346,6 +379,20 @@ impl Scenario {
         }
         Ok((expected, optional))
     }
+}
+
+/// Run every future to completion concurrently (each a task), results in order.
+async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> anyhow::Result<Vec<F::Output>>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.context("a concurrent request's task")?);
+    }
+    Ok(out)
 }
 
 /// Every incident node `node` holds (all pages of `Incidents.List`).
