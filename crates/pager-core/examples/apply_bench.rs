@@ -104,6 +104,14 @@ fn main() {
     let bytes_per_open = (LIVE.load(Ordering::Relaxed) - before) as f64 / n as f64;
     let snapshot_bytes =
         serde_json::to_vec(&log.state).map(|v| v.len()).unwrap_or(0) as f64 / n as f64;
+    // What a snapshot costs the apply path: the copy taken under the state lock.
+    let start = Instant::now();
+    let copy = log.state.clone();
+    let clone_ms = start.elapsed().as_secs_f64() * 1e3;
+    drop(copy);
+    let start = Instant::now();
+    let encoded = serde_json::to_vec(&log.state).map(|v| v.len()).unwrap_or(0);
+    let encode_ms = start.elapsed().as_secs_f64() * 1e3;
 
     // 2. A mix: trigger, SMS outcome, acknowledge (a realistic incident life).
     let mut log2 = Log {
@@ -150,6 +158,9 @@ fn main() {
                 "trigger_outcome_ack_commands_per_sec": mix_rate.round(),
                 "heap_bytes_per_open_incident": bytes_per_open.round(),
                 "snapshot_bytes_per_open_incident": snapshot_bytes.round(),
+                "state_clone_ms": clone_ms,
+                "snapshot_encode_ms": encode_ms,
+                "snapshot_bytes": encoded,
             })
         );
     } else {
@@ -169,6 +180,14 @@ fn main() {
         println!(
             "  snapshot (JSON) per open incident       {:>12.0} bytes",
             snapshot_bytes
+        );
+        println!(
+            "  state copy for a snapshot (apply waits) {:>12.1} ms",
+            clone_ms
+        );
+        println!(
+            "  snapshot JSON encode (off the apply path){:>11.1} ms ({encoded} bytes)",
+            encode_ms
         );
     }
 }

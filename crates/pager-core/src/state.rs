@@ -145,13 +145,15 @@ pub struct State {
     router: RouterCache,
     /// Integration key → service name; derived from `config` on apply.
     key_index: BTreeMap<String, String>,
-    pub incidents: BTreeMap<IncidentId, Incident>,
+    /// Values are shared with snapshots in progress (copy on write), so
+    /// copying the state for a snapshot does not copy every incident.
+    pub incidents: BTreeMap<IncidentId, Arc<Incident>>,
     /// Open incidents by service, then dedup key (a merged incident's key
     /// points at the incident it was merged into).
     open_by_key: BTreeMap<String, BTreeMap<String, IncidentId>>,
     /// Per service, the newest incident opened without a dedup key, for grouping.
     last_ungrouped: BTreeMap<String, IncidentId>,
-    pub deliveries: BTreeMap<DeliveryId, Delivery>,
+    pub deliveries: BTreeMap<DeliveryId, Arc<Delivery>>,
     /// Deliveries in `Pending`: what the leader has to send.
     pending: BTreeSet<DeliveryId>,
     /// Phone number → the newest SMS or voice delivery to it (a bare reply
@@ -342,7 +344,9 @@ impl State {
 
     /// Deliveries the leader of their `claim_term` must send, oldest first.
     pub fn pending_deliveries(&self) -> impl Iterator<Item = &Delivery> + '_ {
-        self.pending.iter().filter_map(|id| self.deliveries.get(id))
+        self.pending
+            .iter()
+            .filter_map(|id| self.deliveries.get(id).map(|d| &**d))
     }
 
     pub fn service_for_key(&self, key: &str) -> Option<&str> {
@@ -361,6 +365,7 @@ impl State {
             .incidents
             .values()
             .filter(|i| i.revision > revision)
+            .map(|i| &**i)
             .collect();
         changed.sort_by_key(|i| (i.revision, i.id));
         changed
@@ -561,7 +566,7 @@ impl State {
         match (event.action, open) {
             (EventAction::Trigger, Some(id)) => {
                 self.stats.triggers_folded += 1;
-                if let Some(inc) = self.incidents.get_mut(&id) {
+                if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
                     inc.folded += 1;
                     inc.note(cx.stamp(), &by, "trigger folded in");
                 }
@@ -651,7 +656,7 @@ impl State {
             .filter(|id| self.incidents.get(id).is_some_and(|i| i.is_open()));
         if let Some(id) = open_storm {
             self.stats.triggers_folded += 1;
-            if let Some(inc) = self.incidents.get_mut(&id) {
+            if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
                 inc.folded += 1;
                 inc.note(
                     cx.stamp(),
@@ -800,7 +805,7 @@ impl State {
                 format!("routed by rule(s): {}", decision.matched.join(", ")),
             );
         }
-        self.incidents.insert(id, inc);
+        self.incidents.insert(id, Arc::new(inc));
         self.open_by_key
             .entry(service.to_string())
             .or_default()
@@ -821,7 +826,7 @@ impl State {
     // ---- incident actions ----
 
     fn acknowledge(&mut self, cx: &mut Cx, id: IncidentId, by: &str) -> Response {
-        let Some(inc) = self.incidents.get_mut(&id) else {
+        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
             return not_found_incident();
         };
         if inc.status == IncidentStatus::Triggered {
@@ -845,7 +850,7 @@ impl State {
     }
 
     fn resolve(&mut self, cx: &mut Cx, id: IncidentId, by: &str) -> Response {
-        let Some(inc) = self.incidents.get_mut(&id) else {
+        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
             return not_found_incident();
         };
         if inc.status != IncidentStatus::Resolved {
@@ -898,11 +903,11 @@ impl State {
             let Some(inc) = self.incidents.remove(id) else {
                 continue;
             };
-            for key in inc.timers {
-                self.timers.remove(&key);
+            for key in &inc.timers {
+                self.timers.remove(key);
             }
-            for d in inc.deliveries {
-                deliveries += u64::from(self.deliveries.remove(&d).is_some());
+            for d in &inc.deliveries {
+                deliveries += u64::from(self.deliveries.remove(d).is_some());
             }
         }
         let (incidents, known) = (&self.incidents, &self.deliveries);
@@ -929,7 +934,7 @@ impl State {
         }
         self.clear_timers(id, |t| matches!(t, Timer::Retrigger { .. }));
         self.set_timer(id, until, Timer::Retrigger { incident: id });
-        if let Some(inc) = self.incidents.get_mut(&id) {
+        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
             inc.snoozed_until = Some(until);
             inc.note(
                 cx.stamp(),
@@ -958,7 +963,7 @@ impl State {
             return rejected_invalid("id", "incident is resolved");
         }
         self.stop_paging(cx, id);
-        if let Some(inc) = self.incidents.get_mut(&id) {
+        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
             inc.tracks = vec![Track::new(to.clone())];
             inc.note(
                 cx.stamp(),
@@ -990,7 +995,7 @@ impl State {
             return rejected_invalid("level", format!("must be 1 to {levels}"));
         }
         self.stop_paging(cx, id);
-        if let Some(inc) = self.incidents.get_mut(&id) {
+        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
             inc.tracks.truncate(1);
             inc.tracks[0].level = level - 1;
             inc.tracks[0].done = false;
@@ -1060,7 +1065,7 @@ impl State {
             );
         }
         let names: Vec<String> = tracks.iter().map(assignee_text).collect();
-        let Some(inc) = self.incidents.get_mut(&id) else {
+        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
             return not_found_incident();
         };
         inc.note(
@@ -1103,7 +1108,7 @@ impl State {
             src.service == dst.service,
         );
         self.resolve(cx, id, by);
-        if let Some(src) = self.incidents.get_mut(&id) {
+        if let Some(src) = self.incidents.get_mut(&id).map(Arc::make_mut) {
             src.merged_into = Some(into);
             src.note(cx.stamp(), by, format!("merged into #{into}"));
         }
@@ -1114,7 +1119,7 @@ impl State {
                 .or_default()
                 .insert(key, into);
         }
-        if let Some(dst) = self.incidents.get_mut(&into) {
+        if let Some(dst) = self.incidents.get_mut(&into).map(Arc::make_mut) {
             dst.note(cx.stamp(), by, format!("#{id} merged in as a duplicate"));
         }
         Response::Incident { id: into }
@@ -1134,7 +1139,7 @@ impl State {
                 what: format!("user {user:?}"),
             });
         }
-        let Some(inc) = self.incidents.get_mut(&id) else {
+        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
             return not_found_incident();
         };
         let (slot, name) = match role {
@@ -1155,7 +1160,7 @@ impl State {
         if text.trim().is_empty() || text.len() > MAX_NOTE_BYTES {
             return rejected_invalid("text", format!("1 to {MAX_NOTE_BYTES} bytes"));
         }
-        let Some(inc) = self.incidents.get_mut(&id) else {
+        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
             return not_found_incident();
         };
         inc.note(cx.stamp(), by, format!("note: {text}"));
@@ -1299,7 +1304,7 @@ impl State {
     fn reclaim_unsettled(&mut self, cx: &mut Cx) {
         let unsettled: Vec<DeliveryId> = self.pending.iter().copied().collect();
         for id in unsettled {
-            if let Some(d) = self.deliveries.get_mut(&id) {
+            if let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) {
                 d.claim_term = cx.meta.term;
                 d.reclaims += 1;
                 d.in_doubt = true;
@@ -1320,7 +1325,7 @@ impl State {
     fn fire_due(&mut self, cx: &mut Cx) {
         while let Some((key, timer)) = self.timers.pop_due(cx.at) {
             let status = match timer.incident() {
-                Some(id) => match self.incidents.get_mut(&id) {
+                Some(id) => match self.incidents.get_mut(&id).map(Arc::make_mut) {
                     Some(inc) => {
                         inc.timers.remove(&key);
                         Some(inc.status)
@@ -1373,7 +1378,7 @@ impl State {
         attempt: u32,
         result: &SendResult,
     ) -> Response {
-        let Some(d) = self.deliveries.get_mut(&id) else {
+        let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) else {
             return Response::Rejected(Rejection::NotFound {
                 field: "delivery".into(),
                 what: format!("delivery {id}"),
@@ -1493,7 +1498,7 @@ impl State {
     /// Trigger an incident again (snooze over, acknowledgement timeout,
     /// reassignment, manual escalation): every track pages from where it stands.
     fn retrigger(&mut self, cx: &mut Cx, id: IncidentId, by: &str) {
-        let Some(inc) = self.incidents.get_mut(&id) else {
+        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
             return;
         };
         if !inc.is_open() {
@@ -1514,7 +1519,7 @@ impl State {
             if let Some(track) = self
                 .incidents
                 .get_mut(&id)
-                .and_then(|i| i.tracks.get_mut(t))
+                .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
             {
                 track.done = false;
             }
@@ -1541,7 +1546,7 @@ impl State {
                 if let Some(tr) = self
                     .incidents
                     .get_mut(&id)
-                    .and_then(|i| i.tracks.get_mut(t))
+                    .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
                 {
                     tr.done = true;
                 }
@@ -1586,7 +1591,7 @@ impl State {
             if let Some(tr) = self
                 .incidents
                 .get_mut(&id)
-                .and_then(|i| i.tracks.get_mut(t))
+                .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
             {
                 (tr.level, tr.repeat) = (level as u32, repeat);
             }
@@ -1649,7 +1654,7 @@ impl State {
                 if let Some(tr) = self
                     .incidents
                     .get_mut(&id)
-                    .and_then(|i| i.tracks.get_mut(t))
+                    .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
                 {
                     (tr.level, tr.repeat) = (level as u32, repeat);
                 }
@@ -1670,7 +1675,7 @@ impl State {
         if let Some(tr) = self
             .incidents
             .get_mut(&id)
-            .and_then(|i| i.tracks.get_mut(t))
+            .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
         {
             tr.done = true;
         }
@@ -1842,13 +1847,13 @@ impl State {
             created_at: cx.at,
             updated_at: cx.at,
         };
-        self.deliveries.insert(did, d);
+        self.deliveries.insert(did, Arc::new(d));
         self.pending.insert(did);
         if let Some(phone) = phone {
             self.latest_to_phone.insert(phone, did);
         }
         self.stats.deliveries_created += 1;
-        if let Some(inc) = self.incidents.get_mut(&id) {
+        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
             inc.deliveries.push(did);
         }
         cx.effects.push(Effect::Deliver {
@@ -1858,7 +1863,7 @@ impl State {
     }
 
     fn retry(&mut self, cx: &mut Cx, id: DeliveryId) {
-        let Some(d) = self.deliveries.get_mut(&id) else {
+        let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) else {
             return;
         };
         if d.status != DeliveryStatus::RetryWait {
@@ -1887,7 +1892,7 @@ impl State {
             return;
         };
         for did in &inc.deliveries {
-            if let Some(d) = self.deliveries.get_mut(did) {
+            if let Some(d) = self.deliveries.get_mut(did).map(Arc::make_mut) {
                 if matches!(
                     d.status,
                     DeliveryStatus::Pending | DeliveryStatus::RetryWait
@@ -1904,7 +1909,7 @@ impl State {
 
     /// Remove the incident's timers that `which` selects.
     fn clear_timers(&mut self, id: IncidentId, which: impl Fn(&Timer) -> bool) {
-        let Some(inc) = self.incidents.get_mut(&id) else {
+        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
             return;
         };
         let keys: Vec<TimerKey> = inc.timers.iter().copied().collect();
@@ -1918,13 +1923,13 @@ impl State {
 
     fn set_timer(&mut self, id: IncidentId, at: Millis, timer: Timer) {
         let key = self.timers.insert(at, timer);
-        if let Some(inc) = self.incidents.get_mut(&id) {
+        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
             inc.timers.insert(key);
         }
     }
 
     fn note(&mut self, id: IncidentId, stamp: Stamp, by: &str, what: impl Into<String>) {
-        if let Some(inc) = self.incidents.get_mut(&id) {
+        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
             inc.note(stamp, by, what);
         }
     }

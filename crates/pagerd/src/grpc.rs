@@ -133,7 +133,9 @@ impl Api {
                 s.incidents.get(&id).map(|inc| {
                     convert::incident_to_pb(
                         inc,
-                        inc.deliveries.iter().filter_map(|d| s.deliveries.get(d)),
+                        inc.deliveries
+                            .iter()
+                            .filter_map(|d| s.deliveries.get(d).map(|d| &**d)),
                     )
                 })
             })
@@ -277,7 +279,7 @@ impl pb::incidents_server::Incidents for Api {
                 .filter(|(_, i)| req.service.is_empty() || i.service == req.service)
                 .filter(|(_, i)| urgency.is_none_or(|u| i.urgency == u))
                 .filter(|(_, i)| i.created_at >= req.created_from_ms && i.created_at < before)
-                .map(|(_, i)| i)
+                .map(|(_, i)| &**i)
                 .take(limit + 1)
                 .collect();
             let more = page.len() > limit;
@@ -926,7 +928,9 @@ async fn watch(
                     revision: i.revision,
                     incident: Some(convert::incident_to_pb(
                         i,
-                        i.deliveries.iter().filter_map(|d| s.deliveries.get(d)),
+                        i.deliveries
+                            .iter()
+                            .filter_map(|d| s.deliveries.get(d).map(|d| &**d)),
                     )),
                 })
                 .collect();

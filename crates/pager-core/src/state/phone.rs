@@ -8,6 +8,7 @@ use crate::delivery::{contact_key, DeliveryId, PhoneAction, Unreachable};
 use crate::incident::{Assignee, IncidentId, IncidentStatus};
 use crate::oncall::ContactKind;
 use crate::timer::{Timer, TimerKey};
+use std::sync::Arc;
 
 /// Call statuses after which Twilio says no more about a call.
 const CALL_ENDED: [&str; 5] = ["completed", "busy", "no-answer", "failed", "canceled"];
@@ -40,7 +41,7 @@ impl State {
         };
         let (did, incident, user) = (d.id, d.incident, d.user.clone());
         if via == ContactKind::Voice {
-            if let Some(d) = self.deliveries.get_mut(&did) {
+            if let Some(d) = self.deliveries.get_mut(&did).map(Arc::make_mut) {
                 d.reached = true;
                 d.updated_at = cx.at;
             }
@@ -107,7 +108,7 @@ impl State {
         status: &str,
         answered_by: &str,
     ) -> Response {
-        let Some(d) = self.deliveries.get_mut(&id) else {
+        let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) else {
             return Response::Noop;
         };
         if d.attempt != attempt || d.method != ContactKind::Voice {
@@ -227,7 +228,7 @@ impl State {
             return;
         };
         self.timers.remove(&key);
-        if let Some(inc) = self.incidents.get_mut(&id) {
+        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
             inc.timers.remove(&key);
         }
         self.fire_rule(cx, id, user, rule as usize, shadow);
