@@ -296,6 +296,7 @@ impl Scenario {
             lease_slack: Duration::from_millis(750),
             quiet: wait,
         };
+        tracing::info!(observed = observed.len(), "--- checking the invariants");
         let findings = invariants::check_scenario(&self.cluster, &self.history, &observed, bounds)
             .await
             .context("check the invariants")?;
@@ -315,6 +316,13 @@ impl Scenario {
                 "  pages attributed to a sender: {}, terms led: {}, replicas compared at index {:?} on {} nodes",
                 s.attributed, s.terms, r.index, r.nodes
             );
+        }
+        if let Some(d) = findings
+            .duplicates
+            .as_ref()
+            .filter(|d| !d.duplicated.is_empty())
+        {
+            println!("  duplicated deliveries: {}", d.duplicated.join(" "));
         }
         println!("  {} took {:?}", self.name, self.started.elapsed());
         report.into_result()

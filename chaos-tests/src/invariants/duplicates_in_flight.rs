@@ -48,6 +48,8 @@ pub struct Outcome {
     pub in_flight_at_faults: usize,
     /// Pages that name no delivery (not checked).
     pub unnamed: usize,
+    /// Each duplicated delivery: `email#12x2 (reclaims 1, attempts 1)`.
+    pub duplicated: Vec<String>,
     pub violations: Vec<Violation>,
 }
 
@@ -108,6 +110,14 @@ pub fn check(observed: &[ObservedPage], settled: &BTreeMap<u64, Settled>) -> Out
         out.in_flight_at_faults += allowed;
         let extra = n - 1;
         out.duplicates += extra;
+        if extra > 0 {
+            out.duplicated.push(format!(
+                "{}#{delivery}x{n} (reclaims {}, attempts {})",
+                channel.as_str(),
+                s.map_or(0, |s| s.reclaims),
+                s.map_or(0, |s| s.attempt)
+            ));
+        }
         if extra > allowed {
             out.violations.push(Violation {
                 invariant: NAME,
