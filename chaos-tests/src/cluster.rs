@@ -644,6 +644,16 @@ impl Cluster {
         Ok(())
     }
 
+    /// Keep the temp dir (configs, logs, data) when the cluster is dropped, as after a failed
+    /// test: for a failure found without a panic (an invariant checked at the end).
+    pub fn keep(&mut self) {
+        self.root.disable_cleanup(true);
+        eprintln!(
+            "chaos-tests: keeping configs, logs and data in {}",
+            self.root.path().display()
+        );
+    }
+
     /// The temp dir holding every node's directory.
     pub fn root(&self) -> &Path {
         self.root.path()

@@ -23,11 +23,15 @@
 //! - [`invariants`]: one invariant per file.
 //! - [`report`]: the scenario line.
 //! - [`scenario`]: what every fault scenario shares (providers, proxies, document, traffic,
-//!   the checks at the end); [`rng`]: seeded choices.
+//!   the checks at the end); [`randomized`]: seeded faults and traffic; [`rng`]: its seeds.
 //!
 //! Scenarios are in `tests/`, numbered per area: `t10_real_processes` (paging across a leader
 //! SIGKILL, acknowledgement, restart), `t20_partitions` (symmetric, asymmetric, leader in a
-//! minority, latency), `t90_issue_*` (reproductions of pagerd bugs). The benchmark is
+//! minority, latency), `t30_zombie_leader` (SIGSTOP past the election timeout, SIGCONT),
+//! `t40_regions` (five nodes 2/2/1: a region killed; every node killed), `t50_restarts`
+//! (rolling SIGTERM; a node wiped and re-added by snapshot), `t60_providers` (Twilio down,
+//! 429, slow; SMTP down), `t70_randomized` (a seeded schedule of all of them; the long soak is
+//! `examples/soak.rs`), `t90_issue_*` (reproductions of pagerd bugs). The benchmark is
 //! `src/bin/bench.rs`; its figures are in `BENCH-RESULTS.md`.
 //!
 //! Environment: `PAGERD_BIN` (the binary to run), `CHAOS_KEEP` (keep configs, logs and data),
@@ -43,6 +47,7 @@ pub mod invariants;
 pub mod metrics;
 pub mod pages;
 pub mod proxy;
+pub mod randomized;
 pub mod report;
 pub mod rng;
 pub mod scenario;

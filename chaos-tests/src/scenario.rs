@@ -16,7 +16,9 @@
 //! failover may let the acknowledgement commit first.
 
 use crate::client;
-use crate::cluster::{Cluster, ClusterOptions, DispatchKnobs, SmtpTarget, Timings, TwilioTarget};
+use crate::cluster::{
+    Cluster, ClusterOptions, DispatchKnobs, SmtpTarget, Timings, TwilioTarget, TAIL_LINES,
+};
 use crate::history::{from_epoch_ms, ExpectedPage, History};
 use crate::invariants::{self, Bounds, ScenarioBounds};
 use crate::pages;
@@ -325,6 +327,10 @@ impl Scenario {
             println!("  duplicated deliveries: {}", d.duplicated.join(" "));
         }
         println!("  {} took {:?}", self.name, self.started.elapsed());
+        if !report.is_clean() {
+            self.cluster.print_log_tails(TAIL_LINES);
+            self.cluster.keep();
+        }
         report.into_result()
     }
 }
