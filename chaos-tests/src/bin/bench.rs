@@ -8,6 +8,7 @@
 //! cargo run --release -p chaos-tests --bin bench -- [--json] [--events N] [--kills K]
 //!     [--only ingest|storm|api] [--storm-incidents N] [--storm-later N] [--storm-kills K]
 //!     [--storm-delay-ms D] [--api-events N] [--api-rounds R]
+//!     [--only resources] [--resources-incidents 10000,100000]
 //! ```
 //!
 //! `--only ingest` runs phase 1 only (both throughput runs) and the no-lost-events check: about
@@ -15,7 +16,9 @@
 //! the defaults). `--only api` runs the api phase (module `api`), which no full run includes:
 //! HTTP `POST /v2/enqueue` against gRPC `Events.Send`, and the cost of API-token auth, at 1, 16
 //! and 64 clients, over 2R+1 passes with rolling restarts between them (about 2 minutes with
-//! the defaults).
+//! the defaults). `--only resources` runs the resources phase (module `resources`), which no
+//! full run includes either: RSS, disk and snapshot size with 10k and 100k open incidents, and
+//! the time to restart a node and to install a snapshot on a wiped one (figures only).
 //!
 //! 1. Throughput: `Events.Send` triggers with distinct dedup keys sent to the leader by one
 //!    client (N/10 events), then by 64 concurrent clients, each on its own HTTP/2 connection
@@ -98,6 +101,9 @@ struct Args {
     /// Api: pairs of passes (auth on, auth off) after the first pass (auth off).
     #[arg(long, default_value_t = 3)]
     api_rounds: usize,
+    /// Resources: open incidents at which to measure (cumulative, ascending).
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+    resources_incidents: Vec<usize>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +116,8 @@ enum Only {
     Storm,
     /// The api phase only: HTTP vs gRPC events, auth on vs off.
     Api,
+    /// The resources phase only: RSS, disk, snapshot size, restart and install times.
+    Resources,
 }
 
 #[path = "bench/storm.rs"]
@@ -117,6 +125,9 @@ mod storm;
 
 #[path = "bench/api.rs"]
 mod api;
+
+#[path = "bench/resources.rs"]
+mod resources;
 
 /// Whether the full run (no `--only`) includes the storm phase.
 const STORM_IN_FULL_RUN: bool = true;
@@ -466,6 +477,33 @@ fn knobs_json() -> Value {
     })
 }
 
+/// `--only resources`: its own cluster, figures only.
+async fn resources_only(args: &Args) -> anyhow::Result<()> {
+    if args.resources_incidents.is_empty() || args.resources_incidents.contains(&0) {
+        bail!("--resources-incidents needs counts above 0");
+    }
+    let total = Instant::now();
+    let r = resources::run_phase(&args.resources_incidents).await?;
+    let took = total.elapsed();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "pagerd bench: resources, 3 pagerd processes on 127.0.0.1, fsync on, {cores} cores, {} build, {:.0} s in all",
+        chaos_tests::binary::profile(),
+        took.as_secs_f64()
+    );
+    r.print();
+    if args.json {
+        let out = json!({
+            "machine": { "cores": cores, "build": chaos_tests::binary::profile() },
+            "only": "resources",
+            "seconds": took.as_secs_f64(),
+            "resources": r.json(),
+        });
+        println!("{out}");
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -477,6 +515,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.storm_delay_ms < 1_000 || args.storm_delay_ms % 1_000 != 0 {
         bail!("--storm-delay-ms must be whole seconds (pagerd's escalate_after is at least 1s)");
+    }
+    if args.only == Only::Resources {
+        return resources_only(&args).await;
     }
     let all = args.only == Only::All;
     let ingest = matches!(args.only, Only::All | Only::Ingest);
