@@ -123,9 +123,9 @@ fn record(
     });
 }
 
-/// SIGSTOP the leader, keep it stopped for `hold` in all (past the election timeout: the
-/// others elect a new leader meanwhile, measured as the failover), then SIGCONT it: a zombie
-/// leader that wakes up believing it still leads. Returns once every node names one leader.
+/// SIGSTOP the leader, keep it stopped until the others have elected a new leader (measured
+/// as the failover) and `hold` more, then SIGCONT it: a zombie leader that wakes up believing
+/// it still leads, well after its lease ran out. Returns once every node names one leader.
 pub async fn pause_leader(
     cluster: &mut Cluster,
     history: &mut History,
@@ -145,7 +145,7 @@ pub async fn pause_leader(
     };
     let election = seen.duration_since(paused.at);
     // Waiting out the pause is the fault itself.
-    tokio::time::sleep(hold.saturating_sub(paused.at.elapsed())).await;
+    tokio::time::sleep(hold.saturating_sub(seen.elapsed())).await;
     cluster.resume(old.id)?;
     record(history, "pause-leader", old.id, paused.wall, Some(election));
     cluster.wait_for_leader(timeout).await?;

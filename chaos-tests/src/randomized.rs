@@ -202,9 +202,6 @@ async fn apply(
             faults::restart(c, h, id, wait).await?;
         }
         Kind::PauseLeader => {
-            let hold = hold.max(Duration::from_millis(
-                2 * s.opts.timings.election_timeout_max_ms,
-            ));
             faults::pause_leader(c, h, hold, wait).await?;
         }
         Kind::IsolateLeader => {
