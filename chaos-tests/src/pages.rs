@@ -40,6 +40,10 @@ pub struct ObservedPage {
     pub incident: Option<u64>,
     /// When the provider accepted it (the fake's clock: this process's).
     pub received_at: SystemTime,
+    /// When the sender began the request: the same as `received_at` for Twilio (one HTTP
+    /// request); for email the session's `EHLO` (pagerd opens one SMTP session per mail, which
+    /// takes several round trips, and a sender paused in the middle finishes it when resumed).
+    pub sent_at: SystemTime,
     /// The delivery it carries out; `None` when the page does not say.
     pub delivery: Option<u64>,
     /// The node that sent it; `None` when it did not come through a node's gate.
@@ -57,6 +61,7 @@ pub fn observed(twilio: Option<&FakeTwilio>, smtp: Option<&SmtpServer>) -> Vec<O
             sender: m.remote.and_then(|a| proxy::node_of(a.ip())),
             to: m.to,
             received_at: m.received_at,
+            sent_at: m.received_at,
         }));
         pages.extend(t.calls().into_iter().map(|c| {
             ObservedPage {
@@ -69,6 +74,7 @@ pub fn observed(twilio: Option<&FakeTwilio>, smtp: Option<&SmtpServer>) -> Vec<O
                 sender: c.remote.and_then(|a| proxy::node_of(a.ip())),
                 to: c.to,
                 received_at: c.received_at,
+                sent_at: c.received_at,
             }
         }));
     }
@@ -85,6 +91,7 @@ pub fn observed(twilio: Option<&FakeTwilio>, smtp: Option<&SmtpServer>) -> Vec<O
                     to: to.clone(),
                     incident,
                     received_at: m.received_at,
+                    sent_at: m.started_at,
                     delivery,
                     sender: m.client_ip.and_then(proxy::node_of),
                 });

@@ -145,6 +145,7 @@ mod tests {
             to: "alice@example.com".into(),
             incident: Some(1),
             received_at: from_epoch_ms(at),
+            sent_at: from_epoch_ms(at),
             delivery: Some(delivery),
             sender: Some(1),
         }

@@ -62,6 +62,7 @@ mod tests {
             to: "+15550100001".into(),
             incident: Some(incident),
             received_at: from_epoch_ms(at),
+            sent_at: from_epoch_ms(at),
             delivery: None,
             sender: None,
         };

@@ -11,7 +11,14 @@
 //! before that commits. The page's term is the latest term its sender had become leader of when
 //! the provider received it.
 //!
-//! **The checks**, for every page a provider received at `t` from node `N`:
+//! **When it was sent**: when the sender began the request ([`ObservedPage::sent_at`]): for
+//! email the `EHLO` of its SMTP session (one per mail). A sender paused in the middle of that
+//! session (SIGSTOP lands between `EHLO` and the final `.`) completes it when resumed,
+//! long after its lease; no fence on the sender's side can take back a transaction already
+//! begun, so such a mail counts as in flight at the fault (see `duplicates_in_flight`), not as
+//! a page sent by a deposed leader.
+//!
+//! **The checks**, for every page node `N` began sending at `t`:
 //! 1. `N` had become leader of some term `T` before `t`; otherwise it paged as a follower.
 //! 2. No node had become leader of a later term more than `slack` before `t`: by then `N`'s
 //!    lease had run out (a later leader is elected only after a majority stopped hearing from
@@ -98,7 +105,7 @@ pub fn check(
         out.attributed += 1;
         let led = elections
             .iter()
-            .filter(|e| e.node == node && e.at <= p.received_at)
+            .filter(|e| e.node == node && e.at <= p.sent_at)
             .max_by_key(|e| e.term);
         let Some(led) = led else {
             out.violations.push(Violation {
@@ -115,8 +122,8 @@ pub fn check(
             .filter(|e| e.term > led.term)
             .min_by_key(|e| e.at);
         if let Some(next) = successor {
-            if next.at + slack < p.received_at {
-                let after = p.received_at.duration_since(next.at).unwrap_or_default();
+            if next.at + slack < p.sent_at {
+                let after = p.sent_at.duration_since(next.at).unwrap_or_default();
                 out.violations.push(Violation {
                     invariant: NAME,
                     detail: format!(
@@ -156,6 +163,7 @@ mod tests {
             to: "+15550100001".into(),
             incident: Some(1),
             received_at: from_epoch_ms(at_ms),
+            sent_at: from_epoch_ms(at_ms),
             delivery: Some(1),
             sender,
         }

@@ -148,6 +148,7 @@ mod tests {
             to: to.into(),
             incident: Some(incident),
             received_at: from_epoch_ms(at_ms),
+            sent_at: from_epoch_ms(at_ms),
             delivery: None,
             sender: None,
         }

@@ -42,6 +42,9 @@ pub struct ReceivedMail {
     /// The message as received after DATA (headers and body, CRLF line ends, dots unstuffed).
     pub data: Vec<u8>,
     pub received_at: SystemTime,
+    /// When the client began the session this mail came in (`HELO`/`EHLO`; pagerd opens one
+    /// session per mail), else its `MAIL FROM`.
+    pub started_at: SystemTime,
     /// The IP address of the client that sent it (the relay keeps it).
     pub client_ip: Option<IpAddr>,
 }
@@ -107,11 +110,19 @@ struct Recorder {
     current: Option<ReceivedMail>,
     /// The session's client, from `MAIL FROM`.
     client_ip: Option<IpAddr>,
+    /// When the session's `HELO`/`EHLO`, else the current mail's `MAIL FROM`, arrived.
+    started_at: Option<SystemTime>,
 }
 
 impl Handler for Recorder {
+    fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
+        self.started_at = Some(SystemTime::now());
+        response::OK
+    }
+
     fn mail(&mut self, ip: IpAddr, _domain: &str, _from: &str) -> Response {
         self.client_ip = Some(ip);
+        self.started_at.get_or_insert_with(SystemTime::now);
         response::OK
     }
 
@@ -124,6 +135,7 @@ impl Handler for Recorder {
             to: to.to_vec(),
             data: Vec::new(),
             received_at: SystemTime::now(),
+            started_at: self.started_at.unwrap_or_else(SystemTime::now),
             client_ip: self.client_ip,
         });
         response::OK
@@ -157,12 +169,13 @@ impl SmtpServer {
             board: board.clone(),
             current: None,
             client_ip: None,
+            started_at: None,
         });
         server
             .with_name("fake-smtp.pagerd.test")
             .with_ssl(SslConfig::None)
             .map_err(|err| io::Error::other(err.to_string()))?
-            .with_num_threads(4)
+            .with_num_threads(64)
             .with_tcp_listener(backend_listener);
         std::thread::Builder::new()
             .name("fake-smtp".to_owned())
@@ -332,6 +345,7 @@ mod tests {
             to: Vec::new(),
             data: b"Subject: a\r\n long one\r\nFrom: x@y\r\n\r\nSubject: body\r\n".to_vec(),
             received_at: SystemTime::now(),
+            started_at: SystemTime::now(),
             client_ip: None,
         };
         assert_eq!(mail.header("subject").as_deref(), Some("a long one"));
