@@ -225,6 +225,11 @@ async fn send_one(
             return;
         }
     }
+    // A hand-over is draining sends: leave this one claimed; the next leader
+    // re-claims and sends it (not sent twice: it was never sent here).
+    let Some(_sending) = node.sends.start() else {
+        return;
+    };
     let result = match notifier.send(&page).await {
         Ok(sent) => {
             node.page_latency

@@ -215,6 +215,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         stopping: stopped.clone(),
         transfer_gate: Default::default(),
         health: Default::default(),
+        sends: Default::default(),
     });
 
     let until_stop = |mut rx: watch::Receiver<bool>| async move {

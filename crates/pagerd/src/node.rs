@@ -100,6 +100,9 @@ pub struct Node {
     pub transfer_gate: tokio::sync::RwLock<()>,
     /// Quorum view and self-monitoring counters.
     pub health: crate::monitor::Health,
+    /// Sends under way and whether new ones may start (a hand-over drains them
+    /// first, so their outcomes commit here instead of being re-sent).
+    pub sends: crate::transfer::Sends,
 }
 
 pub fn now_ms() -> u64 {

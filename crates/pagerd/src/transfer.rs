@@ -25,6 +25,70 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+/// The leader's sends under way. A hand-over stops new ones and waits for
+/// those under way to record their outcomes before it holds writes;
+/// otherwise their outcome writes would be held, fail on the new leader's
+/// term, and the new leader would re-send pages that went out.
+#[derive(Debug, Default)]
+pub struct Sends {
+    under_way: std::sync::atomic::AtomicUsize,
+    draining: std::sync::atomic::AtomicBool,
+    done: tokio::sync::Notify,
+}
+
+/// One send under way; dropped once its outcome is recorded (or abandoned).
+pub struct Sending<'a>(&'a Sends);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0
+            .under_way
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.done.notify_waiters();
+    }
+}
+
+impl Sends {
+    /// `None` while a hand-over drains sends.
+    pub fn start(&self) -> Option<Sending<'_>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.under_way.fetch_add(1, SeqCst);
+        if self.draining.load(SeqCst) {
+            self.under_way.fetch_sub(1, SeqCst);
+            self.done.notify_waiters();
+            return None;
+        }
+        Some(Sending(self))
+    }
+
+    /// Stop new sends and wait until none is under way, up to `deadline`.
+    /// Sends resume when the returned guard drops.
+    async fn drain(&self, deadline: Instant) -> Draining<'_> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.draining.store(true, SeqCst);
+        loop {
+            let done = self.done.notified();
+            if self.under_way.load(SeqCst) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                break;
+            }
+        }
+        Draining(self)
+    }
+}
+
+struct Draining<'a>(&'a Sends);
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        self.0
+            .draining
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Re-enables heartbeats and elections on the old leader however the
 /// transfer ends.
 struct Resume<'a>(&'a Raft);
@@ -126,6 +190,11 @@ impl Node {
                 "leadership transfer to node {to}: {what}; node {me} leads on"
             ))
         };
+
+        // 0. Let sends under way record their outcomes here (bounded by a
+        // quarter of the budget); new ones wait for the next leader.
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let _drained = self.sends.drain(Instant::now() + budget / 4).await;
 
         // 1. Hold new writes; those in flight commit first.
         let _held = tokio::time::timeout_at(deadline, self.transfer_gate.write())
