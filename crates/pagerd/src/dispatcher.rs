@@ -73,6 +73,7 @@ pub async fn run(
         };
         tokio::select! {
             _ = retry => {}
+            _ = node.sends.retry.notified() => {}
             _ = applied.changed() => {}
             _ = took_over.changed() => {}
             _ = metrics.changed() => {}
@@ -152,11 +153,17 @@ async fn dispatch(
             permits.clone(),
         );
         tokio::spawn(async move {
-            send_one(&node, &notifier, &permits, job, term, confirmed).await;
+            let recorded = send_one(&node, &notifier, &permits, job, term, confirmed).await;
             in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&key);
+            // Skipped (leadership unconfirmed, a hand-over draining sends):
+            // look again later, or an idle cluster would never wake us.
+            if !recorded {
+                tokio::time::sleep(RETRY_UNSENT).await;
+                node.sends.retry.notify_one();
+            }
         });
     }
     false
@@ -169,7 +176,7 @@ async fn send_one(
     job: Job,
     term: u64,
     confirmed: Instant,
-) {
+) -> bool {
     let Job {
         page,
         attempt,
@@ -184,13 +191,13 @@ async fn send_one(
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
         if !still_sendable(node, id, attempt, term) {
-            return;
+            return false;
         }
         // Lookups count against the send concurrency: a new leader may
         // have hundreds to make, and Twilio limits concurrent requests.
         let found = {
             let Ok(_permit) = permits.acquire().await else {
-                return;
+                return false;
             };
             reconcile_sms(node, notifier, &page, since).await
         };
@@ -200,7 +207,7 @@ async fn send_one(
                 reconciled: true,
             };
             record_outcome(node, id, attempt, term, result).await;
-            return;
+            return true;
         }
     }
     let now = Instant::now();
@@ -212,23 +219,23 @@ async fn send_one(
         node.pacer.dequeued(page.method);
     }
     let Ok(_permit) = permits.acquire().await else {
-        return;
+        return false;
     };
     // Waiting for a slot or a permit can take long under load: the incident
     // may have been acknowledged, or this node deposed, in the meantime.
     if !still_sendable(node, id, attempt, term) {
-        return;
+        return false;
     }
     if confirmed.elapsed() > FENCE_FRESH {
         if let Err(e) = node.raft.ensure_linearizable().await {
             warn!(node = node.id(), term, delivery = id, cause = %e, "not sending: leadership not confirmed");
-            return;
+            return false;
         }
     }
     // A hand-over is draining sends: leave this one claimed; the next leader
     // re-claims and sends it (not sent twice: it was never sent here).
     let Some(_sending) = node.sends.start() else {
-        return;
+        return false;
     };
     let result = match notifier.send(&page).await {
         Ok(sent) => {
@@ -253,6 +260,7 @@ async fn send_one(
         }
     };
     record_outcome(node, id, attempt, term, result).await;
+    true
 }
 
 /// Lookups tried before sending anyway when Twilio keeps answering 429 / 5xx.

@@ -34,6 +34,8 @@ pub struct Sends {
     under_way: std::sync::atomic::AtomicUsize,
     draining: std::sync::atomic::AtomicBool,
     done: tokio::sync::Notify,
+    /// Wakes the dispatcher to look again at pages a send skipped.
+    pub retry: tokio::sync::Notify,
 }
 
 /// One send under way; dropped once its outcome is recorded (or abandoned).
