@@ -21,10 +21,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use openraft::storage::RaftLogStorage;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::state_machine::StateHandle;
+use crate::state_machine::{SnapshotOwned, SnapshotRef, StateHandle};
 use crate::types::{LogId, Membership, PeerNode, SnapshotMeta, StoredMembership, Vote};
 use crate::{LOG_FILE, SNAPSHOT_DIR};
 
@@ -68,19 +67,6 @@ pub enum BackupError {
     Io(String),
 }
 
-/// The snapshot format (see `state_machine`), for writing without cloning.
-#[derive(Serialize)]
-struct BodyRef<'a> {
-    meta: &'a SnapshotMeta,
-    state: &'a pager_core::State,
-}
-
-#[derive(Deserialize)]
-struct BodyOwned {
-    meta: SnapshotMeta,
-    state: pager_core::State,
-}
-
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -93,18 +79,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl StateHandle {
     /// The state as of the last applied entry, in the backup body format,
-    /// with its header. Serialized under the read lock: applying waits for
-    /// it (tens of milliseconds per 100k incidents).
+    /// with its header. Only the copy is taken under the read lock (cheap:
+    /// incidents and deliveries are shared, copy on write); encoding, the slow
+    /// part, runs after apply can go on.
     pub fn export(&self) -> Result<(BackupInfo, Vec<u8>), BackupError> {
-        let body = self.with_machine(|state, last_applied, membership| {
-            let meta = SnapshotMeta {
-                last_log_id: last_applied,
-                last_membership: membership.clone(),
-                snapshot_id: format!("backup-{}", last_applied.map_or(0, |l| l.index)),
-            };
-            serde_json::to_vec(&BodyRef { meta: &meta, state }).map(|b| (b, last_applied))
+        let (state, last, membership) = self.with_machine(|state, last_applied, membership| {
+            (state.clone(), last_applied, membership.clone())
         });
-        let (body, last) = body.map_err(BackupError::Encode)?;
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: membership,
+            snapshot_id: format!("backup-{}", last.map_or(0, |l| l.index)),
+        };
+        let body = serde_json::to_vec(&SnapshotRef {
+            meta: &meta,
+            state: &state,
+        })
+        .map_err(BackupError::Encode)?;
         let info = BackupInfo {
             term: last.map_or(0, |l| l.leader_id.get_term()),
             index: last.map_or(0, |l| l.index),
@@ -186,7 +177,7 @@ pub async fn restore(
     if dir.join(LOG_FILE).exists() || dir.join(SNAPSHOT_DIR).join("snapshot.json").exists() {
         return Err(BackupError::NotEmpty(dir.display().to_string()));
     }
-    let BodyOwned { meta, state } =
+    let SnapshotOwned { meta, state } =
         serde_json::from_slice(body).map_err(|e| BackupError::Format(format!("body: {e}")))?;
     let last: LogId = meta
         .last_log_id
@@ -197,7 +188,7 @@ pub async fn restore(
         last_membership: StoredMembership::new(Some(last), membership),
         snapshot_id: format!("restored-{}-{}", last.leader_id.get_term(), last.index),
     };
-    let snapshot = serde_json::to_vec(&BodyRef {
+    let snapshot = serde_json::to_vec(&SnapshotRef {
         meta: &meta,
         state: &state,
     })

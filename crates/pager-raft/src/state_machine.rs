@@ -68,16 +68,16 @@ struct SnapshotFiles {
 
 /// The snapshot format, for writing without cloning.
 #[derive(Serialize)]
-struct SnapshotRef<'a> {
-    meta: &'a SnapshotMeta,
-    state: &'a State,
+pub(crate) struct SnapshotRef<'a> {
+    pub(crate) meta: &'a SnapshotMeta,
+    pub(crate) state: &'a State,
 }
 
 /// The snapshot format, for reading.
 #[derive(Deserialize)]
-struct SnapshotOwned {
-    meta: SnapshotMeta,
-    state: State,
+pub(crate) struct SnapshotOwned {
+    pub(crate) meta: SnapshotMeta,
+    pub(crate) state: State,
 }
 
 impl StateHandle {
