@@ -602,6 +602,18 @@ pub struct NodeConfig {
     pub log: RawLog,
 }
 
+impl NodeConfig {
+    /// What the membership records about this node.
+    pub fn peer_node(&self) -> pager_raft::PeerNode {
+        pager_raft::PeerNode {
+            peer_addr: self.peer_advertise.clone(),
+            client_addr: self.client_advertise.clone(),
+            region: self.region.clone(),
+            http_url: self.public_url.clone(),
+        }
+    }
+}
+
 /// Load the layers: defaults, then `file` (must exist when named), then the environment.
 pub fn load(file: Option<&Path>) -> Result<NodeConfig, ConfigError> {
     let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));

@@ -134,13 +134,7 @@ pub async fn restore(
         std::fs::read(backup).with_context(|| format!("read backup {}", backup.display()))?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("create data dir {}", cfg.data_dir.display()))?;
-    let me = pager_raft::PeerNode {
-        peer_addr: cfg.peer_advertise.clone(),
-        client_addr: cfg.client_advertise.clone(),
-        region: cfg.region.clone(),
-        http_url: cfg.public_url.clone(),
-    };
-    let info = pager_raft::backup::restore(&cfg.data_dir, &bytes, cfg.node_id, me)
+    let info = pager_raft::backup::restore(&cfg.data_dir, &bytes, cfg.node_id, cfg.peer_node())
         .await
         .with_context(|| format!("restore {}", backup.display()))?;
     Ok(info)

@@ -475,12 +475,7 @@ impl Node {
     }
 
     pub fn self_node(&self) -> PeerNode {
-        PeerNode {
-            peer_addr: self.cfg.peer_advertise.clone(),
-            client_addr: self.cfg.client_advertise.clone(),
-            region: self.cfg.region.clone(),
-            http_url: self.cfg.public_url.clone(),
-        }
+        self.cfg.peer_node()
     }
 
     /// Wait until this node has applied `index` (read-your-writes after a
