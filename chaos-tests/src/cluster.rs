@@ -86,8 +86,8 @@ impl Default for Timings {
     fn default() -> Self {
         Timings {
             heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 500,
-            election_timeout_max_ms: 1000,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
             rpc_timeout_ms: 1000,
         }
     }

@@ -9,14 +9,15 @@ pub const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
 /// Raft timings and log-compaction thresholds of one node.
 ///
 /// The defaults suit a LAN or a single region (round trips under ~5 ms): heartbeat 100 ms,
-/// election timeout 500–1000 ms.
+/// election timeout 400–800 ms. A follower stands only after the old leader's lease
+/// (`election_timeout_max`) *and* its own random timeout have passed without a heartbeat, so
+/// failover takes 1.2–1.75 s and a follower waits at least 12 heartbeats before it stands.
 ///
 /// Across regions, every timeout must cover the round trip with room to spare: openraft uses the
 /// heartbeat interval as the timeout of each `AppendEntries` RPC, and the minimum election
-/// timeout as the timeout of each `Vote` RPC. For round trips of ~100–150 ms use a heartbeat of
-/// 250–500 ms and an election timeout of 2500–5000 ms (min–max), and an `rpc_timeout_ms` of a
-/// few seconds. Failover then takes one election timeout plus one election round, i.e. about
-/// 3–6 s.
+/// timeout as the timeout of each `Vote` RPC. docs/OPERATIONS.md ("Election timeouts") has a
+/// table by round trip; for ~100 ms: heartbeat 300 ms, election timeout 1200–2400 ms,
+/// `rpc_timeout_ms` 3000, failover about 4.5 s.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RaftTimings {
@@ -39,8 +40,8 @@ impl Default for RaftTimings {
     fn default() -> Self {
         Self {
             heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 500,
-            election_timeout_max_ms: 1000,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
             rpc_timeout_ms: 1000,
             snapshot_every_entries: 5000,
             max_in_snapshot_log_to_keep: 1000,
@@ -126,8 +127,8 @@ mod tests {
     fn defaults_are_valid() {
         let config = RaftTimings::default().validate().unwrap();
         assert_eq!(config.heartbeat_interval, 100);
-        assert_eq!(config.election_timeout_min, 500);
-        assert_eq!(config.election_timeout_max, 1000);
+        assert_eq!(config.election_timeout_min, 400);
+        assert_eq!(config.election_timeout_max, 800);
     }
 
     #[test]
@@ -156,20 +157,20 @@ mod tests {
         );
         assert_eq!(
             check(RaftTimings {
-                heartbeat_interval_ms: 500,
+                heartbeat_interval_ms: 400,
                 ..base.clone()
             }),
             TimingsError::HeartbeatNotBelowElection {
-                heartbeat_interval_ms: 500,
-                election_timeout_min_ms: 500
+                heartbeat_interval_ms: 400,
+                election_timeout_min_ms: 400
             }
         );
         assert_eq!(
             check(RaftTimings {
-                election_timeout_max_ms: 500,
+                election_timeout_max_ms: 400,
                 ..base.clone()
             }),
-            TimingsError::ElectionRange { min: 500, max: 500 }
+            TimingsError::ElectionRange { min: 400, max: 400 }
         );
         assert_eq!(
             check(RaftTimings {
