@@ -1,14 +1,19 @@
 //! The benchmark: figures from a local three-node cluster of real `pagerd` processes with the
-//! default Raft and storage configuration (redb fsyncs every commit; Raft heartbeat 100 ms,
-//! election timeout 500-1000 ms) and the `[dispatch]` knobs of [`KNOBS`] written explicitly, a
-//! fake Twilio and an SMTP server in this process. Not a test: it prints figures; it fails only
-//! when an invariant broke or the storm missed a page.
+//! default Raft and storage configuration (redb fsyncs every commit; the harness's
+//! `Timings::default()`, which is pagerd's own: heartbeat 100 ms, election timeout 400-800 ms)
+//! and the `[dispatch]` knobs of [`KNOBS`] written explicitly, a fake Twilio and an SMTP server
+//! in this process. Not a test: it prints figures; it fails only when an invariant broke or a
+//! page was missed.
 //!
 //! ```text
 //! cargo run --release -p chaos-tests --bin bench -- [--json] [--events N] [--kills K]
 //!     [--only ingest|storm|api] [--storm-incidents N] [--storm-later N] [--storm-kills K]
 //!     [--storm-delay-ms D] [--api-events N] [--api-rounds R]
 //!     [--only resources] [--resources-incidents 10000,100000]
+//!     [--only ingest-matrix] [--matrix-events N]
+//!     [--only timers] [--timers-pending 1000,100000] [--timers-probes P]
+//!         [--timers-deadline-probes Q]
+//!     [--only failover] [--kills K] [--region-kills R]
 //! ```
 //!
 //! `--only ingest` runs phase 1 only (both throughput runs) and the no-lost-events check: about
@@ -20,17 +25,35 @@
 //! full run includes either: RSS, disk and snapshot size with 10k and 100k open incidents, and
 //! the time to restart a node and to install a snapshot on a wiped one (figures only).
 //!
+//! Three more phases run on clusters of their own and are in no full run either:
+//!
+//! - `--only ingest-matrix` (module `ingest`, about 2-3 minutes with the defaults): events/s,
+//!   latency p50/p99/p99.9/max and the leader's CPU per event for gRPC `Events.Send` and HTTP
+//!   `POST /v2/enqueue` at 1, 16, 64 and 256 clients, on three nodes and then on five (2/2/1
+//!   across three regions); `--matrix-events` per run (one client: a tenth). Then the
+//!   no-lost-events check on every node of each cluster.
+//! - `--only timers` (module `timers`, about 30 s with the defaults): page latency with
+//!   1,000 and then 100,000 open incidents holding timers an hour out (`--timers-pending`):
+//!   commit to page of `--timers-probes` sequential triggers, and deadline to page of
+//!   `--timers-deadline-probes` level-2 escalations; fails only when a page was missed.
+//! - `--only failover` (module `failover`, about 1 minute with the defaults): `--kills`
+//!   (default 20 here) leader SIGKILLs on three nodes, then `--region-kills` SIGKILLs of the
+//!   leader's whole region on five nodes (2/2/1): kill to new leader, kill to the new leader's
+//!   level-2 SMS, and that page's delay after its deadline, p50/p99/max.
+//!
 //! 1. Throughput: `Events.Send` triggers with distinct dedup keys sent to the leader by one
 //!    client (N/10 events), then by 64 concurrent clients, each on its own HTTP/2 connection
 //!    (N events). The service's policy notifies its user an hour later, so only the ingest
 //!    path is measured.
 //!    Per-event latency in an HDR histogram.
-//! 2. Commit to page: sequential triggers of a service that pages one SMS at once; from
-//!    `Send` returning to the fake Twilio receiving the request (and from `Send` issued).
-//! 3. Failover: trigger an incident whose level 2 is due 1 s later, SIGKILL the leader at once,
-//!    and measure the kill to the new leader's level-2 SMS at the fake Twilio (raw), the kill
-//!    to a new leader visible in `Cluster.Status`, and the page's delay after its deadline.
-//!    The killed node is restarted and caught up between rounds.
+//! 2. Commit to page (module `timers`): sequential triggers of a service that pages one SMS at
+//!    once; from `Send` returning to the fake Twilio receiving the request (and from `Send`
+//!    issued).
+//! 3. Failover (module `failover`): trigger an incident whose level 2 is due 1 s later,
+//!    SIGKILL the leader at once, and measure the kill to the new leader's level-2 SMS at the
+//!    fake Twilio (raw), the kill to a new leader visible in `Cluster.Status`, and the page's
+//!    delay after its deadline. The killed node is restarted and caught up between rounds
+//!    (`--kills`, default 10 here).
 //! 4. Storm (module `storm`): 1,000 incidents whose level-2 deadlines fall within about a
 //!    second of each other; level-2 deadline to Twilio request, misses and duplicates, first
 //!    without faults, then over `--storm-kills` rounds that SIGKILL the leader while it sends,
@@ -41,24 +64,19 @@
 //! the scenario line is printed.
 
 use anyhow::{bail, Context as _};
-use chaos_tests::cluster::{
-    AuthOptions, Cluster, ClusterOptions, DispatchKnobs, SmtpTarget, TwilioTarget,
-};
-use chaos_tests::history::{from_epoch_ms, Accepted, History};
-use chaos_tests::invariants::{self, Bounds};
+use chaos_tests::client;
+use chaos_tests::cluster::{AuthOptions, Cluster, DispatchKnobs};
+use chaos_tests::history::{Accepted, History};
+use chaos_tests::invariants;
 use chaos_tests::pages;
-use chaos_tests::report::{percentiles, ScenarioReport};
+use chaos_tests::report::ScenarioReport;
 use chaos_tests::workload::{OnCall, User};
-use chaos_tests::{client, faults};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use pager_notify::fake::smtp::{self, SmtpServer};
-use pager_notify::fake::twilio::{self, FakeTwilio};
-use pager_proto::pager::v1 as pb;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(about = "pagerd benchmark on a local three-node cluster of real processes")]
@@ -75,11 +93,13 @@ struct Args {
     /// Triggers of the commit-to-page phase.
     #[arg(long, default_value_t = 200)]
     triggers: usize,
-    /// Leader kills of the failover phase.
-    #[arg(long, default_value_t = 10)]
-    kills: usize,
+    /// Leader kills of the failover phase [default: 10 in a full run, 20 with
+    /// `--only failover`].
+    #[arg(long)]
+    kills: Option<usize>,
     /// Run only some phases: `ingest` = the two throughput runs (no commit-to-page, no failover);
-    /// `storm` = the storm phase alone; `api` = the api phase (HTTP vs gRPC, auth on vs off).
+    /// `storm` = the storm phase alone; `api` = the api phase (HTTP vs gRPC, auth on vs off);
+    /// the others run on clusters of their own (see the module documentation).
     #[arg(long, value_enum, default_value_t = Only::All)]
     only: Only,
     /// Storm: incidents of the round without faults and of the first kill round.
@@ -104,6 +124,23 @@ struct Args {
     /// Resources: open incidents at which to measure (cumulative, ascending).
     #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
     resources_incidents: Vec<usize>,
+    /// Ingest matrix: events of a run at 16, 64 and 256 clients; one client sends a tenth.
+    #[arg(long, default_value_t = 20_000)]
+    matrix_events: usize,
+    /// Timers: open incidents with pending timers at which to measure (cumulative,
+    /// ascending; 0 = the empty state).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 100_000])]
+    timers_pending: Vec<usize>,
+    /// Timers: sequential commit-to-page probes per level.
+    #[arg(long, default_value_t = 200)]
+    timers_probes: usize,
+    /// Timers: incidents per level whose level-2 deadline is measured.
+    #[arg(long, default_value_t = 200)]
+    timers_deadline_probes: usize,
+    /// Failover: SIGKILLs of the leader's region on five nodes (2/2/1), after the leader
+    /// kills on three.
+    #[arg(long, default_value_t = 5)]
+    region_kills: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +155,12 @@ enum Only {
     Api,
     /// The resources phase only: RSS, disk, snapshot size, restart and install times.
     Resources,
+    /// The ingest matrix: gRPC and HTTP events at 1 to 256 clients, on 3 and 5 nodes.
+    IngestMatrix,
+    /// Page latency with many pending timers.
+    Timers,
+    /// Leader and region SIGKILLs on 3 and 5 nodes.
+    Failover,
 }
 
 #[path = "bench/storm.rs"]
@@ -129,8 +172,19 @@ mod api;
 #[path = "bench/resources.rs"]
 mod resources;
 
+#[path = "bench/ingest.rs"]
+mod ingest;
+
+#[path = "bench/timers.rs"]
+mod timers;
+
+#[path = "bench/failover.rs"]
+mod failover;
+
 /// Whether the full run (no `--only`) includes the storm phase.
 const STORM_IN_FULL_RUN: bool = true;
+/// Leader kills of the full run's failover phase (`--kills`).
+const KILLS_IN_FULL_RUN: usize = 10;
 
 const BULK_KEY: &str = "bench-bulk-0001";
 const LATENCY_KEY: &str = "bench-latency-01";
@@ -180,10 +234,6 @@ fn fmt_us(v: u64) -> String {
     } else {
         format!("{:.2} ms", v as f64 / 1_000.0)
     }
-}
-
-fn fmt_ms(d: Duration) -> String {
-    format!("{} ms", d.as_millis())
 }
 
 struct Throughput {
@@ -285,174 +335,6 @@ async fn throughput(
     Ok(out)
 }
 
-struct ToPage {
-    from_return: Histogram<u64>,
-    from_issue: Histogram<u64>,
-    /// Pages received before `Send` returned to the client (counted as 0 from return).
-    before_return: usize,
-}
-
-/// Sequential triggers paging one SMS each; commit (Send returned) to Twilio request received.
-async fn commit_to_page(
-    c: &Cluster,
-    node: u64,
-    twilio: &FakeTwilio,
-    n: usize,
-    history: &mut History,
-    doc: &OnCall,
-) -> anyhow::Result<ToPage> {
-    let mut ev = client::events(&c.channel(node)?);
-    let mut inc = client::incidents(&c.channel(node)?);
-    let mut out = ToPage {
-        from_return: histogram(),
-        from_issue: histogram(),
-        before_return: 0,
-    };
-    for i in 0..n {
-        let issued = SystemTime::now();
-        let r = ev
-            .send(client::trigger(
-                LATENCY_KEY,
-                &format!("latency-{i}"),
-                "latency probe",
-            ))
-            .await
-            .with_context(|| format!("latency trigger {i}"))?
-            .into_inner();
-        let returned = SystemTime::now();
-        let sms = pages::wait_for_sms(twilio, r.incident_id, LATENCY_SMS, WAIT).await?;
-        match sms.received_at.duration_since(returned) {
-            Ok(d) => {
-                let _ = out.from_return.record(us(d));
-            }
-            Err(_) => {
-                out.before_return += 1;
-                let _ = out.from_return.record(1);
-            }
-        }
-        let from_issue = sms.received_at.duration_since(issued).unwrap_or_default();
-        let _ = out.from_issue.record(us(from_issue));
-        let created = inc
-            .get(pb::GetIncidentRequest {
-                id: r.incident_id,
-                ..Default::default()
-            })
-            .await
-            .with_context(|| format!("get incident {}", r.incident_id))?
-            .into_inner()
-            .created_at_ms;
-        history
-            .expected
-            .extend(doc.expected_pages("latency", r.incident_id, created, None));
-        history.accepted.push(Accepted {
-            incident: r.incident_id,
-            dedup_key: r.dedup_key,
-            folded: r.folded,
-            commit_index: r.commit_index,
-            via: node,
-        });
-    }
-    Ok(out)
-}
-
-#[derive(Default)]
-struct Failover {
-    kill_to_page: Vec<Duration>,
-    election: Vec<Duration>,
-    late_after_deadline: Vec<Duration>,
-}
-
-async fn failover(
-    c: &mut Cluster,
-    twilio: &FakeTwilio,
-    kills: usize,
-    history: &mut History,
-    doc: &OnCall,
-) -> anyhow::Result<Failover> {
-    let mut out = Failover::default();
-    for round in 0..kills {
-        let leader = c.wait_for_leader(WAIT).await?;
-        let r = client::events(&c.channel(leader.id)?)
-            .send(client::trigger(
-                FAILOVER_KEY,
-                &format!("failover-{round}"),
-                "failover probe",
-            ))
-            .await
-            .with_context(|| format!("failover trigger {round}"))?
-            .into_inner();
-        let kill = faults::kill_known_leader(c, history, leader, WAIT).await?;
-        let sms = pages::wait_for_sms(twilio, r.incident_id, FAILOVER_SMS, WAIT)
-            .await
-            .with_context(|| format!("round {round}: level-2 page after killing the leader"))?;
-        let created = client::incidents(&c.channel(kill.new.id)?)
-            .get(pb::GetIncidentRequest {
-                id: r.incident_id,
-                ..Default::default()
-            })
-            .await
-            .with_context(|| format!("get incident {}", r.incident_id))?
-            .into_inner()
-            .created_at_ms;
-        let due = from_epoch_ms(created + LEVEL2_MS);
-        let kill_to_page = sms
-            .received_at
-            .duration_since(kill.killed.wall)
-            .unwrap_or_default();
-        let late = sms.received_at.duration_since(due).unwrap_or_default();
-        eprintln!(
-            "bench: failover {}/{kills}: killed node {}, node {} leads after {} ms, page {} ms after the kill, {} ms after its deadline",
-            round + 1,
-            kill.old.id,
-            kill.new.id,
-            kill.election.as_millis(),
-            kill_to_page.as_millis(),
-            late.as_millis()
-        );
-        out.kill_to_page.push(kill_to_page);
-        out.election.push(kill.election);
-        out.late_after_deadline.push(late);
-        history.accepted.push(Accepted {
-            incident: r.incident_id,
-            dedup_key: r.dedup_key,
-            folded: r.folded,
-            commit_index: r.commit_index,
-            via: leader.id,
-        });
-        // Level 2's SMS; level 1's hour-late email is never due during the bench.
-        history.expected.extend(
-            doc.expected_pages("failover", r.incident_id, created, None)
-                .into_iter()
-                .filter(|p| p.to == FAILOVER_SMS),
-        );
-        let restarted = Instant::now();
-        let (_, index) = faults::restart(c, history, kill.old.id, WAIT).await?;
-        eprintln!(
-            "bench: node {} restarted and caught up to index {index} in {} ms",
-            kill.old.id,
-            restarted.elapsed().as_millis()
-        );
-    }
-    Ok(out)
-}
-
-fn dist(v: &[Duration]) -> Value {
-    let p = percentiles(v, &[50.0, 100.0]);
-    json!({
-        "n": v.len(),
-        "p50_ms": p.first().map(|d| d.as_millis() as u64),
-        "max_ms": p.get(1).map(|d| d.as_millis() as u64),
-        "all_ms": v.iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>(),
-    })
-}
-
-fn p50_max(v: &[Duration]) -> (String, String) {
-    match percentiles(v, &[50.0, 100.0]).as_slice() {
-        [a, b] => (fmt_ms(*a), fmt_ms(*b)),
-        _ => ("-".into(), "-".into()),
-    }
-}
-
 /// The `[dispatch]` knobs every node runs with, written explicitly so the figures say what they
 /// were measured with. The per-recipient burst is far above what any phase sends to one number
 /// in a minute (the storm: 20 pages per number per round), so the throttle never binds;
@@ -477,6 +359,32 @@ fn knobs_json() -> Value {
     })
 }
 
+/// The first line of the output: what ran, on what, for how long.
+fn header(what: &str, took: Duration) {
+    println!(
+        "pagerd bench: {what} on 127.0.0.1, fsync on, {} cores, {} build, {:.0} s in all",
+        cores(),
+        chaos_tests::binary::profile(),
+        took.as_secs_f64()
+    );
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+/// The JSON object of an `--only` phase that runs on clusters of its own: the machine, the
+/// phase's name, its time, and its figures under `key`.
+fn phase_json(only: &str, took: Duration, key: &str, figures: Value) -> Value {
+    let mut out = json!({
+        "machine": { "cores": cores(), "build": chaos_tests::binary::profile() },
+        "only": only,
+        "seconds": took.as_secs_f64(),
+    });
+    out[key] = figures;
+    out
+}
+
 /// `--only resources`: its own cluster, figures only.
 async fn resources_only(args: &Args) -> anyhow::Result<()> {
     if args.resources_incidents.is_empty() || args.resources_incidents.contains(&0) {
@@ -485,21 +393,84 @@ async fn resources_only(args: &Args) -> anyhow::Result<()> {
     let total = Instant::now();
     let r = resources::run_phase(&args.resources_incidents).await?;
     let took = total.elapsed();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!(
-        "pagerd bench: resources, 3 pagerd processes on 127.0.0.1, fsync on, {cores} cores, {} build, {:.0} s in all",
-        chaos_tests::binary::profile(),
-        took.as_secs_f64()
-    );
+    header("resources, 3 pagerd processes", took);
     r.print();
     if args.json {
-        let out = json!({
-            "machine": { "cores": cores, "build": chaos_tests::binary::profile() },
-            "only": "resources",
-            "seconds": took.as_secs_f64(),
-            "resources": r.json(),
-        });
-        println!("{out}");
+        println!("{}", phase_json("resources", took, "resources", r.json()));
+    }
+    Ok(())
+}
+
+/// `--only ingest-matrix`: clusters of its own; fails only when an accepted event was lost.
+async fn matrix_only(args: &Args) -> anyhow::Result<()> {
+    let total = Instant::now();
+    let m = ingest::run_phase(ingest::Settings {
+        events: args.matrix_events,
+    })
+    .await?;
+    let took = total.elapsed();
+    header("ingest matrix, 3 then 5 pagerd processes", took);
+    m.print();
+    if args.json {
+        println!(
+            "{}",
+            phase_json("ingest-matrix", took, "ingest_matrix", m.json())
+        );
+    }
+    if !m.is_clean() {
+        bail!("{} accepted events are missing: see above", m.lost());
+    }
+    Ok(())
+}
+
+/// `--only timers`: its own cluster; fails only when a page was missed.
+async fn timers_only(args: &Args) -> anyhow::Result<()> {
+    if args.timers_pending.windows(2).any(|w| w[0] > w[1]) {
+        bail!("--timers-pending must be ascending (the levels are cumulative)");
+    }
+    if args.timers_probes == 0 || args.timers_deadline_probes == 0 {
+        bail!("--timers-probes and --timers-deadline-probes must be at least 1");
+    }
+    let total = Instant::now();
+    let t = timers::run_phase(&timers::Settings {
+        pending: args.timers_pending.clone(),
+        probes: args.timers_probes,
+        deadline_probes: args.timers_deadline_probes,
+    })
+    .await?;
+    let took = total.elapsed();
+    header("timers, 3 pagerd processes", took);
+    t.print();
+    if args.json {
+        println!("{}", phase_json("timers", took, "timers", t.json()));
+    }
+    if !t.is_clean() {
+        bail!(
+            "{} deadline probes missed, {} pages missed by deadline + {} s (or another invariant broke): see above",
+            t.missed(),
+            t.report_missed(),
+            FAILOVER_BOUND.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// `--only failover`: clusters of its own; fails only when an invariant broke.
+async fn failover_only(args: &Args) -> anyhow::Result<()> {
+    let total = Instant::now();
+    let f = failover::run_phase(failover::Settings {
+        kills: args.kills.unwrap_or(failover::KILLS),
+        region_kills: args.region_kills,
+    })
+    .await?;
+    let took = total.elapsed();
+    header("failover, 3 then 5 pagerd processes", took);
+    f.print();
+    if args.json {
+        println!("{}", phase_json("failover", took, "failover", f.json()));
+    }
+    if !f.is_clean() {
+        bail!("invariants broke: see the report lines above");
     }
     Ok(())
 }
@@ -516,53 +487,35 @@ async fn main() -> anyhow::Result<()> {
     if args.storm_delay_ms < 1_000 || args.storm_delay_ms % 1_000 != 0 {
         bail!("--storm-delay-ms must be whole seconds (pagerd's escalate_after is at least 1s)");
     }
-    if args.only == Only::Resources {
-        return resources_only(&args).await;
+    match args.only {
+        Only::Resources => return resources_only(&args).await,
+        Only::IngestMatrix => return matrix_only(&args).await,
+        Only::Timers => return timers_only(&args).await,
+        Only::Failover => return failover_only(&args).await,
+        Only::All | Only::Ingest | Only::Storm | Only::Api => {}
     }
+    let kills = args.kills.unwrap_or(KILLS_IN_FULL_RUN);
     let all = args.only == Only::All;
     let ingest = matches!(args.only, Only::All | Only::Ingest);
     let api_on = args.only == Only::Api;
     let storm_on = args.only == Only::Storm || (all && STORM_IN_FULL_RUN);
     let total = Instant::now();
     let say = |msg: String| eprintln!("bench: [{:6.1} s] {msg}", total.elapsed().as_secs_f64());
-    let twilio = FakeTwilio::start(twilio::TEST_ACCOUNT_SID, twilio::TEST_AUTH_TOKEN).await;
-    let smtp = SmtpServer::start().context("start the SMTP server")?;
-    let mut c = Cluster::start(ClusterOptions {
-        twilio: Some(TwilioTarget {
-            base_url: twilio.base_url(),
-            account_sid: twilio::TEST_ACCOUNT_SID.into(),
-            auth_token: twilio::TEST_AUTH_TOKEN.into(),
-            from: twilio::TEST_FROM.into(),
-            timeout_ms: 5_000,
-        }),
-        smtp: Some(SmtpTarget {
-            addr: smtp.addr(),
-            from: smtp::TEST_FROM.into(),
-            timeout_ms: 5_000,
-        }),
-        dispatch: Some(KNOBS),
-        // The api phase switches auth on and off by restarting the nodes; the section is there
-        // from the start so every config names the same bootstrap token.
-        auth: api_on.then(|| AuthOptions {
-            enabled: false,
-            bootstrap_admin_token: api::BOOTSTRAP.into(),
-        }),
-        ..ClusterOptions::default()
-    })
-    .await
-    .context("start the cluster")?;
-    say(format!("3 nodes up under {}", c.root().display()));
     let storm_delay = Duration::from_millis(args.storm_delay_ms);
     let doc = storm::add_to(oncall(), storm_delay);
+    // The api phase switches auth on and off by restarting the nodes; the section is there
+    // from the start so every config names the same bootstrap token.
+    let auth = api_on.then(|| AuthOptions {
+        enabled: false,
+        bootstrap_admin_token: api::BOOTSTRAP.into(),
+    });
+    let ingest::Rig {
+        cluster: mut c,
+        twilio,
+        smtp,
+    } = ingest::Rig::start(ingest::Layout::Three, auth, &doc).await?;
+    say(format!("3 nodes up under {}", c.root().display()));
     let leader = c.wait_for_leader(WAIT).await?;
-    client::config(&c.channel(leader.id)?)
-        .apply(pb::ApplyConfigRequest {
-            document: doc.to_toml(),
-            format: "toml".into(),
-            dry_run: false,
-        })
-        .await
-        .context("apply the on-call document")?;
     let mut history = History::default();
 
     let (one, many) = if ingest {
@@ -584,18 +537,21 @@ async fn main() -> anyhow::Result<()> {
     let (to_page, fo) = if all {
         say(format!("{} triggers, commit to page", args.triggers));
         let leader = c.wait_for_leader(WAIT).await?;
-        let to_page =
-            commit_to_page(&c, leader.id, &twilio, args.triggers, &mut history, &doc).await?;
-        say(format!("{} leader kills", args.kills));
-        let fo = failover(&mut c, &twilio, args.kills, &mut history, &doc).await?;
+        let to_page = timers::commit_to_page(
+            &c,
+            leader.id,
+            &twilio,
+            args.triggers,
+            "latency",
+            &mut history,
+            &doc,
+        )
+        .await?;
+        say(format!("{kills} leader kills"));
+        let fo = failover::failover(&mut c, &twilio, kills, &mut history, &doc).await?;
         (to_page, fo)
     } else {
-        let to_page = ToPage {
-            from_return: histogram(),
-            from_issue: histogram(),
-            before_return: 0,
-        };
-        (to_page, Failover::default())
+        (timers::ToPage::default(), failover::Failover::default())
     };
 
     let storm = if storm_on {
@@ -637,26 +593,11 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .filter(|p| !storm::is_storm_number(&p.to))
         .collect();
-    let findings = invariants::check_all(
-        &c,
-        &history,
-        &observed,
-        Bounds {
-            failover: FAILOVER_BOUND,
-            in_flight_after_ack: 1,
-            catch_up: WAIT,
-        },
-    )
-    .await?;
+    let findings = invariants::check_all(&c, &history, &observed, ingest::BOUNDS).await?;
     let report = ScenarioReport::new("bench", &history, &findings);
     let took = total.elapsed();
 
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!(
-        "pagerd bench: 3 pagerd processes on 127.0.0.1, fsync on, {cores} cores, {} build, {:.0} s in all",
-        chaos_tests::binary::profile(),
-        took.as_secs_f64()
-    );
+    header("3 pagerd processes", took);
     println!();
     let throughputs: Vec<&Throughput> = one.iter().chain(many.iter()).collect();
     if !throughputs.is_empty() {
@@ -700,18 +641,7 @@ async fn main() -> anyhow::Result<()> {
             "",
         );
         println!();
-        println!(
-            "{:<38} {:>7} {:>10} {:>10}",
-            "failover", "kills", "p50", "max"
-        );
-        for (name, v) in [
-            ("SIGKILL leader -> new leader's page", &fo.kill_to_page),
-            ("SIGKILL leader -> new leader (Status)", &fo.election),
-            ("page delay after its deadline", &fo.late_after_deadline),
-        ] {
-            let (p50, max) = p50_max(v);
-            println!("{:<38} {:>7} {:>10} {:>10}", name, v.len(), p50, max);
-        }
+        fo.print("failover", failover::Fault::Leader);
     }
     if let Some(st) = &storm {
         st.print(&KNOBS.lines());
@@ -739,7 +669,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.json {
         let out = json!({
-            "machine": { "cores": cores, "build": chaos_tests::binary::profile() },
+            "machine": { "cores": cores(), "build": chaos_tests::binary::profile() },
             "only": format!("{:?}", args.only).to_lowercase(),
             "seconds": took.as_secs_f64(),
             "dispatch": knobs_json(),
@@ -756,22 +686,10 @@ async fn main() -> anyhow::Result<()> {
                 },
                 "before_send_returned": to_page.before_return,
             },
-            "failover": {
-                "kill_to_page": dist(&fo.kill_to_page),
-                "kill_to_new_leader": dist(&fo.election),
-                "page_delay_after_deadline": dist(&fo.late_after_deadline),
-            },
+            "failover": fo.json(),
             "storm": storm.as_ref().map(|st| st.json(knobs_json())),
             "api": api.as_ref().map(api::Api::json),
-            "report": {
-                "accepted": report.events_accepted,
-                "lost": report.lost,
-                "pages_expected": report.pages_expected,
-                "missed": report.missed,
-                "duplicates": report.duplicates,
-                "worst_delay_after_deadline_ms": report.worst_delay.map(|d| d.as_millis() as u64),
-                "violations": report.violations.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-            },
+            "report": ingest::report_json(&report),
         });
         println!("{out}");
     }

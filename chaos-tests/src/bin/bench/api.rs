@@ -98,7 +98,7 @@ pub enum Call {
 impl Call {
     const ALL: [Call; 4] = [Call::Http, Call::Send, Call::Get, Call::Ack];
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Call::Http => "HTTP POST /v2/enqueue",
             Call::Send => "gRPC Events.Send",
@@ -107,7 +107,7 @@ impl Call {
         }
     }
 
-    fn key(self) -> &'static str {
+    pub fn key(self) -> &'static str {
         match self {
             Call::Http => "http_enqueue",
             Call::Send => "grpc_send",
@@ -195,16 +195,99 @@ pub struct Run {
     pub errors: usize,
     pub elapsed: Duration,
     pub latency: Histogram<u64>,
+    /// Dedup keys of the HTTP events answered 202 (the answer names no incident; the api
+    /// phase does not look them up).
+    pub enqueued: Vec<String>,
 }
 
 impl Run {
-    fn rate(&self) -> f64 {
+    pub fn rate(&self) -> f64 {
         (self.n - self.errors) as f64 / self.elapsed.as_secs_f64()
     }
 
     /// Neither other processes nor a snapshot took a share of the run.
     fn undisturbed(&self) -> bool {
         self.others.map_or(true, |o| o <= OTHERS_MAX) && self.snapshots.is_empty()
+    }
+
+    /// The table columns n, per s (titled `rate`), p50, p99, p99.9.
+    pub fn rate_header(rate: &str) -> String {
+        format!(
+            "{:>6} {:>9} {:>9} {:>9} {:>9}",
+            "n", rate, "p50", "p99", "p99.9"
+        )
+    }
+
+    /// Under [`Run::rate_header`].
+    pub fn rate_cells(&self) -> String {
+        format!(
+            "{:>6} {:>9.0} {:>9} {:>9} {:>9}",
+            self.n,
+            self.rate(),
+            fmt_lat(self.latency.value_at_quantile(0.5)),
+            fmt_lat(self.latency.value_at_quantile(0.99)),
+            fmt_lat(self.latency.value_at_quantile(0.999)),
+        )
+    }
+
+    /// The table columns errors, leader µs, nodes µs, others, snapshot.
+    pub fn cost_header() -> String {
+        format!(
+            "{:>6} {:>9} {:>9} {:>7} {:>9}",
+            "errors", "leader µs", "nodes µs", "others", "snapshot"
+        )
+    }
+
+    /// Under [`Run::cost_header`].
+    pub fn cost_cells(&self) -> String {
+        let snapshots: Vec<String> = self.snapshots.iter().map(|n| format!("n{n}")).collect();
+        format!(
+            "{:>6} {:>9} {:>9} {:>7} {:>9}",
+            self.errors,
+            fmt_cpu(self.leader_cpu_us),
+            fmt_cpu(self.nodes_cpu_us),
+            self.others.map_or("-".to_string(), |o| format!("{o:.0}%")),
+            if snapshots.is_empty() {
+                "-".to_string()
+            } else {
+                snapshots.join(",")
+            },
+        )
+    }
+
+    /// The run's figures (without its pass's settings).
+    pub fn json(&self) -> Value {
+        json!({
+            "call": self.call.key(),
+            "clients": self.clients,
+            "n": self.n,
+            "errors": self.errors,
+            "seconds": self.elapsed.as_secs_f64(),
+            "per_s": self.rate(),
+            "latency_us": {
+                "p50": self.latency.value_at_quantile(0.5),
+                "p99": self.latency.value_at_quantile(0.99),
+                "p999": self.latency.value_at_quantile(0.999),
+                "max": self.latency.max(),
+            },
+            "others_cpu_pct": self.others,
+            "leader_cpu_us_per_call": self.leader_cpu_us,
+            "nodes_cpu_us_per_call": self.nodes_cpu_us,
+            "snapshots_by": self.snapshots,
+            "undisturbed": self.undisturbed(),
+        })
+    }
+}
+
+/// Note in each run the nodes that finished a snapshot while it ran (from the nodes' logs).
+pub fn mark_snapshots(c: &Cluster, runs: &mut [Run]) {
+    let snapshots = super::storm::snapshot_times(c);
+    for r in runs {
+        r.snapshots = snapshots
+            .iter()
+            .filter(|(_, at)| *at >= r.began && *at <= r.ended)
+            .map(|(node, _)| *node)
+            .collect();
     }
 }
 
@@ -224,7 +307,7 @@ enum Conn {
     Events(pb::events_client::EventsClient<Channel>),
     Incidents {
         client: pb::incidents_client::IncidentsClient<Channel>,
-        bearer: MetadataValue<Ascii>,
+        bearer: Option<MetadataValue<Ascii>>,
         ids: Arc<Vec<u64>>,
         ack: bool,
     },
@@ -233,6 +316,8 @@ enum Conn {
 /// What one successful call leaves for the history.
 enum Done {
     Event(Accepted),
+    /// An HTTP event answered 202: its dedup key (the answer names no incident).
+    Enqueued(String),
     Ack(Acked),
     Read,
 }
@@ -266,7 +351,7 @@ impl Conn {
                     .await
                     .map_err(|e| format!("POST {url}: reading the answer: {e}"))?;
                 if status == reqwest::StatusCode::ACCEPTED {
-                    Ok(Done::Read)
+                    Ok(Done::Enqueued(dedup))
                 } else {
                     Err(format!(
                         "POST {url}: {status}: {}",
@@ -303,7 +388,7 @@ impl Conn {
                         by: String::new(),
                     };
                     let r = inc
-                        .acknowledge(client::authorized(req, Some(bearer)))
+                        .acknowledge(client::authorized(req, bearer.as_ref()))
                         .await
                         .map_err(|s| format!("Incidents.Acknowledge {id}: {s}"))?
                         .into_inner();
@@ -318,7 +403,7 @@ impl Conn {
                         id,
                         ..Default::default()
                     };
-                    inc.get(client::authorized(req, Some(bearer)))
+                    inc.get(client::authorized(req, bearer.as_ref()))
                         .await
                         .map_err(|s| format!("Incidents.Get {id}: {s}"))?;
                     Ok(Done::Read)
@@ -329,15 +414,39 @@ impl Conn {
 }
 
 /// Where and with what a pass sends.
-struct Target {
+pub struct Target {
     pass: usize,
+    /// Dedup keys of the pass's events start with it.
+    tag: &'static str,
     node: u64,
     ports: Ports,
-    bearer: MetadataValue<Ascii>,
+    /// Presented on `Get` and `Acknowledge`; none: no `authorization` header.
+    bearer: Option<MetadataValue<Ascii>>,
     /// The nodes' processes, whose CPU time is not "others'".
     pids: Vec<u32>,
     /// The leader's process.
     leader_pid: Option<u32>,
+}
+
+impl Target {
+    /// Pass `pass` against `leader` of `c`, whose live processes are read for CPU time.
+    pub fn new(
+        c: &Cluster,
+        pass: usize,
+        tag: &'static str,
+        leader: u64,
+        bearer: Option<MetadataValue<Ascii>>,
+    ) -> anyhow::Result<Target> {
+        Ok(Target {
+            pass,
+            tag,
+            node: leader,
+            ports: c.ports(leader)?,
+            bearer,
+            pids: c.ids().into_iter().filter_map(|id| c.pid(id)).collect(),
+            leader_pid: c.pid(leader),
+        })
+    }
 }
 
 /// On-CPU time of each thread of process `pid` so far, in ns, by thread id
@@ -459,7 +568,7 @@ fn process_ticks(pid: &str) -> Option<u64> {
 
 /// `n` calls of `call` from `clients` concurrent clients to the pass's leader. `ids`: the
 /// incidents `Get` reads (round robin) or `Ack` acknowledges (one each).
-async fn run(
+pub async fn run(
     c: &Cluster,
     t: &Target,
     call: Call,
@@ -507,22 +616,24 @@ async fn run(
             },
         };
         let next = next.clone();
-        let (pass, via) = (t.pass, t.node);
+        let (pass, via, tag) = (t.pass, t.node, t.tag);
         tasks.spawn(async move {
             let mut h = histogram();
-            let (mut accepted, mut acked, mut errors) = (Vec::new(), Vec::new(), 0);
+            let (mut accepted, mut acked, mut enqueued, mut errors) =
+                (Vec::new(), Vec::new(), Vec::new(), 0);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
-                    return (h, accepted, acked, errors);
+                    return (h, accepted, acked, enqueued, errors);
                 }
-                let dedup = format!("api-p{pass}-{}-c{clients}-{i}", call.key());
+                let dedup = format!("{tag}-p{pass}-{}-c{clients}-{i}", call.key());
                 let began = Instant::now();
                 match conn.call(i, dedup, via).await {
                     Ok(done) => {
                         let _ = h.record(us(began.elapsed()));
                         match done {
                             Done::Event(a) => accepted.push(a),
+                            Done::Enqueued(key) => enqueued.push(key),
                             Done::Ack(a) => acked.push(a),
                             Done::Read => {}
                         }
@@ -551,12 +662,14 @@ async fn run(
         errors: 0,
         elapsed: Duration::ZERO,
         latency: histogram(),
+        enqueued: Vec::new(),
     };
     while let Some(done) = tasks.join_next().await {
-        let (h, accepted, acked, errors) = done.context("client task")?;
+        let (h, accepted, acked, enqueued, errors) = done.context("client task")?;
         out.latency.add(&h).context("merge histograms")?;
         history.accepted.extend(accepted);
         history.acks.extend(acked);
+        out.enqueued.extend(enqueued);
         out.errors += errors;
     }
     out.elapsed = started.elapsed();
@@ -601,7 +714,8 @@ async fn rolling_restart(
         .with_context(|| format!("restart node {} with auth.enabled = {enabled}", leader.id))?;
     let leader = c.wait_for_leader(WAIT).await?;
     if leader.id != PINNED_LEADER {
-        move_leadership(c, leader).await?;
+        let admin = client::bearer(BOOTSTRAP)?;
+        transfer_leader(c, leader, PINNED_LEADER, Some(&admin)).await?;
     }
     tokio::time::sleep(SETTLE).await;
     let leader = c.wait_for_leader(WAIT).await?;
@@ -609,24 +723,26 @@ async fn rolling_restart(
     Ok(leader)
 }
 
-/// Ask `leader` to hand leadership to [`PINNED_LEADER`] (`Cluster.TransferLeader`, with the
-/// bootstrap admin token) and wait for a leader. A refusal is reported, and the pass runs on
-/// whichever node leads.
-async fn move_leadership(c: &Cluster, leader: Leader) -> anyhow::Result<()> {
-    let admin = client::bearer(BOOTSTRAP)?;
-    let req = pb::TransferLeaderRequest {
-        node_id: PINNED_LEADER,
-    };
+/// Ask `leader` to hand leadership to node `to` (`Cluster.TransferLeader`, presenting `bearer`
+/// when given) and wait for a leader, which it returns. A refusal is reported, and whichever
+/// node leads then is returned.
+pub async fn transfer_leader(
+    c: &Cluster,
+    leader: Leader,
+    to: u64,
+    bearer: Option<&MetadataValue<Ascii>>,
+) -> anyhow::Result<Leader> {
+    let req = pb::TransferLeaderRequest { node_id: to };
     if let Err(s) = client::cluster(&c.channel(leader.id)?)
-        .transfer_leader(client::authorized(req, Some(&admin)))
+        .transfer_leader(client::authorized(req, bearer))
         .await
     {
         eprintln!(
-            "bench: api: node {} did not hand leadership to node {PINNED_LEADER}: {s}",
+            "bench: node {} did not hand leadership to node {to}: {s}",
             leader.id
         );
     }
-    c.wait_for_leader(WAIT).await.map(drop)
+    c.wait_for_leader(WAIT).await
 }
 
 /// A responder token, made with the bootstrap admin token.
@@ -678,14 +794,7 @@ pub async fn run_phase(
             ports.http,
             restart.as_millis()
         );
-        let t = Target {
-            pass,
-            node: leader.id,
-            ports,
-            bearer: bearer.clone(),
-            pids: c.ids().into_iter().filter_map(|id| c.pid(id)).collect(),
-            leader_pid: c.pid(leader.id),
-        };
+        let t = Target::new(c, pass, "api", leader.id, Some(bearer.clone()))?;
         let none = Arc::new(Vec::new());
         let from = history.accepted.len();
         for clients in CLIENTS {
@@ -739,20 +848,13 @@ pub async fn run_phase(
         });
     }
     out.seconds = began.elapsed().as_secs_f64();
-    let snapshots = super::storm::snapshot_times(c);
-    for r in &mut out.runs {
-        r.snapshots = snapshots
-            .iter()
-            .filter(|(_, at)| *at >= r.began && *at <= r.ended)
-            .map(|(node, _)| *node)
-            .collect();
-    }
+    mark_snapshots(c, &mut out.runs);
     Ok(out)
 }
 
 /// A latency for the tables: microseconds below 1 ms (reads take about 100 µs), else as the
 /// other phases print it.
-fn fmt_lat(v: u64) -> String {
+pub fn fmt_lat(v: u64) -> String {
     if v < 1_000 {
         format!("{v} µs")
     } else {
@@ -899,26 +1001,17 @@ impl Api {
             );
         }
         println!(
-            "{:<28} {:>4} {:>4} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} {:>9} {:>7} {:>9}",
+            "{:<28} {:>4} {:>4} {:>7} {} {}",
             "call",
             "pass",
             "auth",
             "clients",
-            "n",
-            "per s",
-            "p50",
-            "p99",
-            "p99.9",
-            "errors",
-            "leader µs",
-            "nodes µs",
-            "others",
-            "snapshot"
+            Run::rate_header("per s"),
+            Run::cost_header()
         );
         for r in &self.runs {
-            let snapshots: Vec<String> = r.snapshots.iter().map(|n| format!("n{n}")).collect();
             println!(
-                "{:<28} {:>4} {:>4} {:>7} {:>6} {:>9.0} {:>9} {:>9} {:>9} {:>6} {:>9} {:>9} {:>7} {:>9}",
+                "{:<28} {:>4} {:>4} {:>7} {} {}",
                 r.call.name(),
                 r.pass + 1,
                 if self.passes[r.pass].auth {
@@ -927,20 +1020,8 @@ impl Api {
                     "off"
                 },
                 r.clients,
-                r.n,
-                r.rate(),
-                fmt_lat(r.latency.value_at_quantile(0.5)),
-                fmt_lat(r.latency.value_at_quantile(0.99)),
-                fmt_lat(r.latency.value_at_quantile(0.999)),
-                r.errors,
-                fmt_cpu(r.leader_cpu_us),
-                fmt_cpu(r.nodes_cpu_us),
-                r.others.map_or("-".to_string(), |o| format!("{o:.0}%")),
-                if snapshots.is_empty() {
-                    "-".to_string()
-                } else {
-                    snapshots.join(",")
-                },
+                r.rate_cells(),
+                r.cost_cells(),
             );
         }
         println!("(leader µs, nodes µs: CPU time the leader, and the three nodes, spent per call; others: CPU of both cores used by other processes during the run; snapshot: nodes that finished one during the run)");
@@ -1014,27 +1095,10 @@ impl Api {
             .runs
             .iter()
             .map(|r| {
-                json!({
-                    "pass": r.pass + 1,
-                    "auth": self.passes[r.pass].auth,
-                    "call": r.call.key(),
-                    "clients": r.clients,
-                    "n": r.n,
-                    "errors": r.errors,
-                    "seconds": r.elapsed.as_secs_f64(),
-                    "per_s": r.rate(),
-                    "latency_us": {
-                        "p50": r.latency.value_at_quantile(0.5),
-                        "p99": r.latency.value_at_quantile(0.99),
-                        "p999": r.latency.value_at_quantile(0.999),
-                        "max": r.latency.max(),
-                    },
-                    "others_cpu_pct": r.others,
-                    "leader_cpu_us_per_call": r.leader_cpu_us,
-                    "nodes_cpu_us_per_call": r.nodes_cpu_us,
-                    "snapshots_by": r.snapshots,
-                    "undisturbed": r.undisturbed(),
-                })
+                let mut v = r.json();
+                v["pass"] = json!(r.pass + 1);
+                v["auth"] = json!(self.passes[r.pass].auth);
+                v
             })
             .collect();
         let transports: Vec<Value> = CLIENTS
