@@ -4,9 +4,9 @@
 use crate::event::Severity;
 use crate::oncall::Urgency;
 use crate::time::Millis;
-use crate::timer::TimerKey;
+use crate::timer::TimerSet;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub type IncidentId = u64;
 
@@ -96,7 +96,7 @@ pub struct Incident {
     /// Deliveries of this incident, in creation order.
     pub deliveries: Vec<u64>,
     /// Timers of this incident still pending, so actions can cancel them.
-    pub timers: BTreeSet<TimerKey>,
+    pub timers: TimerSet,
     pub timeline: Vec<TimelineEntry>,
     /// Log index of the last change (the last timeline entry): watchers
     /// resume from a revision and get every incident changed after it.
@@ -136,6 +136,11 @@ impl Incident {
     /// Record a change: every change to an incident goes through here.
     pub(crate) fn note(&mut self, stamp: Stamp, by: &str, what: impl Into<String>) {
         self.revision = stamp.index;
+        // Most incidents keep a handful of entries: grow one at a time up to four instead of
+        // jumping to four (224 bytes) at the first, then double as usual.
+        if self.timeline.len() < 4 {
+            self.timeline.reserve_exact(1);
+        }
         self.timeline.push(TimelineEntry {
             at: stamp.at,
             by: by.to_string(),

@@ -27,7 +27,7 @@ use crate::incident::{Assignee, Incident, IncidentId, IncidentStatus, Role, Stam
 use crate::oncall::{ContactKind, OnCallDoc, Target, Urgency, UrgencyRule};
 use crate::routing::{Decision, Router};
 use crate::time::Millis;
-use crate::timer::{Timer, TimerKey, Timers};
+use crate::timer::{Timer, TimerKey, TimerSet, Timers};
 use crate::LogMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -793,7 +793,7 @@ impl State {
             tracks: vec![Track::new(Assignee::Policy(policy))],
             folded: 0,
             deliveries: Vec::new(),
-            timers: BTreeSet::new(),
+            timers: TimerSet::default(),
             timeline: Vec::new(),
             revision: cx.meta.index,
         };

@@ -70,10 +70,14 @@ const META_PURGED: &str = "last_purged";
 /// Most writes the writer thread puts into one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// Bound on the encoded size of the entries kept in the in-memory [`Tail`]. openraft purges the
-/// log behind each snapshot (by default every 5,000 entries, keeping 1,000), which normally keeps
-/// the tail far smaller; the oldest entries are dropped from memory past this bound.
-pub const MAX_TAIL_BYTES: usize = 32 * 1024 * 1024;
+/// Bound on the encoded size of the entries kept in the in-memory [`Tail`]; the oldest entries
+/// are dropped from memory past it. The tail serves reads of entries just appended (apply, and
+/// replication to followers that keep up), so a few seconds of writes are enough: 8 MiB holds
+/// about 30,000 events, three seconds at the benchmark's peak rate. A follower further behind
+/// reads from redb. Decoded entries take about twice their encoded size, and the tail was the
+/// largest memory cost after the incidents themselves: at 32 MiB, 100k open incidents loaded in
+/// a burst cost ~2,170 B of RSS each on a follower, ~1,950 B at 8 MiB (BENCHMARKS.md).
+pub const MAX_TAIL_BYTES: usize = 8 * 1024 * 1024;
 
 /// The write side of the Raft log. openraft owns it; it is not `Clone` because openraft must be
 /// its only writer.
