@@ -32,7 +32,8 @@
 //! (rolling SIGTERM; a node wiped and re-added by snapshot), `t60_providers` (Twilio down,
 //! 429, slow; SMTP down), `t70_randomized` (a seeded schedule of all of them; the long soak is
 //! `examples/soak.rs`), `t90_issue_*` (reproductions of pagerd bugs). The benchmark is
-//! `src/bin/bench.rs`; its figures are in `BENCH-RESULTS.md`.
+//! `src/bin/bench.rs`; the latest figures are in the repository's `BENCHMARKS.md`, earlier runs in
+//! `BENCH-RESULTS.md`.
 //!
 //! Environment: `PAGERD_BIN` (the binary to run), `CHAOS_KEEP` (keep configs, logs and data),
 //! `CHAOS_PAGERD_LOG` (the nodes' log filter), `RUST_LOG` (this process's).

@@ -568,6 +568,33 @@ fn process_ticks(pid: &str) -> Option<u64> {
 
 /// `n` calls of `call` from `clients` concurrent clients to the pass's leader. `ids`: the
 /// incidents `Get` reads (round robin) or `Ack` acknowledges (one each).
+/// A new channel to the target node, its HTTP/2 connection open (one `Cluster.Status` call).
+async fn connected(c: &Cluster, t: &Target) -> anyhow::Result<Channel> {
+    let ch = c.channel(t.node)?;
+    client::cluster(&ch)
+        .status(client::authorized(
+            pb::ClusterStatusRequest {},
+            t.bearer.as_ref(),
+        ))
+        .await
+        .context("Cluster.Status to open a client's connection")?;
+    Ok(ch)
+}
+
+/// Opens `clients` idle connections in the pool: as many concurrent `GET /healthz`.
+async fn warm_http_pool(http: &reqwest::Client, t: &Target, clients: usize) -> anyhow::Result<()> {
+    let url = format!("http://{}/healthz", t.ports.http);
+    let mut gets = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (http, url) = (http.clone(), url.clone());
+        gets.spawn(async move { http.get(&url).send().await?.bytes().await });
+    }
+    while let Some(r) = gets.join_next().await {
+        r?.with_context(|| format!("GET {url} to open a client's connection"))?;
+    }
+    Ok(())
+}
+
 pub async fn run(
     c: &Cluster,
     t: &Target,
@@ -594,27 +621,36 @@ pub async fn run(
         .build()
         .context("build the HTTP client")?;
     let url: Arc<str> = format!("http://{}/v2/enqueue", t.ports.http).into();
+    // Every client's connection is opened before the clock starts: with 256 clients, 256
+    // connects at once inside the measured run cost time (and on a starved machine some hit
+    // the connect timeout), which is not what the figures are about.
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        conns.push(match call {
+            Call::Http => Conn::Http {
+                client: http.clone(),
+                url: url.clone(),
+            },
+            // One HTTP/2 connection per client.
+            Call::Send => Conn::Events(client::events(&connected(c, t).await?)),
+            Call::Get | Call::Ack => Conn::Incidents {
+                client: client::incidents(&connected(c, t).await?),
+                bearer: t.bearer.clone(),
+                ids: ids.clone(),
+                ack: call == Call::Ack,
+            },
+        });
+    }
+    if call == Call::Http {
+        warm_http_pool(&http, t, clients).await?;
+    }
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     let cpu = CpuTicks::read(&t.pids);
     let node_cpu = NodesCpu::read(t);
     let began = SystemTime::now();
     let started = Instant::now();
-    for _ in 0..clients {
-        let mut conn = match call {
-            Call::Http => Conn::Http {
-                client: http.clone(),
-                url: url.clone(),
-            },
-            // One HTTP/2 connection per client.
-            Call::Send => Conn::Events(client::events(&c.channel(t.node)?)),
-            Call::Get | Call::Ack => Conn::Incidents {
-                client: client::incidents(&c.channel(t.node)?),
-                bearer: t.bearer.clone(),
-                ids: ids.clone(),
-                ack: call == Call::Ack,
-            },
-        };
+    for mut conn in conns {
         let next = next.clone();
         let (pass, via, tag) = (t.pass, t.node, t.tag);
         tasks.spawn(async move {
