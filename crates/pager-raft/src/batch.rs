@@ -32,7 +32,9 @@
 
 use std::fmt;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::error::Fatal;
 use openraft::network::RaftNetworkFactory;
@@ -141,6 +143,39 @@ struct Pending {
 pub struct Raft {
     inner: openraft::Raft<TypeConfig>,
     proposals: mpsc::UnboundedSender<Pending>,
+    contact: Arc<LeaderContact>,
+}
+
+/// When this node last accepted an `AppendEntries` (a heartbeat or entries) from a leader it
+/// recognises. openraft 0.9 keeps this to itself; pagerd's election nudge needs it
+/// (`pagerd::elections`). Until the first one, it counts from the node's start.
+#[derive(Debug)]
+pub struct LeaderContact {
+    start: Instant,
+    /// Milliseconds after `start`.
+    last_ms: AtomicU64,
+}
+
+impl LeaderContact {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// A leader's `AppendEntries` was accepted now.
+    pub fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the last accepted `AppendEntries` (or the start).
+    pub fn silence(&self) -> Duration {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let now = self.start.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(last))
+    }
 }
 
 impl Deref for Raft {
@@ -169,7 +204,16 @@ impl Raft {
         let inner = openraft::Raft::new(id, config, network, log_store, state_machine).await?;
         let (proposals, queued) = mpsc::unbounded_channel();
         tokio::spawn(propose(inner.clone(), queued));
-        Ok(Self { inner, proposals })
+        Ok(Self {
+            inner,
+            proposals,
+            contact: Arc::new(LeaderContact::new()),
+        })
+    }
+
+    /// When this node last heard from a leader (see [`LeaderContact`]).
+    pub fn leader_contact(&self) -> &LeaderContact {
+        &self.contact
     }
 
     /// Propose `cmd` and wait until it is committed and applied; answers what applying it

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
 use pager_proto::raft::v1::raft_server::{Raft as RaftRpc, RaftServer};
 use pager_proto::raft::v1::RaftPayload;
 use serde::de::DeserializeOwned;
@@ -154,7 +156,13 @@ impl RaftRpc for RaftService {
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(request, "AppendEntriesRequest")?;
-        reply(&self.raft.append_entries(rpc).await)
+        let result = self.raft.append_entries(rpc).await;
+        // Accepted from a leader of our vote or a newer one (a `HigherVote` answer refuses a
+        // stale leader, which does not count as hearing from the leader).
+        if matches!(&result, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            self.raft.leader_contact().touch();
+        }
+        reply(&result)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {

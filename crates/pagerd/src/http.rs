@@ -146,6 +146,14 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
          pagerd_isolation_notices_total {}",
         health.isolation_notices.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP pagerd_elections_started_total Elections this node started early, as the voter \
+         holding the longest log once the leader went silent (see `elections`).\n\
+         # TYPE pagerd_elections_started_total counter\n\
+         pagerd_elections_started_total {}",
+        health.elections_started.load(Ordering::Relaxed)
+    );
     let (counts, stats, pending, unreachable, by_method) = node.read(|s| {
         let mut by_method: std::collections::BTreeMap<(&'static str, &'static str), u64> =
             Default::default();

@@ -26,6 +26,7 @@ pub mod compat;
 pub mod config;
 pub mod convert;
 pub mod dispatcher;
+pub mod elections;
 pub mod error;
 pub mod grpc;
 pub mod http;
@@ -331,6 +332,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         stopped.clone(),
     )));
     tasks.push(tokio::spawn(retention::run(node.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(elections::run(node.clone(), stopped.clone())));
     tasks.push(tokio::spawn(monitor::run(
         node.clone(),
         notifier.clone(),

@@ -34,6 +34,8 @@ pub struct Health {
     pub pings_ok: AtomicU64,
     pub pings_failed: AtomicU64,
     pub isolation_notices: AtomicU64,
+    /// Elections this node started early (`elections`).
+    pub elections_started: AtomicU64,
 }
 
 /// A leader is known and, on the leader, a quorum acknowledged it within an

@@ -42,6 +42,9 @@ pub enum ForwardRequest {
     Campaign {
         within_ms: u64,
     },
+    /// To any voter: how far its log goes and how long it has not heard from a leader
+    /// (`elections`, before a follower stands).
+    ElectionState,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +58,7 @@ pub enum ForwardReply {
         term: u64,
         took_ms: u64,
     },
+    ElectionState(crate::elections::ElectionState),
 }
 
 /// A command applied by the leader.
@@ -336,6 +340,9 @@ impl Node {
             ForwardRequest::Campaign { within_ms } => {
                 self.campaign(Duration::from_millis(within_ms)).await
             }
+            ForwardRequest::ElectionState => Ok(ForwardReply::ElectionState(
+                crate::elections::ElectionState::of(self),
+            )),
         }
     }
 
@@ -366,6 +373,7 @@ impl Node {
             ForwardRequest::TransferLeader { .. } | ForwardRequest::Campaign { .. } => {
                 self.transfer_budget() + self.cfg.write_timeout
             }
+            ForwardRequest::ElectionState => crate::elections::ask_timeout(self),
             _ => self.cfg.write_timeout,
         }
     }
