@@ -79,6 +79,11 @@ const MAX_BATCH: usize = 1024;
 /// a burst cost ~2,170 B of RSS each on a follower, ~1,950 B at 8 MiB (BENCHMARKS.md).
 pub const MAX_TAIL_BYTES: usize = 8 * 1024 * 1024;
 
+/// Most encoded bytes of entries replication puts into one `AppendEntries` (see
+/// [`LogReader`]'s `limited_get_log_entries`). 1 MiB is ~100 entries of a busy minute and
+/// crosses loopback, or a 100 Mbit/s link, well within a heartbeat interval.
+pub const MAX_APPEND_BYTES: usize = 1024 * 1024;
+
 /// The write side of the Raft log. openraft owns it; it is not `Clone` because openraft must be
 /// its only writer.
 pub struct LogStore {
@@ -172,7 +177,7 @@ impl Tail {
     }
 
     /// The entries in `range`, if the tail covers it (its start is at or after `from`).
-    fn get(&self, range: &(Bound<u64>, Bound<u64>)) -> Option<Vec<Entry>> {
+    fn get(&self, range: &(Bound<u64>, Bound<u64>), limit: Limit) -> Option<Vec<Entry>> {
         let start = match range.0 {
             Bound::Included(s) => s,
             Bound::Excluded(s) => s.checked_add(1)?,
@@ -181,12 +186,55 @@ impl Tail {
         if start < self.from {
             return None;
         }
+        let mut taken = limit.start();
         Some(
             self.entries
                 .range((Bound::Included(start), range.1))
+                .take_while(|(_, (_, size))| taken.take(*size))
                 .map(|(_, (entry, _))| entry.clone())
                 .collect(),
         )
+    }
+}
+
+/// How many encoded bytes of entries one read may return.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// Every entry in the range.
+    None,
+    /// Entries while their encoded sizes add up to at most this many bytes, and always the first.
+    Bytes(usize),
+}
+
+impl Limit {
+    fn start(self) -> Taken {
+        Taken {
+            limit: self,
+            bytes: 0,
+            count: 0,
+        }
+    }
+}
+
+/// A read's running total against its [`Limit`].
+struct Taken {
+    limit: Limit,
+    bytes: usize,
+    count: usize,
+}
+
+impl Taken {
+    /// Whether an entry of `size` encoded bytes still fits; counts it if so.
+    fn take(&mut self, size: usize) -> bool {
+        let fits = match self.limit {
+            Limit::None => true,
+            Limit::Bytes(max) => self.count == 0 || self.bytes + size <= max,
+        };
+        if fits {
+            self.bytes += size;
+            self.count += 1;
+        }
+        fits
     }
 }
 
@@ -361,11 +409,12 @@ impl Shared {
     async fn entries(
         self: &Arc<Self>,
         range: (Bound<u64>, Bound<u64>),
+        limit: Limit,
     ) -> Result<Vec<Entry>, StorageError> {
         if range_is_empty(&range) {
             return Ok(Vec::new());
         }
-        if let Some(entries) = self.tail().get(&range) {
+        if let Some(entries) = self.tail().get(&range, limit) {
             // After a failed commit the tail may hold entries that will never be durable.
             if let Some(err) = self.progress.borrow().failed.clone() {
                 return Err(StorageIOError::read_logs(err).into());
@@ -377,8 +426,12 @@ impl Shared {
             let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
             let table = txn.open_table(LOGS).map_err(|e| read_err(e.into()))?;
             let mut entries = Vec::new();
+            let mut taken = limit.start();
             for row in table.range::<u64>(range).map_err(|e| read_err(e.into()))? {
                 let (index, value) = row.map_err(|e| read_err(e.into()))?;
+                if !taken.take(value.value().len()) {
+                    break;
+                }
                 let entry: Entry = serde_json::from_slice(value.value()).map_err(|e| {
                     StorageIOError::read_log_at_index(index.value(), AnyError::new(&e))
                 })?;
@@ -554,7 +607,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        self.shared.entries(bounds(&range)).await
+        self.shared.entries(bounds(&range), Limit::None).await
     }
 }
 
@@ -564,7 +617,26 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        self.shared.entries(bounds(&range)).await
+        self.shared.entries(bounds(&range), Limit::None).await
+    }
+
+    /// What replication sends in one `AppendEntries`: the entries from `start` while they add up
+    /// to [`MAX_APPEND_BYTES`] (at least one). openraft 0.9 otherwise reads up to
+    /// `max_payload_entries` (300) entries, each up to 256 commands, and must send, decode and
+    /// fsync them all within one heartbeat interval (its timeout for `AppendEntries`): a
+    /// follower that fell behind a burst of large events timed out on every try and never
+    /// caught up by replication (`crates/pagerd/tests/t92_catch_up.rs`).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.shared
+            .entries(
+                (Bound::Included(start), Bound::Excluded(end)),
+                Limit::Bytes(MAX_APPEND_BYTES),
+            )
+            .await
     }
 }
 
@@ -732,8 +804,30 @@ mod tests {
     }
 
     fn indexes(tail: &Tail, range: (Bound<u64>, Bound<u64>)) -> Option<Vec<u64>> {
-        tail.get(&range)
+        limited(tail, range, Limit::None)
+    }
+
+    fn limited(tail: &Tail, range: (Bound<u64>, Bound<u64>), limit: Limit) -> Option<Vec<u64>> {
+        tail.get(&range, limit)
             .map(|v| v.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn a_limited_read_stops_at_the_byte_budget_but_returns_one_entry() {
+        use Bound::*;
+        let mut tail = Tail::starting_at(1);
+        for i in 1..=5 {
+            tail.append(i, ent(i), 10);
+        }
+        let all = (Included(1), Unbounded);
+        assert_eq!(limited(&tail, all, Limit::Bytes(25)), Some(vec![1, 2]));
+        assert_eq!(limited(&tail, all, Limit::Bytes(30)), Some(vec![1, 2, 3]));
+        // The first entry always, even when alone it exceeds the budget.
+        assert_eq!(limited(&tail, all, Limit::Bytes(5)), Some(vec![1]));
+        assert_eq!(
+            limited(&tail, (Included(4), Unbounded), Limit::Bytes(1000)),
+            Some(vec![4, 5])
+        );
     }
 
     #[test]
