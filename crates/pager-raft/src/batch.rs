@@ -277,13 +277,34 @@ async fn submit(
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let (cmds, callers): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
+    let mut metrics = raft.metrics();
+    let term = metrics.borrow().current_term;
     let sent = raft.client_write_ff(Proposal(cmds)).await;
     tokio::spawn(async move {
+        let mut permit = permit;
         let result = match sent {
-            Ok(rx) => match rx.await {
-                Ok(Ok(written)) => Ok(written),
-                Ok(Err(e)) => Err(RaftError::APIError(e)),
-                Err(_) => Err(RaftError::Fatal(Fatal::Stopped)),
+            Ok(mut rx) => loop {
+                tokio::select! {
+                    answer = &mut rx => break match answer {
+                        Ok(Ok(written)) => Ok(written),
+                        Ok(Err(e)) => Err(RaftError::APIError(e)),
+                        Err(_) => Err(RaftError::Fatal(Fatal::Stopped)),
+                    },
+                    // openraft 0.9 never answers a write whose entry this node neither applies
+                    // nor truncates: a leader deposed right after proposing, whose log the new
+                    // leader's snapshot then replaced. The answer may never come, so the slot
+                    // is freed once this node stops leading the term it proposed in; the
+                    // callers bound their own wait. Two leaked slots stalled all batching.
+                    changed = metrics.changed(), if permit.is_some() => {
+                        let m = metrics.borrow();
+                        if changed.is_err()
+                            || m.current_term != term
+                            || m.state != openraft::ServerState::Leader
+                        {
+                            permit = None;
+                        }
+                    }
+                }
             },
             Err(fatal) => Err(RaftError::Fatal(fatal)),
         };

@@ -18,7 +18,7 @@
 //! instead of texting again. Voice and email cannot be looked up that way and
 //! are re-sent (a duplicate call beats a missed one).
 
-use crate::node::{now_ms, ForwardRequest, Node};
+use crate::node::{now_ms, Node};
 use crate::pages::{self, Urls};
 use pager_core::{Command, ContactKind, SendResult, Urgency};
 use pager_notify::{mask, Method, Notifier, Page};
@@ -332,7 +332,7 @@ async fn record_outcome(node: &Node, delivery: u64, attempt: u32, term: u64, res
     };
     let mut backoff = Duration::from_millis(20);
     loop {
-        match node.serve_local(ForwardRequest::Write(cmd.clone())).await {
+        match node.propose_in_term(term, cmd.clone()).await {
             Ok(_) => return,
             Err(e) if node.leader_term() == Some(term) => {
                 error!(node = node.id(), delivery, cause = %e, "outcome not committed; retrying");

@@ -71,7 +71,8 @@ pub(crate) fn should_stand(
     voters: usize,
     lease_ms: u64,
 ) -> bool {
-    if 1 + others.len() < voters / 2 + 1 {
+    // A leader may have been elected while the others were asked: its heartbeat resets ours.
+    if mine.leader || mine.silent_ms <= lease_ms || 1 + others.len() < voters / 2 + 1 {
         return false;
     }
     if others
@@ -219,6 +220,22 @@ mod tests {
             ..st(Some(9), 9000)
         };
         assert!(!should_stand(1, &mine, &[(2, leader)], 3, LEASE));
+    }
+
+    #[test]
+    fn a_leader_heard_while_asking_cancels() {
+        // Nodes 3 and 4 asked while 5 was still a candidate; 5 won and its first heartbeat
+        // reached them before they decided (chaos t70, five nodes: both stood and deposed it).
+        let candidate = st(Some(2198), 5000);
+        let mine = st(Some(2198), 4);
+        assert!(!should_stand(3, &mine, &[(5, candidate)], 5, LEASE));
+        assert!(!should_stand(
+            3,
+            &mine,
+            &[(5, candidate), (4, st(Some(2198), 3))],
+            5,
+            LEASE
+        ));
     }
 
     #[test]

@@ -136,6 +136,38 @@ impl Node {
         (m.state == ServerState::Leader).then_some(m.current_term)
     }
 
+    /// Propose `cmd` as the leader of `term` and wait until it is applied. Fails once this node
+    /// no longer leads `term`, or after the write timeout, whichever comes first. openraft 0.9
+    /// can leave the write of a leader that stepped down unanswered (seen after a restarted
+    /// node briefly led its old term and then installed the new leader's snapshot): a loop that
+    /// awaited it would stall for good, and the scheduler's did, so a later term of the same
+    /// node never proposed its `Takeover` and paged nothing for 10 s (chaos t70, five nodes).
+    pub(crate) async fn propose_in_term(
+        &self,
+        term: u64,
+        cmd: Command,
+    ) -> Result<ForwardReply, NodeError> {
+        let mut metrics = self.raft.metrics();
+        let lost = async {
+            while self.leader_term() == Some(term) {
+                if metrics.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let write = tokio::time::timeout(
+            self.cfg.write_timeout,
+            self.serve_local(ForwardRequest::Write(cmd)),
+        );
+        tokio::select! {
+            r = write => r.unwrap_or_else(|_| Err(NodeError::Unavailable(format!(
+                "not committed within {} ms",
+                self.cfg.write_timeout.as_millis()
+            )))),
+            _ = lost => Err(NodeError::Unavailable(format!("no longer the leader of term {term}"))),
+        }
+    }
+
     /// True while this node leads and its state machine has applied an entry
     /// of the current term: everything committed before this term is applied.
     fn leader_caught_up(&self) -> bool {

@@ -5,7 +5,7 @@
 //! enough to lead the same term again) are re-claimed and counted, and
 //! overdue timers fire, all within one election.
 
-use crate::node::{now_ms, ForwardRequest, Node};
+use crate::node::{now_ms, Node};
 use pager_core::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,7 @@ pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<boo
             } else {
                 String::new()
             };
-            if propose(&node, Command::Takeover { at: 0, key_seed }).await {
+            if propose(&node, term, Command::Takeover { at: 0, key_seed }).await {
                 node.takeover_term.send_replace(term);
             }
             continue;
@@ -44,11 +44,11 @@ pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<boo
             .map(|due| Duration::from_millis(due.saturating_sub(now_ms())));
         match wait {
             Some(d) if d.is_zero() => {
-                propose(&node, Command::Tick { at: 0 }).await;
+                propose(&node, term, Command::Tick { at: 0 }).await;
             }
             Some(d) => {
                 tokio::select! {
-                    _ = tokio::time::sleep(d) => { propose(&node, Command::Tick { at: 0 }).await; }
+                    _ = tokio::time::sleep(d) => { propose(&node, term, Command::Tick { at: 0 }).await; }
                     _ = applied.changed() => {}
                     _ = metrics.changed() => {}
                     _ = shutdown.changed() => {}
@@ -65,9 +65,10 @@ pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<boo
     }
 }
 
-/// Propose as leader; false if it did not commit (lost leadership or no quorum).
-async fn propose(node: &Node, cmd: Command) -> bool {
-    match node.serve_local(ForwardRequest::Write(cmd)).await {
+/// Propose as the leader of `term`; false if it did not commit (leadership lost, no quorum,
+/// or not within the write timeout).
+async fn propose(node: &Node, term: u64, cmd: Command) -> bool {
+    match node.propose_in_term(term, cmd).await {
         Ok(_) => true,
         Err(e) => {
             warn!(node = node.id(), cause = %e, "scheduler proposal not committed");
