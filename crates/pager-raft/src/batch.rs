@@ -216,6 +216,11 @@ impl Raft {
         &self.contact
     }
 
+    /// Resolves once this node no longer leads `term` (see [`term_lost`]).
+    pub async fn term_lost(&self, term: u64) {
+        term_lost(&self.inner, term).await
+    }
+
     /// Propose `cmd` and wait until it is committed and applied; answers what applying it
     /// answered. Errors as `openraft::Raft::client_write` (`ForwardToLeader` on a follower).
     pub async fn client_write(&self, cmd: Command) -> Reply {
@@ -271,41 +276,63 @@ async fn propose(raft: openraft::Raft<TypeConfig>, mut queued: mpsc::UnboundedRe
 
 /// Hand `batch` to Raft as one entry (in order with earlier submissions), then answer each
 /// command's caller from a task of its own, releasing `permit` once the entry is applied.
+/// How often [`term_lost`] looks: a write normally commits within milliseconds, so a poll (one
+/// timer per pending write) costs less than waking every pending write on each metrics change,
+/// which happens on every applied entry.
+const TERM_POLL: Duration = Duration::from_millis(100);
+
+/// Resolves once `raft` no longer leads `term` (or has stopped), looking every [`TERM_POLL`].
+/// openraft 0.9 never answers a write whose entry this node neither applies nor truncates (a
+/// leader deposed right after proposing, whose log the new leader's snapshot then replaced), so
+/// whatever waits on its own leader's write must also give up when the term is gone.
+async fn term_lost(raft: &openraft::Raft<TypeConfig>, term: u64) {
+    let metrics = raft.metrics();
+    loop {
+        {
+            let m = metrics.borrow();
+            if m.current_term != term
+                || m.state != openraft::ServerState::Leader
+                || m.running_state.is_err()
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(TERM_POLL).await;
+    }
+}
+
 async fn submit(
     raft: &openraft::Raft<TypeConfig>,
     batch: Vec<Pending>,
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let (cmds, callers): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
-    let mut metrics = raft.metrics();
-    let term = metrics.borrow().current_term;
+    let term = raft.metrics().borrow().current_term;
     let sent = raft.client_write_ff(Proposal(cmds)).await;
+    let raft = raft.clone();
     tokio::spawn(async move {
         let mut permit = permit;
         let result = match sent {
-            Ok(mut rx) => loop {
-                tokio::select! {
-                    answer = &mut rx => break match answer {
-                        Ok(Ok(written)) => Ok(written),
-                        Ok(Err(e)) => Err(RaftError::APIError(e)),
-                        Err(_) => Err(RaftError::Fatal(Fatal::Stopped)),
-                    },
-                    // openraft 0.9 never answers a write whose entry this node neither applies
-                    // nor truncates: a leader deposed right after proposing, whose log the new
-                    // leader's snapshot then replaced. The answer may never come, so the slot
-                    // is freed once this node stops leading the term it proposed in; the
-                    // callers bound their own wait. Two leaked slots stalled all batching.
-                    changed = metrics.changed(), if permit.is_some() => {
-                        let m = metrics.borrow();
-                        if changed.is_err()
-                            || m.current_term != term
-                            || m.state != openraft::ServerState::Leader
-                        {
+            Ok(mut rx) => {
+                // The answer may never come once the term is lost (see `term_lost`): free the
+                // slot then, or two leaked slots stall all batching; the callers bound their
+                // own wait for the answer.
+                let answer = match permit {
+                    Some(_) => tokio::select! {
+                        answer = &mut rx => answer,
+                        _ = term_lost(&raft, term) => {
                             permit = None;
+                            rx.await
                         }
-                    }
+                    },
+                    None => rx.await,
+                };
+                match answer {
+                    Ok(Ok(written)) => Ok(written),
+                    Ok(Err(e)) => Err(RaftError::APIError(e)),
+                    Err(_) => Err(RaftError::Fatal(Fatal::Stopped)),
                 }
-            },
+            }
             Err(fatal) => Err(RaftError::Fatal(fatal)),
         };
         drop(permit);

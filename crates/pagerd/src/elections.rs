@@ -109,12 +109,13 @@ pub async fn run(node: Arc<Node>, mut stopped: watch::Receiver<bool>) {
         {
             continue;
         }
+        // A follower that hears its leader, the common case, stops at one atomic load.
+        if node.raft.leader_contact().silence() < ask_after(&node) {
+            continue;
+        }
         let me = node.id();
         let voters = node.voters();
-        if node.metrics().state == ServerState::Leader
-            || !voters.contains(&me)
-            || voters.len() < 2
-            || node.raft.leader_contact().silence() < ask_after(&node)
+        if node.metrics().state == ServerState::Leader || !voters.contains(&me) || voters.len() < 2
         {
             continue;
         }

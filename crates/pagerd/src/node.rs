@@ -147,14 +147,6 @@ impl Node {
         term: u64,
         cmd: Command,
     ) -> Result<ForwardReply, NodeError> {
-        let mut metrics = self.raft.metrics();
-        let lost = async {
-            while self.leader_term() == Some(term) {
-                if metrics.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
         let write = tokio::time::timeout(
             self.cfg.write_timeout,
             self.serve_local(ForwardRequest::Write(cmd)),
@@ -164,7 +156,9 @@ impl Node {
                 "not committed within {} ms",
                 self.cfg.write_timeout.as_millis()
             )))),
-            _ = lost => Err(NodeError::Unavailable(format!("no longer the leader of term {term}"))),
+            _ = self.raft.term_lost(term) => {
+                Err(NodeError::Unavailable(format!("no longer the leader of term {term}")))
+            }
         }
     }
 
