@@ -157,6 +157,20 @@ pub async fn pause_leader(
     })
 }
 
+/// A new leader after a network fault on `old`; if none comes, every link is healed first so
+/// the scenario's checks see a whole cluster.
+async fn elected_or_heal(
+    cluster: &mut Cluster,
+    old: Leader,
+    timeout: Duration,
+) -> anyhow::Result<(Leader, Instant)> {
+    let elected = cluster.wait_for_new_leader(old, timeout).await;
+    if elected.is_err() {
+        cluster.net()?.links.heal();
+    }
+    elected
+}
+
 /// What a partition did and saw.
 #[derive(Debug, Clone)]
 pub struct Partitioned {
@@ -194,14 +208,7 @@ pub async fn isolate_leader(
         .links
         .partition(&[minority.clone(), majority.clone()], LinkMode::Stall);
     tracing::info!(?minority, ?majority, "partition: leader in the minority");
-    let elected = cluster.wait_for_new_leader(old, timeout).await;
-    let (new, seen) = match elected {
-        Ok(found) => found,
-        Err(e) => {
-            cluster.net()?.links.heal();
-            return Err(e);
-        }
-    };
+    let (new, seen) = elected_or_heal(cluster, old, timeout).await?;
     let failover = seen.duration_since(at);
     cluster.wait_for_leader_among(&majority, timeout).await?;
     tokio::time::sleep(hold.saturating_sub(at.elapsed())).await;
@@ -271,14 +278,7 @@ pub async fn cut_leader_outgoing(
         leader = old.id,
         "asymmetric partition: the leader's outgoing links cut"
     );
-    let elected = cluster.wait_for_new_leader(old, timeout).await;
-    let (_, seen) = match elected {
-        Ok(found) => found,
-        Err(e) => {
-            cluster.net()?.links.heal();
-            return Err(e);
-        }
-    };
+    let (_, seen) = elected_or_heal(cluster, old, timeout).await?;
     let failover = seen.duration_since(at);
     tokio::time::sleep(hold.saturating_sub(at.elapsed())).await;
     cluster.net()?.links.heal();

@@ -55,44 +55,28 @@ pub struct Outcome {
 
 /// Every delivery of every incident on node `node`.
 pub async fn settled(cluster: &Cluster, node: u64) -> anyhow::Result<BTreeMap<u64, Settled>> {
-    let ch = cluster.channel(node)?;
-    let mut incidents = client::incidents(&ch);
+    let mut incidents = client::incidents(&cluster.channel(node)?);
     let mut out = BTreeMap::new();
-    let mut page_token = String::new();
-    loop {
-        let page = incidents
-            .list(pb::ListIncidentsRequest {
-                limit: 1000,
-                page_token: page_token.clone(),
+    for inc in crate::scenario::all_incidents(cluster, node).await? {
+        let full = incidents
+            .get(pb::GetIncidentRequest {
+                id: inc.id,
                 ..Default::default()
             })
             .await
-            .with_context(|| format!("Incidents.List on node {node}"))?
+            .with_context(|| format!("Incidents.Get({}) on node {node}", inc.id))?
             .into_inner();
-        for inc in &page.incidents {
-            let full = incidents
-                .get(pb::GetIncidentRequest {
-                    id: inc.id,
-                    ..Default::default()
-                })
-                .await
-                .with_context(|| format!("Incidents.Get({}) on node {node}", inc.id))?
-                .into_inner();
-            for d in full.deliveries {
-                out.insert(
-                    d.id,
-                    Settled {
-                        reclaims: d.reclaims,
-                        attempt: d.attempt,
-                    },
-                );
-            }
+        for d in full.deliveries {
+            out.insert(
+                d.id,
+                Settled {
+                    reclaims: d.reclaims,
+                    attempt: d.attempt,
+                },
+            );
         }
-        if page.next_page_token.is_empty() {
-            return Ok(out);
-        }
-        page_token = page.next_page_token;
     }
+    Ok(out)
 }
 
 pub fn check(observed: &[ObservedPage], settled: &BTreeMap<u64, Settled>) -> Outcome {
