@@ -143,9 +143,6 @@ pub async fn run(node: Arc<Node>, mut stopped: watch::Receiver<bool>) {
             );
             continue;
         }
-        if node.metrics().state == ServerState::Leader {
-            continue;
-        }
         info!(
             silent_ms = mine.silent_ms,
             last_log_index = ?mine.last_log_index,
