@@ -274,8 +274,6 @@ async fn propose(raft: openraft::Raft<TypeConfig>, mut queued: mpsc::UnboundedRe
     }
 }
 
-/// Hand `batch` to Raft as one entry (in order with earlier submissions), then answer each
-/// command's caller from a task of its own, releasing `permit` once the entry is applied.
 /// How often [`term_lost`] looks: a write normally commits within milliseconds, so a poll (one
 /// timer per pending write) costs less than waking every pending write on each metrics change,
 /// which happens on every applied entry.
@@ -301,6 +299,9 @@ async fn term_lost(raft: &openraft::Raft<TypeConfig>, term: u64) {
     }
 }
 
+/// Hand `batch` to Raft as one entry (in order with earlier submissions), then answer each
+/// command's caller from a task of its own, releasing `permit` once the entry is applied or
+/// this node has lost the term it was proposed in.
 async fn submit(
     raft: &openraft::Raft<TypeConfig>,
     batch: Vec<Pending>,
@@ -317,15 +318,12 @@ async fn submit(
                 // The answer may never come once the term is lost (see `term_lost`): free the
                 // slot then, or two leaked slots stall all batching; the callers bound their
                 // own wait for the answer.
-                let answer = match permit {
-                    Some(_) => tokio::select! {
-                        answer = &mut rx => answer,
-                        _ = term_lost(&raft, term) => {
-                            permit = None;
-                            rx.await
-                        }
-                    },
-                    None => rx.await,
+                let answer = tokio::select! {
+                    answer = &mut rx => answer,
+                    _ = term_lost(&raft, term), if permit.is_some() => {
+                        permit = None;
+                        rx.await
+                    }
                 };
                 match answer {
                     Ok(Ok(written)) => Ok(written),
