@@ -177,7 +177,7 @@ impl Tail {
     }
 
     /// The entries in `range`, if the tail covers it (its start is at or after `from`).
-    fn get(&self, range: &(Bound<u64>, Bound<u64>), limit: Limit) -> Option<Vec<Entry>> {
+    fn get(&self, range: &(Bound<u64>, Bound<u64>), mut budget: Budget) -> Option<Vec<Entry>> {
         let start = match range.0 {
             Bound::Included(s) => s,
             Bound::Excluded(s) => s.checked_add(1)?,
@@ -186,53 +186,41 @@ impl Tail {
         if start < self.from {
             return None;
         }
-        let mut taken = limit.start();
         Some(
             self.entries
                 .range((Bound::Included(start), range.1))
-                .take_while(|(_, (_, size))| taken.take(*size))
+                .take_while(|(_, (_, size))| budget.take(*size))
                 .map(|(_, (entry, _))| entry.clone())
                 .collect(),
         )
     }
 }
 
-/// How many encoded bytes of entries one read may return.
+/// How many encoded bytes of entries one read may still return; the first entry always fits.
 #[derive(Debug, Clone, Copy)]
-enum Limit {
-    /// Every entry in the range.
-    None,
-    /// Entries while their encoded sizes add up to at most this many bytes, and always the first.
-    Bytes(usize),
+struct Budget {
+    left: usize,
+    first: bool,
 }
 
-impl Limit {
-    fn start(self) -> Taken {
-        Taken {
-            limit: self,
-            bytes: 0,
-            count: 0,
+impl Budget {
+    /// Every entry in the range.
+    const UNLIMITED: Budget = Budget::bytes(usize::MAX);
+
+    /// Entries while their encoded sizes add up to at most `max`, and always the first.
+    const fn bytes(max: usize) -> Self {
+        Budget {
+            left: max,
+            first: true,
         }
     }
-}
 
-/// A read's running total against its [`Limit`].
-struct Taken {
-    limit: Limit,
-    bytes: usize,
-    count: usize,
-}
-
-impl Taken {
     /// Whether an entry of `size` encoded bytes still fits; counts it if so.
     fn take(&mut self, size: usize) -> bool {
-        let fits = match self.limit {
-            Limit::None => true,
-            Limit::Bytes(max) => self.count == 0 || self.bytes + size <= max,
-        };
+        let fits = self.first || size <= self.left;
         if fits {
-            self.bytes += size;
-            self.count += 1;
+            self.left = self.left.saturating_sub(size);
+            self.first = false;
         }
         fits
     }
@@ -409,12 +397,12 @@ impl Shared {
     async fn entries(
         self: &Arc<Self>,
         range: (Bound<u64>, Bound<u64>),
-        limit: Limit,
+        budget: Budget,
     ) -> Result<Vec<Entry>, StorageError> {
         if range_is_empty(&range) {
             return Ok(Vec::new());
         }
-        if let Some(entries) = self.tail().get(&range, limit) {
+        if let Some(entries) = self.tail().get(&range, budget) {
             // After a failed commit the tail may hold entries that will never be durable.
             if let Some(err) = self.progress.borrow().failed.clone() {
                 return Err(StorageIOError::read_logs(err).into());
@@ -426,10 +414,10 @@ impl Shared {
             let txn = db.begin_read().map_err(|e| read_err(e.into()))?;
             let table = txn.open_table(LOGS).map_err(|e| read_err(e.into()))?;
             let mut entries = Vec::new();
-            let mut taken = limit.start();
+            let mut budget = budget;
             for row in table.range::<u64>(range).map_err(|e| read_err(e.into()))? {
                 let (index, value) = row.map_err(|e| read_err(e.into()))?;
-                if !taken.take(value.value().len()) {
+                if !budget.take(value.value().len()) {
                     break;
                 }
                 let entry: Entry = serde_json::from_slice(value.value()).map_err(|e| {
@@ -607,7 +595,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        self.shared.entries(bounds(&range), Limit::None).await
+        self.shared.entries(bounds(&range), Budget::UNLIMITED).await
     }
 }
 
@@ -617,7 +605,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        self.shared.entries(bounds(&range), Limit::None).await
+        self.shared.entries(bounds(&range), Budget::UNLIMITED).await
     }
 
     /// What replication sends in one `AppendEntries`: the entries from `start` while they add up
@@ -634,7 +622,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
         self.shared
             .entries(
                 (Bound::Included(start), Bound::Excluded(end)),
-                Limit::Bytes(MAX_APPEND_BYTES),
+                Budget::bytes(MAX_APPEND_BYTES),
             )
             .await
     }
@@ -804,11 +792,11 @@ mod tests {
     }
 
     fn indexes(tail: &Tail, range: (Bound<u64>, Bound<u64>)) -> Option<Vec<u64>> {
-        limited(tail, range, Limit::None)
+        limited(tail, range, Budget::UNLIMITED)
     }
 
-    fn limited(tail: &Tail, range: (Bound<u64>, Bound<u64>), limit: Limit) -> Option<Vec<u64>> {
-        tail.get(&range, limit)
+    fn limited(tail: &Tail, range: (Bound<u64>, Bound<u64>), budget: Budget) -> Option<Vec<u64>> {
+        tail.get(&range, budget)
             .map(|v| v.iter().map(|e| e.log_id.index).collect())
     }
 
@@ -820,12 +808,12 @@ mod tests {
             tail.append(i, ent(i), 10);
         }
         let all = (Included(1), Unbounded);
-        assert_eq!(limited(&tail, all, Limit::Bytes(25)), Some(vec![1, 2]));
-        assert_eq!(limited(&tail, all, Limit::Bytes(30)), Some(vec![1, 2, 3]));
+        assert_eq!(limited(&tail, all, Budget::bytes(25)), Some(vec![1, 2]));
+        assert_eq!(limited(&tail, all, Budget::bytes(30)), Some(vec![1, 2, 3]));
         // The first entry always, even when alone it exceeds the budget.
-        assert_eq!(limited(&tail, all, Limit::Bytes(5)), Some(vec![1]));
+        assert_eq!(limited(&tail, all, Budget::bytes(5)), Some(vec![1]));
         assert_eq!(
-            limited(&tail, (Included(4), Unbounded), Limit::Bytes(1000)),
+            limited(&tail, (Included(4), Unbounded), Budget::bytes(1000)),
             Some(vec![4, 5])
         );
     }
