@@ -52,13 +52,21 @@ impl ScenarioReport {
         self.violations.is_empty()
     }
 
+    /// The report line, then every violation indented under it.
+    pub fn with_violations(&self) -> String {
+        let mut out = self.to_string();
+        for v in &self.violations {
+            out.push_str(&format!("\n  {v}"));
+        }
+        out
+    }
+
     /// `Ok` when no invariant broke, else an error listing every violation under the line.
     pub fn into_result(self) -> anyhow::Result<ScenarioReport> {
         if self.is_clean() {
             return Ok(self);
         }
-        let list: Vec<String> = self.violations.iter().map(|v| format!("  {v}")).collect();
-        anyhow::bail!("{self}\n{}", list.join("\n"))
+        anyhow::bail!("{}", self.with_violations())
     }
 }
 

@@ -663,10 +663,7 @@ async fn main() -> anyhow::Result<()> {
     if send_errors > 0 {
         println!("Events.Send errors: {send_errors}");
     }
-    println!("{report}");
-    for v in &report.violations {
-        println!("  {v}");
-    }
+    println!("{}", report.with_violations());
     if args.json {
         let out = json!({
             "machine": { "cores": cores(), "build": chaos_tests::binary::profile() },

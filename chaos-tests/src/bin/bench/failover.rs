@@ -360,10 +360,7 @@ impl Phase {
             );
             p.figures
                 .print(&format!("{} nodes", p.layout.nodes()), p.fault);
-            println!("{}", p.report);
-            for v in &p.report.violations {
-                println!("  {v}");
-            }
+            println!("{}", p.report.with_violations());
         }
     }
 

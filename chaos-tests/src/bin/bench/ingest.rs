@@ -392,10 +392,7 @@ impl Ingest {
                     m.http_unlisted
                 );
             }
-            println!("{}", m.report);
-            for v in &m.report.violations {
-                println!("  {v}");
-            }
+            println!("{}", m.report.with_violations());
         }
     }
 

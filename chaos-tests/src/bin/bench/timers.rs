@@ -561,10 +561,7 @@ impl Timers {
             }
         }
         println!("(pending: incidents loaded, two timers an hour out each; open: the leader's triggered incidents, probes included; missed: no SMS within {} s of the deadline)", MISS_AFTER.as_secs());
-        println!("{}", self.report);
-        for v in &self.report.violations {
-            println!("  {v}");
-        }
+        println!("{}", self.report.with_violations());
     }
 
     pub fn json(&self) -> Value {
