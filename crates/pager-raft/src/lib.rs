@@ -63,7 +63,7 @@ use std::path::Path;
 
 pub use config::{RaftTimings, TimingsError};
 pub use error::OpenError;
-pub use log_store::{LogReader, LogStore};
+pub use log_store::{LogPeek, LogReader, LogStore};
 pub use network::{ClientOptions, Network, PeerAddrError, PeerClients, PeerConnection};
 pub use service::{serve_peers, serve_peers_tls, ForwardFn, RaftService, ServeError};
 pub use state_machine::{SnapshotBuilder, StateHandle, StateMachineStore};

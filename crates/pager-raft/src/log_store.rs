@@ -45,7 +45,7 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, PoisonError, Weak};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
@@ -97,6 +97,12 @@ pub struct LogStore {
 #[derive(Clone)]
 pub struct LogReader {
     shared: Arc<Shared>,
+}
+
+/// See [`LogStore::peek`].
+#[derive(Clone)]
+pub struct LogPeek {
+    shared: Weak<Shared>,
 }
 
 /// State shared by the store, its readers and the writer thread.
@@ -317,6 +323,15 @@ impl LogStore {
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut rx = self.shared.closed.subscribe();
         async move { while rx.changed().await.is_ok() {} }
+    }
+
+    /// A look at the log for the node's own use that does not keep it open: once openraft
+    /// drops the store and its readers, the database closes as before (a restart in the same
+    /// process waits for that) and the look finds nothing.
+    pub fn peek(&self) -> LogPeek {
+        LogPeek {
+            shared: Arc::downgrade(&self.shared),
+        }
     }
 
     /// Queue a write; its sequence number orders it after every write queued before.
@@ -596,6 +611,24 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         self.shared.entries(bounds(&range), Budget::UNLIMITED).await
+    }
+}
+
+impl LogPeek {
+    /// The id (term and index) of the entry at `index`, as of every write queued before this
+    /// call; `None` when the log holds no entry there (purged, truncated or not yet written) or
+    /// is closed.
+    pub async fn log_id_at(&self, index: u64) -> Result<Option<LogId>, StorageError> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(None);
+        };
+        let entries = shared
+            .entries(
+                (Bound::Included(index), Bound::Included(index)),
+                Budget::UNLIMITED,
+            )
+            .await?;
+        Ok(entries.first().map(|e| e.log_id))
     }
 }
 

@@ -171,6 +171,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         .await
         .context("open raft storage")?;
     let log_closed = Box::pin(log_store.closed());
+    let log = log_store.peek();
     let state = sm_store.state();
     let applied = sm_store.subscribe_applied();
     let cluster_secret: Option<Arc<str>> =
@@ -196,6 +197,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     let node = Arc::new(Node {
         cfg: cfg.clone(),
         raft,
+        log,
         state,
         peers,
         applied,

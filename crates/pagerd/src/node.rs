@@ -79,6 +79,9 @@ pub struct MembershipView {
 pub struct Node {
     pub cfg: Arc<NodeConfig>,
     pub raft: Raft,
+    /// A look at the Raft log (the term of its last entry, for `elections`); it does not
+    /// keep the log open once Raft has stopped.
+    pub log: pager_raft::LogPeek,
     pub state: StateHandle,
     pub peers: PeerClients,
     /// Last applied log id, published by the state machine after each apply batch.
@@ -367,7 +370,7 @@ impl Node {
                 self.campaign(Duration::from_millis(within_ms)).await
             }
             ForwardRequest::ElectionState => Ok(ForwardReply::ElectionState(
-                crate::elections::ElectionState::of(self),
+                crate::elections::ElectionState::of(self).await,
             )),
         }
     }

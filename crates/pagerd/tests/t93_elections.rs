@@ -36,8 +36,15 @@ async fn equal_logs_the_lowest_surviving_id_stands_first() {
     c.apply(leader, QUIET_ONCALL).await;
     let survivors: Vec<usize> = (1..=3).filter(|&i| i != leader).collect();
     let last = last_log(&c, leader).expect("the leader has a log");
+    let term = c.node(leader).node.metrics().current_term;
     for &s in &survivors {
         c.applied(s, last).await;
+        // What a voter tells the others: its last entry, of the leader's term.
+        let told = pagerd::elections::ElectionState::of(&c.node(s).node).await;
+        assert_eq!(
+            (told.last_log_term, told.last_log_index),
+            (term, Some(last))
+        );
     }
     c.kill(leader).await;
     // Both survivors hold the same log (read before any election can start,
