@@ -5,9 +5,10 @@ use crate::delivery::{DeliveryId, PhoneAction};
 use crate::event::Event;
 use crate::incident::{Assignee, IncidentId, Role};
 use crate::oncall::{ContactKind, OnCallDoc};
+/// Re-exported where it has always been named: `command::Rejection`.
+pub use crate::rejection::Rejection;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A replicated command. Every `at` is stamped by the leader at proposal
 /// (`max(wall clock, last applied at)`); `apply` never reads a clock.
@@ -261,40 +262,6 @@ pub enum Response {
     /// Nothing was applied.
     Rejected(Rejection),
 }
-
-/// Why a command changed nothing. `pagerd` maps these to gRPC codes in one place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Rejection {
-    Invalid {
-        field: String,
-        reason: String,
-    },
-    NotFound {
-        field: String,
-        what: String,
-    },
-    ConfigInvalid {
-        problems: Vec<crate::oncall::Problem>,
-    },
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Rejection::Invalid { field, reason } => write!(f, "{field}: {reason}"),
-            Rejection::NotFound { field, what } => write!(f, "{field}: {what} not found"),
-            Rejection::ConfigInvalid { problems } => {
-                write!(f, "{} problem(s) in the on-call document", problems.len())?;
-                for p in problems {
-                    write!(f, "; {p}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for Rejection {}
 
 /// What a runtime may act on after an apply. Only the leader executes
 /// deliveries; every node may use the rest for logs and metrics.

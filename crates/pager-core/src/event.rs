@@ -1,6 +1,6 @@
 //! Events from alert sources, with PagerDuty Events API v2 semantics.
 
-use crate::command::Rejection;
+use crate::rejection::Rejection;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

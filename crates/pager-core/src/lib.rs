@@ -15,7 +15,7 @@
 //!
 //! Layout:
 //! - [`state`]: [`State`] and [`State::apply`], escalation and delivery rules
-//! - [`command`]: [`Command`], [`Response`], [`Effect`], [`Rejection`]
+//! - [`command`]: [`Command`], [`Response`], [`Effect`]; [`rejection`]: [`Rejection`]
 //! - [`oncall`]: the on-call document and its validation; [`diff`]: what a new one changes
 //! - [`schedule`]: who is on call at an instant (rotations, restrictions, overrides, DST)
 //! - [`routing`]: rules that route, re-rate or suppress incoming events
@@ -32,6 +32,7 @@ pub mod event;
 pub mod incident;
 pub mod oncall;
 pub mod query;
+pub mod rejection;
 pub mod render;
 pub mod routing;
 pub mod schedule;
@@ -40,11 +41,12 @@ pub mod time;
 pub mod timer;
 
 pub use auth::{ApiToken, TokenRole};
-pub use command::{Command, Effect, Rejection, Response, SendResult};
+pub use command::{Command, Effect, Response, SendResult};
 pub use delivery::{Delivery, DeliveryId, DeliveryStatus, PhoneAction, Unreachable};
 pub use event::{Event, EventAction, Severity};
 pub use incident::{Incident, IncidentId, IncidentStatus};
 pub use oncall::{ContactKind, OnCallDoc, Urgency};
+pub use rejection::Rejection;
 pub use state::{Applied, State, Stats};
 pub use time::{Millis, Span};
 

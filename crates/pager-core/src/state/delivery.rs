@@ -1,0 +1,204 @@
+//! Deliveries after they are created: reclaimed by a new leader, their
+//! outcomes (sent, failed, in doubt), retries with backoff, cancellation.
+
+use super::{Cx, State};
+use crate::command::{Effect, Rejection, Response, SendResult};
+use crate::delivery::{DeliveryId, DeliveryStatus, MAX_ATTEMPTS, UNREACHABLE_CODES};
+use crate::incident::IncidentId;
+use crate::time::Millis;
+use crate::timer::Timer;
+use std::sync::Arc;
+
+impl State {
+    /// Re-claim for this term every delivery that is claimed and unsettled.
+    pub(super) fn reclaim_unsettled(&mut self, cx: &mut Cx) {
+        let unsettled: Vec<DeliveryId> = self.pending.iter().copied().collect();
+        for id in unsettled {
+            if let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) {
+                d.claim_term = cx.meta.term;
+                d.reclaims += 1;
+                d.in_doubt = true;
+                d.updated_at = cx.at;
+                self.stats.deliveries_reclaimed += 1;
+                cx.effects.push(Effect::Reclaimed {
+                    delivery: id,
+                    term: cx.meta.term,
+                });
+                cx.effects.push(Effect::Deliver {
+                    delivery: id,
+                    term: cx.meta.term,
+                });
+            }
+        }
+    }
+
+    pub(super) fn outcome(
+        &mut self,
+        cx: &mut Cx,
+        id: DeliveryId,
+        attempt: u32,
+        result: &SendResult,
+    ) -> Response {
+        let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) else {
+            return Response::Rejected(Rejection::NotFound {
+                field: "delivery".into(),
+                what: format!("delivery {id}"),
+            });
+        };
+        if d.attempt != attempt {
+            return Response::Noop; // an outcome of an earlier attempt: already settled
+        }
+        let incident = d.incident;
+        match (d.status, result) {
+            (
+                DeliveryStatus::Pending,
+                SendResult::Sent {
+                    provider_id,
+                    reconciled,
+                },
+            ) => {
+                d.status = DeliveryStatus::Sent;
+                d.provider_id = provider_id.clone();
+                d.updated_at = cx.at;
+                d.in_doubt = false;
+                let what = if *reconciled {
+                    format!(
+                        "{} to {} found sent by an earlier leader (attempt {attempt}): not sent again",
+                        d.method.as_str(),
+                        d.user
+                    )
+                } else {
+                    format!(
+                        "{} to {} sent (attempt {attempt})",
+                        d.method.as_str(),
+                        d.user
+                    )
+                };
+                self.pending.remove(&id);
+                self.stats.deliveries_sent += 1;
+                if *reconciled {
+                    self.stats.deliveries_reconciled += 1;
+                }
+                cx.effects.push(Effect::DeliverySent { delivery: id });
+                self.note(incident, cx.stamp(), "pagerd", what);
+            }
+            (
+                DeliveryStatus::Pending,
+                SendResult::Failed {
+                    retryable,
+                    in_doubt,
+                    code,
+                    message,
+                },
+            ) => {
+                let (method, address, user, shadow) =
+                    (d.method, d.address.clone(), d.user.clone(), d.shadow);
+                if *in_doubt {
+                    self.stats.deliveries_in_doubt += 1;
+                }
+                // Still in doubt if an earlier claim was and this attempt
+                // proved nothing (it never reached the provider).
+                d.in_doubt = *in_doubt || (d.in_doubt && *retryable);
+                d.error = match code {
+                    Some(c) => format!("{c}: {message}"),
+                    None => message.clone(),
+                };
+                d.updated_at = cx.at;
+                self.pending.remove(&id);
+                let what;
+                let retry_at = if *retryable && attempt < MAX_ATTEMPTS {
+                    d.status = DeliveryStatus::RetryWait;
+                    let when = cx.at + backoff(id, attempt);
+                    what = format!(
+                        "{} to {} failed, retrying: {}",
+                        d.method.as_str(),
+                        d.user,
+                        d.error
+                    );
+                    self.set_timer(
+                        incident,
+                        when,
+                        Timer::Retry {
+                            incident,
+                            delivery: id,
+                        },
+                    );
+                    Some(when)
+                } else {
+                    d.status = DeliveryStatus::Failed;
+                    what = format!("{} to {} failed: {}", d.method.as_str(), d.user, d.error);
+                    self.stats.deliveries_failed += 1;
+                    None
+                };
+                cx.effects.push(Effect::DeliveryFailed {
+                    delivery: id,
+                    retry_at,
+                });
+                self.note(incident, cx.stamp(), "pagerd", what);
+                if retry_at.is_none() {
+                    if let Some(c) = code.filter(|c| UNREACHABLE_CODES.contains(c)) {
+                        self.mark_unreachable(cx, method, &address, message, Some(c));
+                    }
+                    // Failed for good: the user's next contact method now,
+                    // not after its delay.
+                    self.advance_user(cx, incident, &user, shadow);
+                }
+            }
+            (DeliveryStatus::Cancelled, SendResult::Sent { provider_id, .. }) => {
+                // It was in flight when the incident was acknowledged.
+                d.provider_id = provider_id.clone();
+                d.updated_at = cx.at;
+            }
+            _ => {} // already settled (a duplicate outcome after a re-claim)
+        }
+        Response::Noop
+    }
+
+    pub(super) fn retry(&mut self, cx: &mut Cx, id: DeliveryId) {
+        let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) else {
+            return;
+        };
+        if d.status != DeliveryStatus::RetryWait {
+            return;
+        }
+        d.status = DeliveryStatus::Pending;
+        d.attempt += 1;
+        d.claim_term = cx.meta.term;
+        d.claimed_at = cx.at;
+        d.updated_at = cx.at;
+        self.pending.insert(id);
+        cx.effects.push(Effect::Deliver {
+            delivery: id,
+            term: cx.meta.term,
+        });
+    }
+
+    pub(super) fn cancel_deliveries(&mut self, cx: &mut Cx, id: IncidentId) {
+        let Some(inc) = self.incidents.get(&id) else {
+            return;
+        };
+        for did in &inc.deliveries {
+            if let Some(d) = self.deliveries.get_mut(did).map(Arc::make_mut) {
+                if matches!(
+                    d.status,
+                    DeliveryStatus::Pending | DeliveryStatus::RetryWait
+                ) {
+                    d.status = DeliveryStatus::Cancelled;
+                    d.updated_at = cx.at;
+                    self.pending.remove(did);
+                    cx.effects
+                        .push(Effect::DeliveryCancelled { delivery: *did });
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff from 1 s, capped at 60 s, with a jitter of up to
+/// 250 ms derived from the delivery id (deterministic: no RNG in apply).
+fn backoff(id: DeliveryId, attempt: u32) -> Millis {
+    let base = 1_000u64
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(6))
+        .min(60_000);
+    base + (id.wrapping_mul(7_919) % 250)
+}

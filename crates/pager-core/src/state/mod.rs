@@ -1,0 +1,442 @@
+//! The replicated state and the one function that changes it.
+//!
+//! ```text
+//!   Command (stamped `at`, log index + term in LogMeta)
+//!      │
+//!      ▼
+//!   State::apply ──► Response (to the proposer)
+//!      │         └─► Vec<Effect> (Deliver, WakeAt, IncidentOpened, …)
+//!      ▼
+//!   incidents · deliveries · timers · heartbeats (all data, all replicated)
+//! ```
+//!
+//! Escalation: an incident runs one or more *tracks* (track 0: the service's
+//! policy or a reassignment; others: responders). Paging a level resolves
+//! its targets at that instant (users, schedules, teams); a level with
+//! nobody on call is skipped at once; after the last level and repeat the
+//! policy's fallback is paged. Each paged user's notification rules become
+//! deliveries now or `Notify` timers.
+//!
+//! Layout: this file holds [`State`], the dispatch in [`State::apply`] and
+//! the queries every node reads; each kind of command applies in its own room:
+//! - `ingest`: events, routing, dedup, grouping, storms, opening an incident
+//! - `actions`: acknowledge, resolve, snooze, reassign, escalate, merge, notes
+//! - `escalation`: paging levels and users, notification rules, fallback
+//! - `delivery`: outcomes, retries, reclaiming after a takeover, cancelling
+//! - `timers`: firing what is due at a `Tick`
+//! - `phone`: SMS replies, keypresses, call status, unreachable contacts
+//! - `heartbeat`: heartbeat monitors
+//! - `admin`: the on-call document, compaction, overrides, API tokens
+
+use crate::command::{Command, Effect, Rejection, Response};
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, Unreachable};
+use crate::incident::{Incident, IncidentId, IncidentStatus, Stamp};
+use crate::oncall::OnCallDoc;
+use crate::routing::Router;
+use crate::time::Millis;
+use crate::timer::{Timer, Timers};
+use crate::LogMeta;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+mod actions;
+mod admin;
+mod delivery;
+mod escalation;
+mod heartbeat;
+mod ingest;
+mod phone;
+mod timers;
+
+pub use heartbeat::HeartbeatState;
+use ingest::Storm;
+
+/// Result of applying one command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub response: Response,
+    pub effects: Vec<Effect>,
+}
+
+/// Counters kept in the replicated state (so every node reports the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub events: u64,
+    pub incidents_opened: u64,
+    pub triggers_folded: u64,
+    pub deliveries_created: u64,
+    pub deliveries_sent: u64,
+    pub deliveries_failed: u64,
+    /// Deliveries re-claimed by a new leader with no recorded outcome: each is
+    /// a page that may have gone out twice.
+    pub deliveries_reclaimed: u64,
+    /// Failed attempts whose request may have reached the provider anyway.
+    pub deliveries_in_doubt: u64,
+    /// Events a routing rule suppressed (recorded, nobody paged).
+    pub events_suppressed: u64,
+    /// Triggers that arrived during a maintenance window of their service.
+    pub events_in_maintenance: u64,
+    /// Deliveries in doubt that the leader found at the provider (sent by an
+    /// earlier leader): duplicates avoided.
+    #[serde(default)]
+    pub deliveries_reconciled: u64,
+    /// Voice calls that ended with no key pressed (no answer, busy, failed, voicemail).
+    #[serde(default)]
+    pub calls_unanswered: u64,
+    /// Acknowledge / resolve / escalate answers from phones (SMS or keypress).
+    #[serde(default)]
+    pub phone_replies: u64,
+    /// Notification rules skipped because their contact method was unreachable.
+    #[serde(default)]
+    pub contacts_skipped: u64,
+}
+
+/// The cluster's key for signed links (email acknowledge / resolve). Set once
+/// from the first committed `Takeover`; never printed.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LinkKey(String);
+
+impl LinkKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "LinkKey(unset)"
+        } else {
+            "LinkKey(<redacted>)"
+        })
+    }
+}
+
+/// Longest note, in bytes.
+pub const MAX_NOTE_BYTES: usize = 4096;
+/// Most tracks (primary plus responders) on one incident.
+pub const MAX_TRACKS: usize = 16;
+
+/// The compiled routing rules: derived from `config`, never serialized,
+/// rebuilt on config apply and on first use after a snapshot restore.
+#[derive(Debug, Clone, Default)]
+struct RouterCache(Option<Router>);
+
+impl PartialEq for RouterCache {
+    fn eq(&self, _: &Self) -> bool {
+        true // derived data: equal whenever the configs are
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Shared so apply can read it while changing the rest of the state
+    /// without copying (replaced whole by `ApplyConfig`).
+    pub config: Arc<OnCallDoc>,
+    pub config_version: u64,
+    #[serde(skip)]
+    router: RouterCache,
+    /// Integration key → service name; derived from `config` on apply.
+    key_index: BTreeMap<String, String>,
+    /// Values are shared with snapshots in progress (copy on write), so
+    /// copying the state for a snapshot does not copy every incident.
+    pub incidents: BTreeMap<IncidentId, Arc<Incident>>,
+    /// Open incidents by service, then dedup key (a merged incident's key
+    /// points at the incident it was merged into).
+    open_by_key: BTreeMap<String, BTreeMap<String, IncidentId>>,
+    /// Per service, the newest incident opened without a dedup key, for grouping.
+    last_ungrouped: BTreeMap<String, IncidentId>,
+    pub deliveries: BTreeMap<DeliveryId, Arc<Delivery>>,
+    /// Deliveries in `Pending`: what the leader has to send.
+    pending: BTreeSet<DeliveryId>,
+    /// Phone number → the newest SMS or voice delivery to it (a bare reply
+    /// code acts on it).
+    #[serde(default)]
+    latest_to_phone: BTreeMap<String, DeliveryId>,
+    /// Contact methods that cannot be reached, by [`contact_key`].
+    #[serde(default)]
+    pub unreachable: BTreeMap<String, Unreachable>,
+    #[serde(default)]
+    pub link_key: LinkKey,
+    /// API tokens by name.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, crate::auth::ApiToken>,
+    /// Per service with a storm threshold: recent incident openings and the
+    /// open storm incident.
+    #[serde(default)]
+    storms: BTreeMap<String, Storm>,
+    pub timers: Timers,
+    pub heartbeats: BTreeMap<String, HeartbeatState>,
+    next_incident: IncidentId,
+    next_delivery: DeliveryId,
+    /// The latest `at` applied: replicated time never runs backwards.
+    pub clock: Millis,
+    /// Log position of the last applied command.
+    pub last_applied: LogMeta,
+    pub stats: Stats,
+}
+
+/// Per-apply context: where in the log we are, the instant, and the effects so far.
+struct Cx {
+    meta: LogMeta,
+    at: Millis,
+    effects: Vec<Effect>,
+}
+
+impl Cx {
+    fn stamp(&self) -> Stamp {
+        Stamp {
+            index: self.meta.index,
+            at: self.at,
+        }
+    }
+}
+
+fn rejected_invalid(field: &str, reason: impl Into<String>) -> Response {
+    Response::Rejected(Rejection::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    })
+}
+
+fn not_found_incident() -> Response {
+    Response::Rejected(Rejection::NotFound {
+        field: "id".into(),
+        what: "incident".into(),
+    })
+}
+
+impl State {
+    /// Apply one committed command. Pure: never blocks, never reads a clock.
+    /// A `Rejected` response means nothing but `clock` and `last_applied` changed.
+    pub fn apply(&mut self, meta: LogMeta, cmd: &Command) -> Applied {
+        let at = cmd.at().max(self.clock);
+        self.clock = at;
+        self.last_applied = meta;
+        let before = self.timers.next_deadline();
+        let mut cx = Cx {
+            meta,
+            at,
+            effects: Vec::new(),
+        };
+        let response = match cmd {
+            Command::ApplyConfig { doc, .. } => self.apply_config(doc),
+            Command::Ingest { event, .. } => self.ingest(&mut cx, event),
+            Command::Acknowledge { incident, by, .. } => self.acknowledge(&mut cx, *incident, by),
+            Command::Resolve { incident, by, .. } => self.resolve(&mut cx, *incident, by),
+            Command::Tick { .. } => {
+                self.fire_due(&mut cx);
+                Response::Noop
+            }
+            Command::Takeover { key_seed, .. } => {
+                if self.link_key.0.is_empty() && !key_seed.is_empty() {
+                    self.link_key = LinkKey(key_seed.clone());
+                }
+                self.reclaim_unsettled(&mut cx);
+                self.fire_due(&mut cx);
+                Response::Noop
+            }
+            Command::Snooze {
+                incident,
+                until,
+                by,
+                ..
+            } => self.snooze(&mut cx, *incident, *until, by),
+            Command::Reassign {
+                incident, to, by, ..
+            } => self.reassign(&mut cx, *incident, to, by),
+            Command::Escalate {
+                incident,
+                level,
+                by,
+                ..
+            } => self.escalate_now(&mut cx, *incident, *level, by),
+            Command::AddResponders {
+                incident,
+                targets,
+                by,
+                ..
+            } => self.add_responders(&mut cx, *incident, targets, by),
+            Command::Merge {
+                incident, into, by, ..
+            } => self.merge(&mut cx, *incident, *into, by),
+            Command::SetRole {
+                incident,
+                role,
+                user,
+                by,
+                ..
+            } => self.set_role(&mut cx, *incident, *role, user, by),
+            Command::AddNote {
+                incident, text, by, ..
+            } => self.add_note(&mut cx, *incident, text, by),
+            Command::Heartbeat { key, .. } => self.heartbeat(&mut cx, key),
+            Command::Compact {
+                resolved_before, ..
+            } => self.compact(*resolved_before),
+            Command::PhoneReply {
+                from,
+                via,
+                delivery,
+                action,
+                ..
+            } => self.phone_reply(&mut cx, from, *via, *delivery, *action),
+            Command::CallStatus {
+                delivery,
+                attempt,
+                status,
+                answered_by,
+                ..
+            } => self.call_status(&mut cx, *delivery, *attempt, status, answered_by),
+            Command::AddOverride { schedule, over, .. } => self.add_override(schedule, over),
+            Command::CreateToken {
+                name,
+                role,
+                sha256,
+                by,
+                ..
+            } => self.create_token(cx.at, name, *role, sha256, by),
+            Command::RevokeToken { name, .. } => match self.tokens.remove(name) {
+                Some(_) => Response::Noop,
+                None => Response::Rejected(Rejection::NotFound {
+                    field: "name".into(),
+                    what: format!("token {name:?}"),
+                }),
+            },
+            Command::ContactHealth {
+                method,
+                address,
+                reachable,
+                reason,
+                ..
+            } => self.contact_health(&mut cx, *method, address, *reachable, reason),
+            Command::Outcome {
+                delivery,
+                attempt,
+                result,
+                ..
+            } => self.outcome(&mut cx, *delivery, *attempt, result),
+        };
+        let after = self.timers.next_deadline();
+        if after != before {
+            if let Some(t) = after {
+                cx.effects.push(Effect::WakeAt(t));
+            }
+        }
+        Applied {
+            response,
+            effects: cx.effects,
+        }
+    }
+
+    // ---- queries (pure, used by every node) ----
+
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.timers.next_deadline()
+    }
+
+    /// Deliveries the leader of their `claim_term` must send, oldest first.
+    pub fn pending_deliveries(&self) -> impl Iterator<Item = &Delivery> + '_ {
+        self.pending
+            .iter()
+            .filter_map(|id| self.deliveries.get(id).map(|d| &**d))
+    }
+
+    pub fn service_for_key(&self, key: &str) -> Option<&str> {
+        self.key_index.get(key).map(String::as_str)
+    }
+
+    /// The open incident of a service with this dedup key.
+    pub fn open_incident(&self, service: &str, dedup_key: &str) -> Option<IncidentId> {
+        self.open_by_key.get(service)?.get(dedup_key).copied()
+    }
+
+    /// Incidents changed after log index `revision`, oldest change first.
+    /// A scan, not an index: watchers call it once per applied batch.
+    pub fn changed_since(&self, revision: u64) -> Vec<&Incident> {
+        let mut changed: Vec<&Incident> = self
+            .incidents
+            .values()
+            .filter(|i| i.revision > revision)
+            .map(|i| &**i)
+            .collect();
+        changed.sort_by_key(|i| (i.revision, i.id));
+        changed
+    }
+
+    /// Checks that cross-references hold; tests call it after every apply.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for id in &self.pending {
+            match self.deliveries.get(id) {
+                Some(d) if d.status == DeliveryStatus::Pending => {}
+                other => {
+                    return Err(format!(
+                        "pending set holds delivery {id} in state {other:?}"
+                    ))
+                }
+            }
+        }
+        for d in self.deliveries.values() {
+            if d.status == DeliveryStatus::Pending && !self.pending.contains(&d.id) {
+                return Err(format!("delivery {} is pending but not indexed", d.id));
+            }
+        }
+        for (key, timer) in self.timers.iter() {
+            match timer.incident() {
+                Some(inc) => match self.incidents.get(&inc) {
+                    Some(i) if i.timers.contains(key) => {
+                        if timer.pages() && i.status != IncidentStatus::Triggered {
+                            return Err(format!(
+                                "paging timer {key:?} on {:?} incident {inc}",
+                                i.status
+                            ));
+                        }
+                        if i.status == IncidentStatus::Resolved {
+                            return Err(format!("timer {key:?} on resolved incident {inc}"));
+                        }
+                    }
+                    _ => return Err(format!("timer {key:?} not indexed on incident {inc}")),
+                },
+                None => {
+                    let Timer::HeartbeatMissed { name } = timer else {
+                        continue;
+                    };
+                    if self.heartbeats.get(name).and_then(|h| h.timer) != Some(*key) {
+                        return Err(format!("heartbeat timer {key:?} not indexed on {name}"));
+                    }
+                }
+            }
+        }
+        for inc in self.incidents.values() {
+            if inc.timers.iter().any(|k| !self.timers.contains(k)) {
+                return Err(format!("incident {} indexes a timer that is gone", inc.id));
+            }
+            let indexed = self.open_incident(&inc.service, &inc.dedup_key) == Some(inc.id);
+            if inc.is_open() != indexed && inc.merged_into.is_none() {
+                return Err(format!(
+                    "incident {} open={} but indexed={indexed}",
+                    inc.id,
+                    inc.is_open()
+                ));
+            }
+        }
+        for keys in self.open_by_key.values() {
+            for id in keys.values() {
+                if !self.incidents.get(id).is_some_and(|i| i.is_open()) {
+                    return Err(format!(
+                        "dedup index points at incident {id}, which is not open"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, id: IncidentId, stamp: Stamp, by: &str, what: impl Into<String>) {
+        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+            inc.note(stamp, by, what);
+        }
+    }
+}
