@@ -2,45 +2,35 @@
 //! replicated log (`pager-raft`) and the channels (`pager-notify`) together.
 //!
 //! ```text
-//!  client port (gRPC) ──► grpc::Api ──► Node::write ──► leader: stamp + propose
-//!  peer port  (gRPC) ──► Raft RPCs, Forward (followers' writes)   │
-//!  http port         ──► /healthz /readyz /metrics /v2/enqueue    ▼
-//!                        /v1/alertmanager /twilio/* /v1/links  every node applies (pager-core)
-//!  leader only: scheduler (Tick at the next deadline)  dispatcher (pace, reconcile, send, Outcome)
+//!                 edge (any node)                      node              every node
+//!  client port ─► edge::grpc ──────────────┐
+//!  http port   ─► edge::http, compat,      ├─► Node::write ─► leader: stamp, propose ─► apply
+//!                 webhooks, links ─────────┘        ▲                     (pager-core)
+//!  peer port   ─► Raft RPCs, node::peer (followers' writes, election state)
+//!
+//!  leader (only while leading): scheduler (Takeover, Tick at the next deadline),
+//!  dispatcher (pace, reconcile, send, Outcome), retention, transfer
 //! ```
 //!
-//! Layout: [`config`] (figment layers, validation), [`node`] (Raft handle and
-//! write path), [`grpc`] and [`convert`] (public API: Events, Incidents,
-//! Config, OnCall, Cluster; health and reflection), [`http`] (health,
-//! metrics, heartbeats), [`compat`] (PagerDuty Events v2 and Alertmanager
-//! webhooks), [`webhooks`] (Twilio SMS / voice / status, email links),
-//! [`scheduler`], [`dispatcher`] with [`pages`] (what a page says and links
-//! to), [`pacer`] (send rates) and [`links`] (signed email links),
-//! [`error`] (one mapping to gRPC status).
+//! Layout, by responsibility:
+//! - [`edge`]: what answers the outside on any node (gRPC API, HTTP,
+//!   PagerDuty / Alertmanager compatibility, Twilio webhooks, email links,
+//!   rate limit)
+//! - [`leader`]: the leader's loops (scheduler, dispatcher, pacer, retention,
+//!   transfer, early elections) and self-monitoring
+//! - [`node`]: the Raft handle, the write path and the peer protocol;
+//!   [`config`]: figment layers and validation; [`error`]: one mapping to
+//!   gRPC status
 
 // `tonic::Status` (the gRPC error) and `figment::Error` are large by design;
 // boxing them at every handler would only obscure the code.
 #![allow(clippy::result_large_err)]
 
-pub mod compat;
 pub mod config;
-pub mod convert;
-pub mod dispatcher;
-pub mod elections;
+pub mod edge;
 pub mod error;
-pub mod grpc;
-pub mod http;
-pub mod latency;
-pub mod links;
-pub mod monitor;
+pub mod leader;
 pub mod node;
-pub mod pacer;
-pub mod pages;
-pub mod ratelimit;
-pub mod retention;
-pub mod scheduler;
-pub mod transfer;
-pub mod webhooks;
 
 use anyhow::Context as _;
 use config::NodeConfig;
@@ -202,10 +192,10 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         peers,
         applied,
         takeover_term: watch::Sender::new(0),
-        pacer: pacer::Pacer::new(&cfg.dispatch),
-        page_latency: latency::Histogram::default(),
+        pacer: leader::pacer::Pacer::new(&cfg.dispatch),
+        page_latency: leader::latency::Histogram::default(),
         leader_changes: Default::default(),
-        limiter: ratelimit::KeyLimiter::new(
+        limiter: edge::ratelimit::KeyLimiter::new(
             cfg.events_per_second_per_key,
             cfg.events_burst_per_key,
         ),
@@ -270,7 +260,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
 
     // Client port: the public API, TCP_NODELAY on every accepted socket,
     // TLS-terminated when `[tls]` is set.
-    let api = grpc::Api { node: node.clone() };
+    let api = edge::grpc::Api { node: node.clone() };
     let incoming = match client_tls {
         Some(t) => ClientIncoming::Tls(pager_tls::TlsIncoming::new(listeners.client, t, None)),
         None => ClientIncoming::Plain(
@@ -282,13 +272,13 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     // grpc.health.v1: "" is SERVING while the process runs (liveness); each
     // public service is SERVING while a leader is known (readiness).
     let (health, health_service) = tonic_health::server::health_reporter();
-    tasks.push(tokio::spawn(grpc::report_health(
+    tasks.push(tokio::spawn(edge::grpc::report_health(
         node.clone(),
         health,
         stopped.clone(),
     )));
     // Only the public services: the Raft service lives on the peer port.
-    let reflection_service = grpc::PUBLIC_SERVICES
+    let reflection_service = edge::grpc::PUBLIC_SERVICES
         .iter()
         .fold(
             tonic_reflection::server::Builder::configure()
@@ -317,7 +307,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     }));
 
     // HTTP: health, readiness, metrics.
-    let app = http::router(node.clone());
+    let app = edge::http::router(node.clone());
     let shutdown = until_stop(stopped.clone());
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(listeners.http, app)
@@ -328,19 +318,28 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         }
     }));
 
-    tasks.push(tokio::spawn(scheduler::run(node.clone(), stopped.clone())));
-    tasks.push(tokio::spawn(transfer::prefer_regions(
+    tasks.push(tokio::spawn(leader::scheduler::run(
         node.clone(),
         stopped.clone(),
     )));
-    tasks.push(tokio::spawn(retention::run(node.clone(), stopped.clone())));
-    tasks.push(tokio::spawn(elections::run(node.clone(), stopped.clone())));
-    tasks.push(tokio::spawn(monitor::run(
+    tasks.push(tokio::spawn(leader::transfer::prefer_regions(
+        node.clone(),
+        stopped.clone(),
+    )));
+    tasks.push(tokio::spawn(leader::retention::run(
+        node.clone(),
+        stopped.clone(),
+    )));
+    tasks.push(tokio::spawn(leader::elections::run(
+        node.clone(),
+        stopped.clone(),
+    )));
+    tasks.push(tokio::spawn(leader::monitor::run(
         node.clone(),
         notifier.clone(),
         stopped.clone(),
     )));
-    tasks.push(tokio::spawn(dispatcher::run(
+    tasks.push(tokio::spawn(leader::dispatcher::run(
         node.clone(),
         notifier,
         stopped.clone(),

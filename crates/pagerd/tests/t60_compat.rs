@@ -278,8 +278,8 @@ async fn refused_requests_answer_in_pagerduty_shape_and_apply_nothing() {
         f(&mut v);
         v.to_string()
     };
-    let pd_limit = pagerd::compat::pagerduty::MAX_BODY_BYTES;
-    let am_limit = pagerd::compat::alertmanager::MAX_BODY_BYTES;
+    let pd_limit = pagerd::edge::compat::pagerduty::MAX_BODY_BYTES;
+    let am_limit = pagerd::edge::compat::alertmanager::MAX_BODY_BYTES;
     let invalid = "invalid event";
     let cases = vec![
         Refused {

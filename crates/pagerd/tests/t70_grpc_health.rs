@@ -60,7 +60,7 @@ async fn health_and_reflection_answer_on_the_client_port() {
         panic!("expected a service list: {answer:?}");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in pagerd::grpc::PUBLIC_SERVICES {
+    for expected in pagerd::edge::grpc::PUBLIC_SERVICES {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} in {names:?}"

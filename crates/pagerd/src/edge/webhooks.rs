@@ -15,10 +15,10 @@
 //! it to the leader: acknowledging by phone works while the leader's region is
 //! down.
 
+use crate::edge::links::{self, LinkAction};
 use crate::error::NodeError;
-use crate::links::{self, LinkAction};
+use crate::leader::pages;
 use crate::node::{now_ms, Node};
-use crate::pages;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State as Ax};
 use axum::http::{HeaderMap, StatusCode, Uri};

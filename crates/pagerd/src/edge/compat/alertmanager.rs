@@ -39,9 +39,10 @@
 
 use super::fields::{self, Problems};
 use super::ApiError;
-use crate::grpc::{self, MAX_BATCH};
+use crate::edge::convert;
+use crate::edge::grpc::{self, MAX_BATCH};
+use crate::error::NodeError;
 use crate::node::Node;
-use crate::{convert, error::NodeError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State as Ax};

@@ -18,8 +18,8 @@
 //! instead of texting again. Voice and email cannot be looked up that way and
 //! are re-sent (a duplicate call beats a missed one).
 
+use crate::leader::pages::{self, Urls};
 use crate::node::{now_ms, Node};
-use crate::pages::{self, Urls};
 use pager_core::{Command, ContactKind, SendResult, Urgency};
 use pager_notify::{mask, Method, Notifier, Page};
 use std::collections::HashSet;

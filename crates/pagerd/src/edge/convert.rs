@@ -1,6 +1,7 @@
 //! Conversions between protobuf messages and pager-core types, at the edge.
 
 use crate::error::NodeError;
+use crate::node::MembershipView;
 use pager_core::command::Responder;
 use pager_core::diff::{Change, ChangeKind};
 use pager_core::incident::{Assignee, Role, Track};
@@ -302,5 +303,15 @@ pub fn assignee_text(a: &Assignee) -> (&'static str, String) {
     match a {
         Assignee::User(u) => ("user", format!("user {u:?}")),
         Assignee::Policy(p) => ("policy", format!("escalation policy {p:?}")),
+    }
+}
+
+impl From<MembershipView> for pb::MembershipResponse {
+    fn from(v: MembershipView) -> Self {
+        pb::MembershipResponse {
+            voters: v.voters,
+            learners: v.learners,
+            commit_index: v.index,
+        }
     }
 }

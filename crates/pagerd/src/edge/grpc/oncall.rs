@@ -2,7 +2,7 @@
 //! page plans. Read-only, from this node's state; nothing is written.
 
 use super::Api;
-use crate::convert;
+use crate::edge::convert;
 use crate::error::NodeError;
 use crate::node;
 use pager_core::oncall::OnCallDoc;

@@ -4,7 +4,7 @@
 //! callback, the email's signed links.
 
 use crate::config::NodeConfig;
-use crate::links::{self, Claims, LinkAction};
+use crate::edge::links::{self, Claims, LinkAction};
 use pager_core::render::{self, EmailLinks};
 use pager_core::{ContactKind, Delivery, Incident, Millis, State};
 use pager_notify::twilio::VoiceCall;

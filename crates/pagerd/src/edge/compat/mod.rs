@@ -24,7 +24,7 @@
 //! Layout: [`pagerduty`], [`alertmanager`], [`fields`] (reading untyped JSON
 //! while collecting every problem with its path).
 //!
-//! [`grpc::send_event`]: crate::grpc::send_event
+//! [`grpc::send_event`]: crate::edge::grpc::send_event
 
 pub mod alertmanager;
 pub mod fields;

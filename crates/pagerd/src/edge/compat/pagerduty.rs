@@ -29,7 +29,7 @@
 
 use super::fields::{self, Problems};
 use super::ApiError;
-use crate::grpc;
+use crate::edge::grpc;
 use crate::node::Node;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

@@ -5,7 +5,7 @@
 mod oncall;
 mod tokens;
 
-use crate::convert;
+use crate::edge::convert;
 use crate::error::NodeError;
 use crate::node::{self, ForwardRequest, Node};
 use openraft::ServerState;
@@ -738,11 +738,7 @@ impl pb::cluster_server::Cluster for Api {
                 learner_only: req.learner_only,
             })
             .await?;
-        Ok(Response::new(pb::MembershipResponse {
-            voters: v.voters,
-            learners: v.learners,
-            commit_index: v.index,
-        }))
+        Ok(Response::new(v.into()))
     }
 
     async fn remove_node(
@@ -755,11 +751,7 @@ impl pb::cluster_server::Cluster for Api {
             .node
             .change_membership(ForwardRequest::RemoveNode { id })
             .await?;
-        Ok(Response::new(pb::MembershipResponse {
-            voters: v.voters,
-            learners: v.learners,
-            commit_index: v.index,
-        }))
+        Ok(Response::new(v.into()))
     }
 
     async fn promote_learner(
@@ -772,11 +764,7 @@ impl pb::cluster_server::Cluster for Api {
             .node
             .change_membership(ForwardRequest::PromoteLearner { id })
             .await?;
-        Ok(Response::new(pb::MembershipResponse {
-            voters: v.voters,
-            learners: v.learners,
-            commit_index: v.index,
-        }))
+        Ok(Response::new(v.into()))
     }
 
     type BackupStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::BackupChunk, Status>>>;

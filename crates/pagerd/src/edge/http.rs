@@ -23,8 +23,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/heartbeat/:key", axum::routing::post(heartbeat))
-        .merge(crate::webhooks::routes())
-        .merge(crate::compat::routes())
+        .merge(crate::edge::webhooks::routes())
+        .merge(crate::edge::compat::routes())
         .with_state(node)
 }
 
@@ -76,7 +76,7 @@ async fn heartbeat(
 
 async fn readyz(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
     let m = node.metrics();
-    let ready = crate::monitor::in_quorum(&node);
+    let ready = crate::leader::monitor::in_quorum(&node);
     let body = serde_json::json!({
         "ready": ready,
         "node": m.id,

@@ -1,0 +1,22 @@
+//! The client edge: everything that answers a request from outside the
+//! cluster, on any node. Each handler turns what it receives into a
+//! `pager-core` command and commits it through [`crate::node::Node::write`];
+//! none of it keeps state of its own but the per-key rate limit.
+//!
+//! - [`grpc`] and [`convert`]: the public gRPC API (Events, Incidents,
+//!   Config, OnCall, Cluster, Tokens; health and reflection) and its
+//!   protobuf conversions
+//! - [`http`]: the HTTP router (health, readiness, metrics, heartbeats) that
+//!   mounts the rest
+//! - [`compat`]: PagerDuty Events v2 and Alertmanager webhooks
+//! - [`webhooks`] and [`links`]: what phones and inboxes send back (Twilio
+//!   SMS, voice and status callbacks; signed email links)
+//! - [`ratelimit`]: the per-integration-key token bucket
+
+pub mod compat;
+pub mod convert;
+pub mod grpc;
+pub mod http;
+pub mod links;
+pub mod ratelimit;
+pub mod webhooks;

@@ -1,0 +1,23 @@
+//! The leader's work, and the watch every node keeps on itself. Each loop
+//! runs on every node and acts only while this node leads (or, for
+//! [`elections`] and [`monitor`], while it does not):
+//!
+//! - [`scheduler`]: the clock (`Takeover` on election, `Tick` at the next
+//!   deadline)
+//! - [`dispatcher`] with [`pages`], [`pacer`] and [`latency`]: sending the
+//!   deliveries claimed by this term, at the pace providers allow, and the
+//!   page-latency histogram
+//! - [`retention`]: proposing `Compact` for incidents resolved long ago
+//! - [`transfer`] and [`elections`]: handing leadership to a preferred
+//!   region, and which voter stands first when the leader goes silent
+//! - [`monitor`]: quorum health, the dead man's switch, the isolation notice
+
+pub mod dispatcher;
+pub mod elections;
+pub mod latency;
+pub mod monitor;
+pub mod pacer;
+pub mod pages;
+pub mod retention;
+pub mod scheduler;
+pub mod transfer;
