@@ -22,8 +22,8 @@ use crate::metrics;
 use crate::pages::PageChannel;
 use crate::proxy::{Gates, LinkMode};
 use anyhow::Context as _;
-use pager_notify::fake::smtp::SmtpServer;
-use pager_notify::fake::twilio::{FakeTwilio, Fault};
+use pager_fakes::smtp::SmtpServer;
+use pager_fakes::twilio::{FakeTwilio, Fault};
 use pager_proto::pager::v1 as pb;
 use std::time::{Duration, Instant, SystemTime};
 

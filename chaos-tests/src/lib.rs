@@ -1,7 +1,7 @@
 //! chaos-tests: real `pagerd` processes, real faults, invariant checks, and the benchmark.
 //!
 //! A scenario starts a [`cluster::Cluster`] of OS processes on loopback, pointed at a fake
-//! Twilio and a real SMTP server living in the test process (`pager-notify`'s `fakes`), drives
+//! Twilio and a real SMTP server living in the test process (`pager-fakes`), drives
 //! it through the public gRPC API only, injects [`faults`], records what its clients saw in a
 //! [`history::History`], and checks the [`invariants`] against the cluster's state and the
 //! pages the providers received ([`pages`]). [`report`] prints one line per scenario. The

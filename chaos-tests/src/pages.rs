@@ -9,8 +9,8 @@
 //! ([`crate::proxy`]).
 
 use crate::proxy;
-use pager_notify::fake::smtp::SmtpServer;
-use pager_notify::fake::twilio::{FakeTwilio, RecordedMessage};
+use pager_fakes::smtp::SmtpServer;
+use pager_fakes::twilio::{FakeTwilio, RecordedMessage};
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

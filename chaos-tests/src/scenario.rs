@@ -26,8 +26,8 @@ use crate::report::ScenarioReport;
 use crate::traffic::{Traffic, TrafficOptions};
 use crate::workload::{OnCall, User};
 use anyhow::Context as _;
-use pager_notify::fake::smtp::{self, SmtpServer};
-use pager_notify::fake::twilio::{self, FakeTwilio};
+use pager_fakes::smtp::{self, SmtpServer};
+use pager_fakes::twilio::{self, FakeTwilio};
 use pager_proto::pager::v1 as pb;
 use std::time::{Duration, Instant, SystemTime};
 

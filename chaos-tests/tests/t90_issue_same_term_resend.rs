@@ -12,7 +12,7 @@
 use chaos_tests::client;
 use chaos_tests::cluster::{Cluster, ClusterOptions, TwilioTarget};
 use chaos_tests::workload::{OnCall, User};
-use pager_notify::fake::twilio::{self, FakeTwilio, Fault};
+use pager_fakes::twilio::{self, FakeTwilio, Fault};
 use pager_proto::pager::v1 as pb;
 use std::io::{Read as _, Write as _};
 use std::time::Duration;

@@ -1,15 +1,18 @@
-//! Test doubles for the providers (feature `fakes`): [`twilio::FakeTwilio`], an HTTP server that
+//! Test doubles for the providers pagerd cannot reach from a test: [`twilio::FakeTwilio`], an HTTP server that
 //! answers like Twilio's Messages and Calls endpoints (creating and listing messages, playing
 //! scripted calls against our webhooks, delivering incoming SMS, keeping opt-outs), and
 //! [`smtp::SmtpServer`], a real SMTP server (mailin-embedded) that can be stopped and started
 //! again on the same port. Both record what they accepted, take injected faults, and let a test
 //! wait for N records (or a call's end) without sleeping.
+//!
+//! A dev-only crate (`publish = false`): pager-notify, pagerd and chaos-tests take it as a
+//! dev-dependency or, for the chaos binaries, a dependency; the product crates never do.
 
 pub mod smtp;
 pub mod twilio;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tokio::time::error::Elapsed;
@@ -67,40 +70,14 @@ impl<S> Board<S> {
 
 /// `Thu, 24 Aug 2023 05:01:45 +0000`, the RFC 2822 form of Twilio's `date_*` fields.
 pub(crate) fn rfc2822(time: SystemTime) -> String {
-    const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    // Days to civil date (Howard Hinnant's algorithm); 1970-01-01 was a Thursday.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[(days + 4).rem_euclid(7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        of_day / 3_600,
-        of_day % 3_600 / 60,
-        of_day % 60
-    )
+    let at = jiff::Timestamp::try_from(time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    at.strftime("%a, %d %b %Y %H:%M:%S +0000").to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn rfc2822_dates() {

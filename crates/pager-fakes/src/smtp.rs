@@ -27,7 +27,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::error::Elapsed;
 
 use super::Board;
-use crate::settings::{SmtpSettings, SmtpTls};
+use pager_notify::settings::{SmtpSettings, SmtpTls};
 
 /// The sender [`SmtpServer::settings`] configures.
 pub const TEST_FROM: &str = "pagerd@pagerd.test";

@@ -28,9 +28,9 @@
 //! - `smtp`: lettre's async transport, one connection per page.
 //! - `console`: the stdout channel.
 //! - [`mask`]: phone numbers and addresses as they may appear in logs.
-//! - `fake` (feature `fakes`): a fake Twilio server (messages, message lists, scripted call
-//!   lives with signed webhooks, inbound SMS and opt-out) and a real SMTP server, recording every
-//!   page, with fault injection, for this crate's tests and the daemon's chaos tests.
+//!
+//! The test doubles (fake Twilio, a recording SMTP server) live in the dev-only crate
+//! `pager-fakes`, which builds on this one.
 
 mod console;
 pub mod error;
@@ -40,9 +40,6 @@ pub mod signature;
 mod smtp;
 pub mod twilio;
 pub mod twiml;
-
-#[cfg(feature = "fakes")]
-pub mod fake;
 
 use std::fmt;
 use std::sync::Arc;
@@ -276,7 +273,7 @@ fn check_phone(page: &Page) -> Result<(), SendError> {
 }
 
 /// `len` hex digits, fresh on every call. Not cryptographic: for ids that must not repeat.
-pub(crate) fn random_hex(len: usize) -> String {
+pub fn random_hex(len: usize) -> String {
     use std::collections::hash_map::RandomState;
     use std::fmt::Write as _;
     use std::hash::{BuildHasher, Hasher};
@@ -301,7 +298,7 @@ pub(crate) fn random_hex(len: usize) -> String {
 }
 
 /// `err: cause: cause`, skipping causes the text already contains.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

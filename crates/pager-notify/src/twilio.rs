@@ -635,7 +635,7 @@ pub(crate) fn is_sid(sid: &str, prefix: &str) -> bool {
 }
 
 /// `+` and 2 to 15 digits, the first not 0 (E.164).
-pub(crate) fn is_e164(number: &str) -> bool {
+pub fn is_e164(number: &str) -> bool {
     let Some(digits) = number.strip_prefix('+') else {
         return false;
     };

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{trigger, Cluster};
-use pager_notify::fake::twilio::{CallEvent, CallScript, Fault, TwimlSource};
+use pager_fakes::twilio::{CallEvent, CallScript, Fault, TwimlSource};
 use pager_proto::pager::v1 as pb;
 use std::time::Duration;
 
@@ -122,7 +122,7 @@ fn http_url(c: &Cluster, node: usize) -> String {
 }
 
 /// The raw message with quoted-printable undone (soft line breaks, `=XX`).
-fn mail_text(m: &pager_notify::fake::smtp::ReceivedMail) -> String {
+fn mail_text(m: &pager_fakes::smtp::ReceivedMail) -> String {
     let raw = m.text().replace("=\r\n", "");
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

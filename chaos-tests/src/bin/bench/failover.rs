@@ -31,7 +31,7 @@ use chaos_tests::history::{from_epoch_ms, History};
 use chaos_tests::report::{percentiles, ScenarioReport};
 use chaos_tests::workload::OnCall;
 use chaos_tests::{client, faults, pages};
-use pager_notify::fake::twilio::FakeTwilio;
+use pager_fakes::twilio::FakeTwilio;
 use pager_proto::pager::v1 as pb;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant, SystemTime};

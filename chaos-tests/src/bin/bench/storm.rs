@@ -32,7 +32,7 @@ use chaos_tests::pages::incident_in;
 use chaos_tests::report::percentiles;
 use chaos_tests::workload::{OnCall, User};
 use chaos_tests::{client, faults};
-use pager_notify::fake::twilio::{FakeTwilio, RecordedMessage};
+use pager_fakes::twilio::{FakeTwilio, RecordedMessage};
 use pager_proto::pager::v1 as pb;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};

@@ -40,7 +40,7 @@ use chaos_tests::pages::{self, incident_in};
 use chaos_tests::report::ScenarioReport;
 use chaos_tests::workload::{OnCall, User};
 use hdrhistogram::Histogram;
-use pager_notify::fake::twilio::FakeTwilio;
+use pager_fakes::twilio::FakeTwilio;
 use pager_proto::pager::v1 as pb;
 use serde_json::{json, Value};
 use std::collections::HashMap;

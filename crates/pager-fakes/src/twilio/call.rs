@@ -35,8 +35,8 @@ use reqwest::Url;
 
 use super::twiml_scan::{self, Verb};
 use super::{form, RecordedCall, Shared};
-use crate::fake::rfc2822;
-use crate::signature;
+use crate::rfc2822;
+use pager_notify::signature;
 
 /// A bound on the TwiML documents one call fetches (a `<Redirect>` loop ends there).
 pub const MAX_DOCUMENTS: usize = 10;
@@ -360,7 +360,7 @@ impl Shared {
     ) -> Option<(Vec<Verb>, Option<Url>)> {
         let answer = self.webhook(method, url, params).await;
         let (http_status, twiml, error, verbs) = match answer {
-            Err(err) => (None, None, Some(crate::error_chain(&err)), None),
+            Err(err) => (None, None, Some(pager_notify::error_chain(&err)), None),
             Ok((status, _)) if !(200..300).contains(&status) => {
                 (Some(status), None, Some(format!("HTTP {status}")), None)
             }

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use super::call::CallLife;
 use super::{Checked, RecordedCall, RecordedMessage, Shared, Submission};
-use crate::fake::rfc2822;
-use crate::twilio::{is_e164, MAX_SMS_BODY, MAX_TWIML};
+use crate::rfc2822;
+use pager_notify::twilio::{is_e164, MAX_SMS_BODY, MAX_TWIML};
 
 impl Shared {
     pub(super) fn create_message(&self, request: &Submission) -> Checked {
@@ -50,7 +50,7 @@ impl Shared {
         }
         let now = SystemTime::now();
         let mut record = RecordedMessage {
-            sid: format!("SM{}", crate::random_hex(32)),
+            sid: format!("SM{}", pager_notify::random_hex(32)),
             to: to.to_owned(),
             from: from.map(str::to_owned),
             messaging_service_sid: service.map(str::to_owned),
@@ -150,7 +150,7 @@ impl Shared {
                 "Twiml size exceeded maximum allowed value of 4000 characters".to_owned(),
             );
         }
-        let sid = format!("CA{}", crate::random_hex(32));
+        let sid = format!("CA{}", pager_notify::random_hex(32));
         let now = SystemTime::now();
         let date = rfc2822(now);
         let account = &self.account_sid;

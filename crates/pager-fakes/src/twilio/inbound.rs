@@ -49,7 +49,7 @@ impl Shared {
         body: &str,
         forged: Option<&str>,
     ) -> reqwest::Result<(u16, String)> {
-        let sid = format!("SM{}", crate::random_hex(32));
+        let sid = format!("SM{}", pager_notify::random_hex(32));
         let opt_out = opt_out_type(body);
         let segments = segments(body).to_string();
         let mut params: Vec<(String, String)> = [

@@ -76,7 +76,7 @@ use tokio::time::error::Elapsed;
 
 use self::call::CallLife;
 use super::Board;
-use crate::settings::{Secret, TwilioSettings};
+use pager_notify::settings::{Secret, TwilioSettings};
 
 /// An account SID that passes Twilio's pattern, for tests.
 pub const TEST_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";

@@ -287,7 +287,7 @@ pub(crate) fn unescape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::twiml::Twiml;
+    use pager_notify::twiml::Twiml;
 
     #[test]
     fn reads_what_the_builder_writes() {

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use pager_notify::fake::smtp::SmtpServer;
-use pager_notify::fake::twilio::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
+use pager_fakes::smtp::SmtpServer;
+use pager_fakes::twilio::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN};
 use pager_notify::{
     mask, Method, Notifier, NotifyConfigError, NotifySettings, Secret, SmtpSettings, SmtpTls,
     TwilioSettings,

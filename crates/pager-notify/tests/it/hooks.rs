@@ -18,7 +18,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use pager_notify::fake::twilio::TEST_AUTH_TOKEN;
+use pager_fakes::twilio::TEST_AUTH_TOKEN;
 use pager_notify::signature;
 use pager_notify::twiml::Twiml;
 use tokio::net::TcpListener;

@@ -1,6 +1,6 @@
 //! Incoming SMS from the fake to a webhook, signed; and Twilio's opt-out keywords.
 
-use pager_notify::fake::twilio::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_FROM};
+use pager_fakes::twilio::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_FROM};
 use pager_notify::{signature, Method, Notifier, NotifySettings};
 
 use crate::hooks::{Hooks, SMS_REPLY};

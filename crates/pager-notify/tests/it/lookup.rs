@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pager_notify::fake::twilio::{FakeTwilio, Fault, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_FROM};
+use pager_fakes::twilio::{FakeTwilio, Fault, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_FROM};
 use pager_notify::{Method, Notifier, NotifySettings, Page, Secret, TwilioSettings};
 use serde_json::Value;
 

@@ -1,5 +1,4 @@
 //! Integration tests against the fakes on loopback: one binary, one module per channel.
-#![cfg(feature = "fakes")]
 
 mod console;
 mod hooks;

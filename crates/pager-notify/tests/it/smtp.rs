@@ -1,6 +1,6 @@
 //! Email through `Notifier` (lettre) into the fake SMTP server (mailin-embedded).
 
-use pager_notify::fake::smtp::{SmtpServer, TEST_FROM};
+use pager_fakes::smtp::{SmtpServer, TEST_FROM};
 use pager_notify::{Method, Notifier, NotifySettings, Page, SendError, Sent, SmtpSettings};
 
 use crate::{page, WAIT};

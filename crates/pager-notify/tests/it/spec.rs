@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use pager_notify::fake::twilio::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_FROM};
+use pager_fakes::twilio::{FakeTwilio, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_FROM};
 use serde_json::Value;
 
 const MESSAGES: &str = "/2010-04-01/Accounts/{AccountSid}/Messages.json";

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pager_notify::fake::twilio::{FakeTwilio, Fault, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_FROM};
+use pager_fakes::twilio::{FakeTwilio, Fault, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_FROM};
 use pager_notify::{Method, Notifier, NotifySettings, Secret, SendError, Sent, TwilioSettings};
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pager_notify::fake::twilio::{
+use pager_fakes::twilio::{
     CallEvent, CallScript, FakeTwilio, TwimlSource, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_FROM,
 };
 use pager_notify::{Method, Notifier, NotifySettings, Page, VoiceCall};
@@ -393,11 +393,11 @@ async fn a_redirect_loop_is_bounded() {
     let (sid, _) = call_through(&twilio, &voice_page(&hooks, "/voice/loop")).await;
     assert_eq!(
         hooks.hits_to("/voice/loop").len(),
-        pager_notify::fake::twilio::call::MAX_DOCUMENTS
+        pager_fakes::twilio::call::MAX_DOCUMENTS
     );
     assert_eq!(
         twilio.said(&sid).len(),
-        pager_notify::fake::twilio::call::MAX_DOCUMENTS
+        pager_fakes::twilio::call::MAX_DOCUMENTS
     );
 }
 

@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use pager_notify::fake::smtp::SmtpServer;
-use pager_notify::fake::twilio::FakeTwilio;
+use pager_fakes::smtp::SmtpServer;
+use pager_fakes::twilio::FakeTwilio;
 use pager_proto::pager::v1 as pb;
 use pagerd::config::{RawConfig, RawMember, RawSmtp, RawTwilio};
 use pagerd::{Listeners, Running};
