@@ -21,7 +21,8 @@
 //! - [`routing`]: rules that route, re-rate or suppress incoming events
 //! - [`query`]: who is on call for a service or user; simulated page plans
 //! - [`event`], [`incident`], [`delivery`], [`timer`]: the rows of the state
-//! - [`render`]: the text of a page
+//! - [`render`]: the text of a page; [`reply`]: the reply codes it advertises and how
+//!   phones' answers are read back
 //! - [`time`]: instants and spans (`"5m"`)
 
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod oncall;
 pub mod query;
 pub mod rejection;
 pub mod render;
+pub mod reply;
 pub mod routing;
 pub mod schedule;
 pub mod state;

@@ -63,7 +63,7 @@ pub fn sms(incident: &Incident, delivery: &Delivery) -> String {
         incident.severity.as_str().to_uppercase(),
         gsm7(&incident.service)
     );
-    let replies = format!(" Reply 4 {code} ack, 6 {code} resolve, 5 {code} escalate.");
+    let replies = crate::reply::sms_instructions(code);
     let summary = gsm7(incident.summary.trim());
     let room = SMS_SEGMENT.saturating_sub(gsm7_len(&head) + gsm7_len(&replies) + 1);
     let mut out = head;
@@ -96,9 +96,8 @@ pub fn voice(incident: &Incident, delivery: &Delivery) -> String {
     out
 }
 
-/// The keypad menu of a call.
-pub const VOICE_MENU: &str =
-    "Press 4 to acknowledge. Press 6 to resolve. Press 5 to escalate. Press star to repeat.";
+/// The keypad menu of a call (defined with the rest of the reply protocol).
+pub use crate::reply::VOICE_MENU;
 
 /// Plain-text email body.
 pub fn email_text(incident: &Incident, delivery: &Delivery, links: Option<&EmailLinks>) -> String {

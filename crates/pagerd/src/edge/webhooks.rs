@@ -25,8 +25,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pager_core::render::{self, VOICE_MENU};
-use pager_core::{Command, ContactKind, IncidentStatus, PhoneAction, Response};
+use pager_core::render;
+use pager_core::reply::{self, Keypress, SmsCommand, SMS_HELP, VOICE_MENU};
+use pager_core::{Command, ContactKind, IncidentStatus, Response};
 use pager_notify::twiml::Twiml;
 use pager_notify::{mask, signature};
 use serde::Deserialize;
@@ -125,58 +126,15 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-/// What an incoming SMS asks for.
-#[derive(Debug, PartialEq, Eq)]
-enum SmsCommand {
-    Act(PhoneAction, Option<u64>),
-    OptOut,
-    OptIn,
-    Help,
-}
-
-/// Twilio's default opt-out and opt-in keywords.
-const OPT_OUT: [&str; 6] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
-const OPT_IN: [&str; 3] = ["START", "YES", "UNSTOP"];
-
-fn parse_sms(body: &str) -> SmsCommand {
-    let upper = body.trim().to_ascii_uppercase();
-    let mut words = upper.split_whitespace();
-    let Some(first) = words.next() else {
-        return SmsCommand::Help;
-    };
-    if OPT_OUT.contains(&first) && words.clone().next().is_none() {
-        return SmsCommand::OptOut;
-    }
-    if OPT_IN.contains(&first) && words.clone().next().is_none() {
-        return SmsCommand::OptIn;
-    }
-    let action = match first {
-        "4" | "A" | "ACK" => PhoneAction::Acknowledge,
-        "6" | "R" | "RESOLVE" => PhoneAction::Resolve,
-        "5" | "E" | "ESC" | "ESCALATE" => PhoneAction::Escalate,
-        _ => return SmsCommand::Help,
-    };
-    match (words.next(), words.next()) {
-        (None, _) => SmsCommand::Act(action, None),
-        (Some(code), None) => match code.trim_start_matches('#').parse() {
-            Ok(code) => SmsCommand::Act(action, Some(code)),
-            Err(_) => SmsCommand::Help,
-        },
-        _ => SmsCommand::Help,
-    }
-}
-
-const SMS_HELP: &str = "pagerd: reply 4 <code> to acknowledge, 6 <code> to resolve, 5 <code> to escalate (the code is in the page). A bare 4 acts on your latest page. STOP turns texts off, START on.";
-
 async fn sms(Ax(node): Ax<Arc<Node>>, Signed(params): Signed) -> HttpResponse {
     let from = param(&params, "From").to_string();
     let text = param(&params, "Body");
-    let cmd = match parse_sms(text) {
+    let cmd = match reply::parse_sms(text) {
         SmsCommand::Help => return twiml(Twiml::new().message(SMS_HELP).build()),
         SmsCommand::OptOut | SmsCommand::OptIn => Command::ContactHealth {
             at: 0,
             method: ContactKind::Sms,
-            reachable: parse_sms(text) == SmsCommand::OptIn,
+            reachable: reply::parse_sms(text) == SmsCommand::OptIn,
             reason: format!("replied {}", text.trim().to_ascii_uppercase()),
             address: from.clone(),
         },
@@ -295,12 +253,10 @@ async fn keys(
         node.cfg.public_url,
         pages::voice_path(delivery, q.a)
     );
-    let action = match param(&params, "Digits") {
-        "4" => PhoneAction::Acknowledge,
-        "6" => PhoneAction::Resolve,
-        "5" => PhoneAction::Escalate,
-        "*" => return twiml(Twiml::new().redirect(&repeat).build()),
-        _ => {
+    let action = match reply::parse_keys(param(&params, "Digits")) {
+        Keypress::Act(action) => action,
+        Keypress::Repeat => return twiml(Twiml::new().redirect(&repeat).build()),
+        Keypress::Unknown => {
             return twiml(
                 Twiml::new()
                     .say("Sorry, that key does nothing.")
@@ -469,25 +425,5 @@ async fn link_act(Ax(node): Ax<Arc<Node>>, Path(token): Path<String>) -> HttpRes
             page_html("Done", &format!("<p>{}</p>", render::html(&said)))
         }
         Err(e) => error_response(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sms_bodies_parse_as_phones_type_them() {
-        use PhoneAction::*;
-        assert_eq!(parse_sms("4 123"), SmsCommand::Act(Acknowledge, Some(123)));
-        assert_eq!(parse_sms(" 6  #77 "), SmsCommand::Act(Resolve, Some(77)));
-        assert_eq!(parse_sms("ack"), SmsCommand::Act(Acknowledge, None));
-        assert_eq!(parse_sms("5"), SmsCommand::Act(Escalate, None));
-        assert_eq!(parse_sms("stop"), SmsCommand::OptOut);
-        assert_eq!(parse_sms("Start"), SmsCommand::OptIn);
-        assert_eq!(parse_sms("stop paging me 4"), SmsCommand::Help);
-        assert_eq!(parse_sms("4 12x"), SmsCommand::Help);
-        assert_eq!(parse_sms(""), SmsCommand::Help);
-        assert_eq!(parse_sms("hello"), SmsCommand::Help);
     }
 }

@@ -274,7 +274,7 @@ async fn reconcile_sms(
     since: u64,
 ) -> Option<String> {
     debug_assert_eq!(page.method, Method::Sms);
-    let needle = pages::sms_needle(page.delivery_id);
+    let needle = pager_core::reply::sms_needle(page.delivery_id);
     let mut tries = 1;
     let mut backoff = Duration::from_millis(250);
     let answer = loop {

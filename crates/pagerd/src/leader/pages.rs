@@ -27,12 +27,6 @@ pub fn method(kind: ContactKind) -> Method {
     }
 }
 
-/// The text an SMS carries that no other page does: what a reconciliation
-/// looks for at Twilio.
-pub fn sms_needle(delivery: u64) -> String {
-    format!("Reply 4 {delivery} ack")
-}
-
 /// TwiML endpoint of a delivery's call.
 pub fn voice_path(delivery: u64, attempt: u32) -> String {
     format!("/twilio/voice/{delivery}?a={attempt}")
