@@ -9,7 +9,7 @@
 //! became leader; it is never after its first page.
 
 use crate::cluster::Cluster;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// The line pagerd logs when a node finds itself leader of a term.
 pub const MARKER: &str = "became leader: proposing takeover";
@@ -59,35 +59,14 @@ fn field(line: &str, key: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// `2026-11-21T19:57:00.221892Z` (UTC, any number of fraction digits).
+/// `2026-11-21T19:57:00.221892Z` (UTC, any number of fraction digits), as
+/// tracing writes it: a `T` between date and time and a `Z`, nothing else.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut t = hms.splitn(3, ':').map(|p| p.parse::<u64>().ok());
-    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    if s.as_bytes().get(10) != Some(&b'T') || !s.ends_with('Z') {
         return None;
     }
-    let nanos = if frac.is_empty() {
-        0
-    } else {
-        let digits: String = frac.chars().take(9).collect();
-        let scale = 10u64.pow(9 - digits.len() as u32);
-        digits.parse::<u64>().ok()? * scale
-    };
-    // Days from civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3_600 + m * 60 + sec;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
+    let at: jiff::Timestamp = s.parse().ok()?;
+    Some(SystemTime::from(at))
 }
 
 #[cfg(test)]

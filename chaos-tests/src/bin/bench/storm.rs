@@ -732,22 +732,7 @@ pub fn snapshot_times(c: &Cluster) -> Vec<(u64, SystemTime)> {
 
 /// `2026-11-21T16:21:39.494241Z` (the UTC timestamps of pagerd's text log).
 fn parse_log_time(s: &str) -> Option<SystemTime> {
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss, us) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?);
-    if s.as_bytes().get(10) != Some(&b'T') || s.as_bytes().get(26) != Some(&b'Z') {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3_600 + mm * 60 + ss;
-    let micros = u64::try_from(secs).ok()? * 1_000_000 + u64::try_from(us).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_micros(micros))
+    chaos_tests::elections::parse_rfc3339(s)
 }
 
 /// The `Instant` at which the wall clock reads `ms` since the epoch (now if that has passed).

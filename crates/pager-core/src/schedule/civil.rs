@@ -3,11 +3,14 @@
 //!
 //! A *local* value is milliseconds since 1970-01-01T00:00 on the wall clock of
 //! the schedule's zone, as if that zone were UTC. Day arithmetic on it is exact
-//! integer arithmetic (Howard Hinnant's `days_from_civil`), so rotations step
-//! through calendar days without asking the time zone anything; only the
-//! final "which instant is this wall-clock time" goes through [`super::clock`].
+//! integer arithmetic, so rotations step through calendar days without asking
+//! the time zone anything; only the final "which instant is this wall-clock
+//! time" goes through [`super::clock`]. Dates to and from local values go
+//! through jiff (at offset zero), the one calendar the workspace uses.
 
 use jiff::civil::{DateTime, Time};
+use jiff::tz::Offset;
+use jiff::Timestamp;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serializer};
 use std::fmt;
@@ -16,31 +19,6 @@ pub(crate) const SECOND: i64 = 1_000;
 pub(crate) const MINUTE: i64 = 60 * SECOND;
 pub(crate) const HOUR: i64 = 60 * MINUTE;
 pub(crate) const DAY: i64 = 24 * HOUR;
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub(crate) const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date `days` after 1970-01-01, as (year, month, day).
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
 
 /// Monday = 0 ... Sunday = 6 for a day number (1970-01-01 was a Thursday).
 pub(crate) fn weekday(days: i64) -> u8 {
@@ -58,29 +36,17 @@ pub(crate) fn time_ms(t: Time) -> i64 {
 
 /// A civil date and time as a local value.
 pub(crate) fn local_ms(dt: DateTime) -> i64 {
-    days_from_civil(
-        i64::from(dt.year()),
-        i64::from(dt.month()),
-        i64::from(dt.day()),
-    ) * DAY
-        + time_ms(dt.time())
+    // Offset zero turns every civil datetime jiff can hold into an instant.
+    Offset::UTC
+        .to_timestamp(dt)
+        .map_or(i64::MAX, |t| t.as_millisecond())
 }
 
 /// A local value as a civil date and time; `None` outside jiff's years
 /// -9999..=9999.
 pub(crate) fn to_datetime(local: i64) -> Option<DateTime> {
-    let (y, mo, d) = civil_from_days(local.div_euclid(DAY));
-    let ms = local.rem_euclid(DAY);
-    DateTime::new(
-        i16::try_from(y).ok()?,
-        i8::try_from(mo).ok()?,
-        i8::try_from(d).ok()?,
-        i8::try_from(ms / HOUR).ok()?,
-        i8::try_from(ms % HOUR / MINUTE).ok()?,
-        i8::try_from(ms % MINUTE / SECOND).ok()?,
-        i32::try_from(ms % SECOND * 1_000_000).ok()?,
-    )
-    .ok()
+    let at = Timestamp::from_millisecond(local).ok()?;
+    Some(Offset::UTC.to_datetime(at))
 }
 
 // ---- text forms ----------------------------------------------------------
@@ -276,18 +242,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn day_numbers_agree_with_jiff() {
+    fn weekdays_agree_with_jiff() {
         let epoch = jiff::civil::date(1970, 1, 1);
         for days in (-800_000..800_000).step_by(997) {
-            let (y, m, d) = civil_from_days(days);
-            let date = jiff::civil::Date::new(y as i16, m as i8, d as i8).unwrap();
-            assert_eq!(
-                date.since((jiff::Unit::Day, epoch)).unwrap().get_days() as i64,
-                days
-            );
-            assert_eq!(days_from_civil(y, m, d), days);
+            let date = epoch.checked_add(jiff::Span::new().days(days)).unwrap();
             assert_eq!(weekday(days), date.weekday().to_monday_zero_offset() as u8);
+            assert_eq!(local_ms(date.to_datetime(Time::midnight())), days * DAY);
         }
+        let end = jiff::civil::datetime(9001, 1, 1, 0, 0, 0, 0);
+        assert_eq!(local_ms(end), super::super::timeline::END_OF_TIME);
     }
 
     #[test]

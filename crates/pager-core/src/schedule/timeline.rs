@@ -1,7 +1,7 @@
 //! [`Timeline`]: the schedule evaluated at instants, and walked from one
 //! change to the next. The public queries in [`super`] are built on it.
 
-use super::civil::{days_from_civil, DAY};
+use super::civil::DAY;
 use super::clock::Clock;
 use super::layer::Bounds;
 use super::Schedule;
@@ -9,7 +9,7 @@ use super::Schedule;
 /// Instants from 9001-01-01T00:00:00Z on have nobody on call: wall-clock
 /// times are validated up to the year 9000, and past the year 9999 jiff's
 /// conversions saturate rather than fail.
-pub(crate) const END_OF_TIME: i64 = days_from_civil(9001, 1, 1) * DAY;
+pub(crate) const END_OF_TIME: i64 = 2_568_020 * DAY; // 9001-01-01T00:00, local
 
 /// Who is on call at an instant, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
