@@ -814,6 +814,9 @@ impl RawConfig {
         raw.validate()
     }
 
+    /// Check every section and build the node's configuration. Each section
+    /// validates itself (below); this only orders them and checks what spans
+    /// sections. The first error wins and names its key.
     pub fn validate(self) -> Result<NodeConfig, ConfigError> {
         if self.node_id == 0 {
             return Err(invalid("node_id", "must be 1 or more"));
@@ -821,208 +824,27 @@ impl RawConfig {
         if self.region.trim().is_empty() {
             return Err(invalid("region", "must not be empty"));
         }
-        let client_listen = addr("listen.client", &self.listen.client)?;
-        let peer_listen = addr("listen.peer", &self.listen.peer)?;
-        let http_listen = addr("listen.http", &self.listen.http)?;
-        let ports = [client_listen, peer_listen, http_listen];
-        if ports[0] == ports[1] || ports[0] == ports[2] || ports[1] == ports[2] {
-            return Err(invalid(
-                "listen",
-                "client, peer and http need distinct addresses",
-            ));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, m) in self.cluster.members.iter().enumerate() {
-            if m.id == 0 || !seen.insert(m.id) {
-                return Err(invalid(
-                    &format!("cluster.members[{i}].id"),
-                    "ids must be unique and 1 or more",
-                ));
-            }
-            host_port(&format!("cluster.members[{i}].peer"), &m.peer)?;
-            host_port(&format!("cluster.members[{i}].client"), &m.client)?;
-        }
-        if self.cluster.bootstrap
-            && !self.cluster.members.is_empty()
-            && !seen.contains(&self.node_id)
-        {
-            return Err(invalid(
-                "cluster.members",
-                "bootstrap members must include this node_id",
-            ));
-        }
+        let [client_listen, peer_listen, http_listen] = self.listen.validate()?;
+        self.cluster.validate_members(self.node_id)?;
         let raft = self
             .raft
             .validate()
             .map_err(|e| invalid("raft", e.to_string()))?;
-        let mut twilio_webhook_tokens = Vec::new();
-        let twilio = match self.twilio {
-            None => None,
+        let (twilio, twilio_webhook_tokens) = match self.twilio {
+            None => (None, Vec::new()),
             Some(t) => {
-                if !(t.base_url.starts_with("https://") || t.base_url.starts_with("http://")) {
-                    return Err(invalid("twilio.base_url", "must be an http(s) URL"));
-                }
-                if !t.account_sid.starts_with("AC") || t.account_sid.len() != 34 {
-                    return Err(invalid(
-                        "twilio.account_sid",
-                        "must be AC followed by 32 hex characters",
-                    ));
-                }
-                let token = secret("twilio.auth_token", t.auth_token, t.auth_token_file)?
-                    .ok_or_else(|| {
-                        invalid("twilio.auth_token", "required (or twilio.auth_token_file)")
-                    })?;
-                twilio_webhook_tokens.push(token.clone());
-                if let Some(previous) = secret(
-                    "twilio.previous_auth_token",
-                    t.previous_auth_token,
-                    t.previous_auth_token_file,
-                )? {
-                    twilio_webhook_tokens.push(previous);
-                }
-                if t.from.is_none() && t.messaging_service_sid.is_none() {
-                    return Err(invalid(
-                        "twilio.from",
-                        "set twilio.from or twilio.messaging_service_sid",
-                    ));
-                }
-                if let Some(from) = &t.from {
-                    if !pager_core::oncall::is_e164(from) {
-                        return Err(invalid("twilio.from", "must be an E.164 phone number"));
-                    }
-                }
-                Some(TwilioSettings {
-                    base_url: t.base_url.trim_end_matches('/').to_string(),
-                    account_sid: t.account_sid,
-                    auth_token: token,
-                    from: t.from,
-                    messaging_service_sid: t.messaging_service_sid,
-                    timeout: Duration::from_millis(t.timeout_ms.max(1)),
-                })
+                let (settings, tokens) = t.validate()?;
+                (Some(settings), tokens)
             }
         };
-        let smtp = match self.smtp {
-            None => None,
-            Some(s) => {
-                let tls = match s.tls.as_str() {
-                    "none" => SmtpTls::None,
-                    "starttls" => SmtpTls::StartTls,
-                    "tls" => SmtpTls::Tls,
-                    other => {
-                        return Err(invalid(
-                            "smtp.tls",
-                            format!("{other:?} is not one of none, starttls, tls"),
-                        ))
-                    }
-                };
-                if s.host.is_empty() {
-                    return Err(invalid("smtp.host", "must not be empty"));
-                }
-                if !s.from.contains('@') {
-                    return Err(invalid("smtp.from", "must be an email address"));
-                }
-                let password = secret("smtp.password", s.password, s.password_file)?;
-                if password.is_some() != s.username.is_some() {
-                    return Err(invalid(
-                        "smtp.username",
-                        "username and password go together",
-                    ));
-                }
-                Some(SmtpSettings {
-                    host: s.host,
-                    port: s.port,
-                    tls,
-                    username: s.username,
-                    password,
-                    from: s.from,
-                    timeout: Duration::from_millis(s.timeout_ms.max(1)),
-                })
-            }
-        };
-        if self.dispatch.concurrency == 0 {
-            return Err(invalid("dispatch.concurrency", "must be 1 or more"));
-        }
-        let d = &self.dispatch;
-        for (key, v) in [
-            ("dispatch.calls_per_second", d.calls_per_second),
-            ("dispatch.messages_per_second", d.messages_per_second),
-        ] {
-            if !v.is_finite() || v < 0.0 {
-                return Err(invalid(key, "must be 0 (no pacing) or more"));
-            }
-        }
-        if !d.events_per_second_per_key.is_finite() || d.events_per_second_per_key < 0.0 {
-            return Err(invalid(
-                "dispatch.events_per_second_per_key",
-                "must be 0 (no limit) or more",
-            ));
-        }
-        if d.recipient_burst == 0 {
-            return Err(invalid("dispatch.recipient_burst", "must be 1 or more"));
-        }
-        if !(5..=600).contains(&d.call_timeout_secs) {
-            return Err(invalid(
-                "dispatch.call_timeout_secs",
-                "must be 5 to 600 (Twilio's range)",
-            ));
-        }
-        let dispatch = DispatchSettings {
-            calls_per_second: d.calls_per_second,
-            messages_per_second: d.messages_per_second,
-            recipient_burst: d.recipient_burst,
-            recipient_window: Duration::from_millis(d.recipient_window_ms),
-            high_urgency_max_delay: Duration::from_millis(d.high_urgency_max_delay_ms),
-            reconcile_grace: Duration::from_millis(d.reconcile_grace_ms),
-            call_timeout_secs: d.call_timeout_secs,
-            machine_detection: d.machine_detection,
-            link_ttl: Duration::from_secs(d.link_ttl_hours.max(1) * 3600),
-        };
-        let bootstrap_admin_token = secret(
-            "auth.bootstrap_admin_token",
-            self.auth.bootstrap_admin_token,
-            self.auth.bootstrap_admin_token_file,
-        )?;
-        if bootstrap_admin_token
-            .as_ref()
-            .is_some_and(|t| t.expose().len() < 16)
-        {
-            return Err(invalid(
-                "auth.bootstrap_admin_token",
-                "at least 16 characters",
-            ));
-        }
-        let cluster_secret = secret(
-            "cluster.secret",
-            self.cluster.secret.clone(),
-            self.cluster.secret_file.clone(),
-        )?;
-        if cluster_secret
-            .as_ref()
-            .is_some_and(|t| t.expose().len() < 16)
-        {
-            return Err(invalid("cluster.secret", "at least 16 characters"));
-        }
-        for (key, v) in [
-            ("advertise.client", &self.advertise.client),
-            ("advertise.peer", &self.advertise.peer),
-        ] {
-            if let Some(v) = v {
-                host_port(key, v)?;
-            }
-        }
-        let public_url = match &self.advertise.http {
-            Some(u) => base_url("advertise.http", u)?,
-            None => format!("http://{http_listen}"),
-        };
-        for (i, m) in self.cluster.members.iter().enumerate() {
-            if let Some(u) = &m.http {
-                base_url(&format!("cluster.members[{i}].http"), u)?;
-            }
-        }
+        let smtp = self.smtp.map(RawSmtp::validate).transpose()?;
+        let dispatch = self.dispatch.validate()?;
+        let bootstrap_admin_token = self.auth.bootstrap_token()?;
+        let cluster_secret = self.cluster.secret()?;
+        let public_url = self.advertise.validate(http_listen)?;
+        self.cluster.validate_member_urls()?;
         let monitor = self.monitor.validate()?;
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(invalid("log.format", "must be text or json"));
-        }
+        self.log.validate()?;
         let client_tls = client_tls(self.tls)?;
         let peer_tls = peer_tls(self.cluster.tls)?;
         let peer_source_ip = self
@@ -1075,6 +897,244 @@ impl RawConfig {
             retention_check: Duration::from_secs(self.retention.check_every_secs.max(1)),
             log: self.log,
         })
+    }
+}
+
+impl RawListen {
+    /// The client, peer and http addresses, which must differ.
+    fn validate(&self) -> Result<[SocketAddr; 3], ConfigError> {
+        let ports = [
+            addr("listen.client", &self.client)?,
+            addr("listen.peer", &self.peer)?,
+            addr("listen.http", &self.http)?,
+        ];
+        if ports[0] == ports[1] || ports[0] == ports[2] || ports[1] == ports[2] {
+            return Err(invalid(
+                "listen",
+                "client, peer and http need distinct addresses",
+            ));
+        }
+        Ok(ports)
+    }
+}
+
+impl RawCluster {
+    /// Member ids unique and non-zero, addresses `host:port`, and a
+    /// bootstrapping member list that includes this node.
+    fn validate_members(&self, node_id: u64) -> Result<(), ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, m) in self.members.iter().enumerate() {
+            if m.id == 0 || !seen.insert(m.id) {
+                return Err(invalid(
+                    &format!("cluster.members[{i}].id"),
+                    "ids must be unique and 1 or more",
+                ));
+            }
+            host_port(&format!("cluster.members[{i}].peer"), &m.peer)?;
+            host_port(&format!("cluster.members[{i}].client"), &m.client)?;
+        }
+        if self.bootstrap && !self.members.is_empty() && !seen.contains(&node_id) {
+            return Err(invalid(
+                "cluster.members",
+                "bootstrap members must include this node_id",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each member's `http` base URL, where given.
+    fn validate_member_urls(&self) -> Result<(), ConfigError> {
+        for (i, m) in self.members.iter().enumerate() {
+            if let Some(u) = &m.http {
+                base_url(&format!("cluster.members[{i}].http"), u)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The peer port's shared secret (inline or from a file), at least 16 characters.
+    fn secret(&self) -> Result<Option<Secret>, ConfigError> {
+        let secret = secret(
+            "cluster.secret",
+            self.secret.clone(),
+            self.secret_file.clone(),
+        )?;
+        if secret.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            return Err(invalid("cluster.secret", "at least 16 characters"));
+        }
+        Ok(secret)
+    }
+}
+
+impl RawAdvertise {
+    /// The advertised addresses, and this node's public HTTP base URL
+    /// (`http://` + `listen.http` when not given).
+    fn validate(&self, http_listen: SocketAddr) -> Result<String, ConfigError> {
+        for (key, v) in [
+            ("advertise.client", &self.client),
+            ("advertise.peer", &self.peer),
+        ] {
+            if let Some(v) = v {
+                host_port(key, v)?;
+            }
+        }
+        match &self.http {
+            Some(u) => base_url("advertise.http", u),
+            None => Ok(format!("http://{http_listen}")),
+        }
+    }
+}
+
+impl RawTwilio {
+    /// The account's settings, and the tokens that may sign its webhooks
+    /// (current, then the one being rotated out).
+    fn validate(self) -> Result<(TwilioSettings, Vec<Secret>), ConfigError> {
+        if !(self.base_url.starts_with("https://") || self.base_url.starts_with("http://")) {
+            return Err(invalid("twilio.base_url", "must be an http(s) URL"));
+        }
+        if !self.account_sid.starts_with("AC") || self.account_sid.len() != 34 {
+            return Err(invalid(
+                "twilio.account_sid",
+                "must be AC followed by 32 hex characters",
+            ));
+        }
+        let token = secret("twilio.auth_token", self.auth_token, self.auth_token_file)?
+            .ok_or_else(|| invalid("twilio.auth_token", "required (or twilio.auth_token_file)"))?;
+        let mut webhook_tokens = vec![token.clone()];
+        if let Some(previous) = secret(
+            "twilio.previous_auth_token",
+            self.previous_auth_token,
+            self.previous_auth_token_file,
+        )? {
+            webhook_tokens.push(previous);
+        }
+        if self.from.is_none() && self.messaging_service_sid.is_none() {
+            return Err(invalid(
+                "twilio.from",
+                "set twilio.from or twilio.messaging_service_sid",
+            ));
+        }
+        if let Some(from) = &self.from {
+            if !pager_core::oncall::is_e164(from) {
+                return Err(invalid("twilio.from", "must be an E.164 phone number"));
+            }
+        }
+        let settings = TwilioSettings {
+            base_url: self.base_url.trim_end_matches('/').to_string(),
+            account_sid: self.account_sid,
+            auth_token: token,
+            from: self.from,
+            messaging_service_sid: self.messaging_service_sid,
+            timeout: Duration::from_millis(self.timeout_ms.max(1)),
+        };
+        Ok((settings, webhook_tokens))
+    }
+}
+
+impl RawSmtp {
+    fn validate(self) -> Result<SmtpSettings, ConfigError> {
+        let tls = match self.tls.as_str() {
+            "none" => SmtpTls::None,
+            "starttls" => SmtpTls::StartTls,
+            "tls" => SmtpTls::Tls,
+            other => {
+                return Err(invalid(
+                    "smtp.tls",
+                    format!("{other:?} is not one of none, starttls, tls"),
+                ))
+            }
+        };
+        if self.host.is_empty() {
+            return Err(invalid("smtp.host", "must not be empty"));
+        }
+        if !self.from.contains('@') {
+            return Err(invalid("smtp.from", "must be an email address"));
+        }
+        let password = secret("smtp.password", self.password, self.password_file)?;
+        if password.is_some() != self.username.is_some() {
+            return Err(invalid(
+                "smtp.username",
+                "username and password go together",
+            ));
+        }
+        Ok(SmtpSettings {
+            host: self.host,
+            port: self.port,
+            tls,
+            username: self.username,
+            password,
+            from: self.from,
+            timeout: Duration::from_millis(self.timeout_ms.max(1)),
+        })
+    }
+}
+
+impl RawDispatch {
+    fn validate(&self) -> Result<DispatchSettings, ConfigError> {
+        if self.concurrency == 0 {
+            return Err(invalid("dispatch.concurrency", "must be 1 or more"));
+        }
+        for (key, v) in [
+            ("dispatch.calls_per_second", self.calls_per_second),
+            ("dispatch.messages_per_second", self.messages_per_second),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(invalid(key, "must be 0 (no pacing) or more"));
+            }
+        }
+        if !self.events_per_second_per_key.is_finite() || self.events_per_second_per_key < 0.0 {
+            return Err(invalid(
+                "dispatch.events_per_second_per_key",
+                "must be 0 (no limit) or more",
+            ));
+        }
+        if self.recipient_burst == 0 {
+            return Err(invalid("dispatch.recipient_burst", "must be 1 or more"));
+        }
+        if !(5..=600).contains(&self.call_timeout_secs) {
+            return Err(invalid(
+                "dispatch.call_timeout_secs",
+                "must be 5 to 600 (Twilio's range)",
+            ));
+        }
+        Ok(DispatchSettings {
+            calls_per_second: self.calls_per_second,
+            messages_per_second: self.messages_per_second,
+            recipient_burst: self.recipient_burst,
+            recipient_window: Duration::from_millis(self.recipient_window_ms),
+            high_urgency_max_delay: Duration::from_millis(self.high_urgency_max_delay_ms),
+            reconcile_grace: Duration::from_millis(self.reconcile_grace_ms),
+            call_timeout_secs: self.call_timeout_secs,
+            machine_detection: self.machine_detection,
+            link_ttl: Duration::from_secs(self.link_ttl_hours.max(1) * 3600),
+        })
+    }
+}
+
+impl RawAuth {
+    /// The bootstrap admin token (inline or from a file), at least 16 characters.
+    fn bootstrap_token(&self) -> Result<Option<Secret>, ConfigError> {
+        let token = secret(
+            "auth.bootstrap_admin_token",
+            self.bootstrap_admin_token.clone(),
+            self.bootstrap_admin_token_file.clone(),
+        )?;
+        if token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            return Err(invalid(
+                "auth.bootstrap_admin_token",
+                "at least 16 characters",
+            ));
+        }
+        Ok(token)
+    }
+}
+
+impl RawLog {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be text or json"));
+        }
+        Ok(())
     }
 }
 
