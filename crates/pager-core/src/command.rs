@@ -263,8 +263,23 @@ pub enum Response {
     Rejected(Rejection),
 }
 
-/// What a runtime may act on after an apply. Only the leader executes
-/// deliveries; every node may use the rest for logs and metrics.
+/// What changed in an apply, for the runtime to act on: the one contract
+/// between this crate and the daemon's leader loops (`pagerd::leader::effects`).
+///
+/// - `Deliver { delivery, term }` is emitted whenever a delivery becomes
+///   pending for the leader of `term` (created, retried, or re-claimed by a
+///   `Takeover`, which emits one for *every* unsettled delivery), and
+///   `DeliverySent` / `DeliveryFailed` / `DeliveryCancelled` whenever one stops
+///   being pending. So the deliveries a leader must send are exactly those its
+///   own `Takeover` and the commands after it announced and did not settle.
+/// - `WakeAt(t)` is emitted when the earliest deadline changed and is now `t`
+///   (nothing when the last timer goes: the runtime reads
+///   [`crate::State::next_deadline`] when it wakes).
+///
+/// Effects say what changed, never what it is now: a runtime reads the row
+/// (the delivery to send, the deadline due) from the state when it acts.
+/// Only the leader executes deliveries; every node may use the rest for logs
+/// and metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Effect {
     IncidentOpened {

@@ -1,9 +1,12 @@
-//! The same log applied on two replicas yields byte-identical state, and the
-//! invariants hold after every command of random histories.
+//! The same log applied on two replicas yields byte-identical state, the
+//! invariants hold after every command of random histories, and the effects
+//! announce exactly what the runtime must act on (the contract `pagerd`'s
+//! dispatcher and scheduler are built on).
 
-use pager_core::command::{Command, SendResult};
+use pager_core::command::{Command, Effect, SendResult};
 use pager_core::{ContactKind, Event, EventAction, LogMeta, OnCallDoc, PhoneAction, State};
 use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
 
 const DOC: &str = r#"
 [users.a]
@@ -195,5 +198,59 @@ proptest! {
         // A snapshot restores to an identical state.
         let restored: State = serde_json::from_slice(&sa).unwrap();
         prop_assert_eq!(serde_json::to_vec(&restored).unwrap(), sa);
+    }
+
+    /// A work list kept only from effects (`Deliver` adds, a settle removes)
+    /// equals, from each term's `Takeover` on, the deliveries pending for that
+    /// term: what the dispatcher sends without scanning the state. And a
+    /// `WakeAt(t)` comes exactly when the earliest deadline changed to `t`.
+    #[test]
+    fn effects_announce_every_pending_delivery_and_deadline(
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let cmds = to_commands(&ops);
+        let mut state = State::default();
+        let mut work: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut taken_over = 1; // term 1 needs no takeover: nothing was claimed before it
+        for (i, (term, cmd)) in cmds.iter().enumerate() {
+            let meta = LogMeta { index: i as u64 + 1, term: *term };
+            if matches!(cmd, Command::Takeover { .. }) {
+                // The new leader starts with an empty list.
+                work.clear();
+                taken_over = *term;
+            }
+            let before = state.next_deadline();
+            let applied = state.apply(meta, cmd);
+            let mut woke = None;
+            for effect in &applied.effects {
+                match *effect {
+                    Effect::Deliver { delivery, term: t } => {
+                        prop_assert_eq!(t, *term);
+                        work.insert(delivery, t);
+                    }
+                    Effect::DeliverySent { delivery }
+                    | Effect::DeliveryFailed { delivery, .. }
+                    | Effect::DeliveryCancelled { delivery } => {
+                        work.remove(&delivery);
+                    }
+                    Effect::WakeAt(t) => woke = Some(t),
+                    _ => {}
+                }
+            }
+            let after = state.next_deadline();
+            let expected_wake = if after != before { after } else { None };
+            prop_assert_eq!(woke, expected_wake);
+            if taken_over == *term {
+                let pending: BTreeSet<u64> = state
+                    .pending_deliveries()
+                    .filter(|d| d.claim_term == *term)
+                    .map(|d| d.id)
+                    .collect();
+                let announced: BTreeSet<u64> = work.keys().copied().collect();
+                prop_assert_eq!(&announced, &pending);
+                // Nothing pending belongs to another term after a takeover.
+                prop_assert_eq!(pending.len(), state.pending_deliveries().count());
+            }
+        }
     }
 }

@@ -66,7 +66,7 @@ pub use error::OpenError;
 pub use log_store::{LogPeek, LogReader, LogStore};
 pub use network::{ClientOptions, Network, PeerAddrError, PeerClients, PeerConnection};
 pub use service::{serve_peers, serve_peers_tls, ForwardFn, RaftService, ServeError};
-pub use state_machine::{SnapshotBuilder, StateHandle, StateMachineStore};
+pub use state_machine::{EffectSink, SnapshotBuilder, StateHandle, StateMachineStore};
 pub use types::{
     ClientWriteError, ClientWriteResponse, Entry, ForwardToLeader, LogId, NodeId, PeerNode,
     Proposal, Raft, RaftError, RaftMetrics, SnapshotMeta, StorageError, TypeConfig, Vote,

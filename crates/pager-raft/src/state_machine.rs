@@ -9,7 +9,7 @@
 use std::fs::{self, File};
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
@@ -17,7 +17,7 @@ use openraft::{
     AnyError, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder,
     StorageIOError,
 };
-use pager_core::{LogMeta, Response, State};
+use pager_core::{Effect, LogMeta, Response, State};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -50,7 +50,15 @@ struct Inner {
     /// Last applied log id, sent after each applied batch and each installed snapshot. The
     /// daemon's dispatcher and scheduler hold receivers.
     applied_tx: watch::Sender<Option<LogId>>,
+    /// Where each applied batch's [`Effect`]s go (the daemon's dispatcher and scheduler);
+    /// unset: they are dropped.
+    effects: OnceLock<EffectSink>,
 }
+
+/// Receives the effects of each applied batch, in log order, after the state changed and
+/// before the applied index is published. Called on openraft's state machine task: it must
+/// not block (hand the effects to a channel).
+pub type EffectSink = Box<dyn Fn(Vec<Effect>) + Send + Sync>;
 
 #[derive(Default)]
 struct Machine {
@@ -170,6 +178,7 @@ impl StateMachineStore {
             inner: Arc::new(Inner {
                 machine: RwLock::new(machine),
                 applied_tx,
+                effects: OnceLock::new(),
             }),
             snapshots: Arc::new(SnapshotFiles {
                 dir,
@@ -188,6 +197,13 @@ impl StateMachineStore {
     /// A receiver that changes after every applied batch and installed snapshot.
     pub fn subscribe_applied(&self) -> watch::Receiver<Option<LogId>> {
         self.inner.applied_tx.subscribe()
+    }
+
+    /// Send every applied batch's effects to `sink` from now on. Set it before Raft starts
+    /// (Raft may apply entries as soon as it is built); only the first sink counts, and
+    /// false says one was already set.
+    pub fn on_effects(&self, sink: EffectSink) -> bool {
+        self.inner.effects.set(sink).is_ok()
     }
 
     /// The snapshot directory.
@@ -336,6 +352,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let mut responses = Vec::new();
+        let mut effects = Vec::new();
         let last_applied = {
             let mut machine = self.inner.machine.write().map_err(|_| poisoned())?;
             for entry in entries {
@@ -352,7 +369,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         proposal
                             .0
                             .iter()
-                            .map(|cmd| state.apply(meta, cmd).response)
+                            .map(|cmd| {
+                                let applied = state.apply(meta, cmd);
+                                effects.extend(applied.effects);
+                                applied.response
+                            })
                             .collect()
                     }
                     EntryPayload::Membership(membership) => {
@@ -364,6 +385,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             machine.last_applied
         };
+        if !effects.is_empty() {
+            if let Some(sink) = self.inner.effects.get() {
+                sink(effects);
+            }
+        }
         if !responses.is_empty() {
             self.inner.applied_tx.send_replace(last_applied);
         }

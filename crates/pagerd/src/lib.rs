@@ -160,6 +160,9 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     let (log_store, sm_store) = pager_raft::open(&cfg.data_dir)
         .await
         .context("open raft storage")?;
+    // Before Raft starts: it may apply entries as soon as it is built.
+    let (effects, routed) = leader::effects::route();
+    sm_store.on_effects(effects);
     let log_closed = Box::pin(log_store.closed());
     let log = log_store.peek();
     let state = sm_store.state();
@@ -320,6 +323,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
 
     tasks.push(tokio::spawn(leader::scheduler::run(
         node.clone(),
+        routed.wake,
         stopped.clone(),
     )));
     tasks.push(tokio::spawn(leader::transfer::prefer_regions(
@@ -342,6 +346,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     tasks.push(tokio::spawn(leader::dispatcher::run(
         node.clone(),
         notifier,
+        routed.claims,
         stopped.clone(),
     )));
 

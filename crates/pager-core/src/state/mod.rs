@@ -337,7 +337,8 @@ impl State {
         self.timers.next_deadline()
     }
 
-    /// Deliveries the leader of their `claim_term` must send, oldest first.
+    /// Deliveries the leader of their `claim_term` must send, oldest first. For
+    /// counting and inspection: the runtime learns them from `Deliver` effects.
     pub fn pending_deliveries(&self) -> impl Iterator<Item = &Delivery> + '_ {
         self.pending
             .iter()

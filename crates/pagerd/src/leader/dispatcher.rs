@@ -1,6 +1,7 @@
-//! The leader's sender. After each apply it looks for deliveries claimed by
-//! its own term that are not yet in flight, confirms it still holds a quorum,
-//! and starts one task per page: reconcile (an SMS in doubt), wait for its
+//! The leader's sender. Its work list is what the applied effects say is
+//! pending ([`crate::leader::effects`]); for each delivery on it claimed by its
+//! own term and not yet in flight, it confirms it still holds a quorum and
+//! starts one task per page: reconcile (an SMS in doubt), wait for its
 //! slot (pacing), take a send permit, re-check, send, propose the `Outcome`.
 //! Retries, backoff and fall-through are decisions of `apply`, not of this
 //! loop.
@@ -18,14 +19,15 @@
 //! instead of texting again. Voice and email cannot be looked up that way and
 //! are re-sent (a duplicate call beats a missed one).
 
+use crate::leader::effects::Claim;
 use crate::leader::pages::{self, Urls};
 use crate::node::{now_ms, Node};
-use pager_core::{Command, ContactKind, SendResult, Urgency};
+use pager_core::{Command, ContactKind, DeliveryId, DeliveryStatus, SendResult, Urgency};
 use pager_notify::{mask, Method, Notifier, Page};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
@@ -44,22 +46,36 @@ const NOT_DELIVERED: [&str; 3] = ["failed", "undelivered", "canceled"];
 pub async fn run(
     node: Arc<Node>,
     notifier: Notifier,
+    mut claims: mpsc::UnboundedReceiver<Claim>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut metrics = node.raft.metrics();
-    let mut applied = node.applied.clone();
     let mut took_over = node.takeover_term.subscribe();
     let in_flight: InFlight = Arc::default();
     let permits = Arc::new(Semaphore::new(node.cfg.dispatch_concurrency));
+    // Sends that ended hand their delivery back: still pending (unsent, or an
+    // outcome that did not commit) means it goes again, as the work list says.
+    let (ended_tx, mut ended) = mpsc::unbounded_channel::<(DeliveryId, u64)>();
+    let mut work = WorkList::default();
     loop {
         if *shutdown.borrow() {
             return;
         }
+        while let Ok(claim) = claims.try_recv() {
+            work.take(claim);
+        }
+        while let Ok((delivery, term)) = ended.try_recv() {
+            work.take(Claim::Deliver { delivery, term });
+        }
+        work.forget_before(metrics.borrow().current_term);
         let mut unsent = false;
         if let Some(term) = node.leader_term() {
             // Nothing goes out before this process's takeover committed.
             if *took_over.borrow_and_update() == term {
-                unsent = dispatch(&node, &notifier, &in_flight, &permits, term).await;
+                unsent = dispatch(
+                    &node, &notifier, &in_flight, &permits, &mut work, &ended_tx, term,
+                )
+                .await;
             }
         }
         // Pages that could not go out (leadership not confirmed) are retried
@@ -74,11 +90,36 @@ pub async fn run(
         tokio::select! {
             _ = retry => {}
             _ = node.sends.retry.notified() => {}
-            _ = applied.changed() => {}
+            Some(claim) = claims.recv() => work.take(claim),
+            Some((delivery, term)) = ended.recv() => work.take(Claim::Deliver { delivery, term }),
             _ = took_over.changed() => {}
             _ = metrics.changed() => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// The deliveries the effects said are pending, with the term that claimed
+/// each, oldest first. On a follower it mirrors the leader's; entries of
+/// terms older than the current one are forgotten (a new leader's `Takeover`
+/// claims everything unsettled again).
+#[derive(Debug, Default)]
+struct WorkList(BTreeMap<DeliveryId, u64>);
+
+impl WorkList {
+    fn take(&mut self, claim: Claim) {
+        match claim {
+            Claim::Deliver { delivery, term } => {
+                self.0.insert(delivery, term);
+            }
+            Claim::Settled { delivery } => {
+                self.0.remove(&delivery);
+            }
+        }
+    }
+
+    fn forget_before(&mut self, term: u64) {
+        self.0.retain(|_, t| *t >= term);
     }
 }
 
@@ -93,11 +134,16 @@ struct Job {
     claimed_at: u64,
 }
 
+/// Start a task for each delivery on the work list that `term` claimed and
+/// that is not in flight. True when pages could not go out (leadership not
+/// confirmed): they stay on the list and are tried again.
 async fn dispatch(
     node: &Arc<Node>,
     notifier: &Notifier,
     in_flight: &InFlight,
     permits: &Arc<Semaphore>,
+    work: &mut WorkList,
+    ended: &mpsc::UnboundedSender<(DeliveryId, u64)>,
     term: u64,
 ) -> bool {
     let urls = Urls {
@@ -111,21 +157,36 @@ async fn dispatch(
         busy.retain(|k| k.2 == term);
         let now = now_ms();
         node.read(|s| {
-            s.pending_deliveries()
-                .filter(|d| d.claim_term == term && !busy.contains(&(d.id, d.attempt, term)))
-                .filter_map(|d| {
-                    let inc = s.incidents.get(&d.incident)?;
-                    let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
-                        .then_some((d.claimed_at, d.updated_at + grace));
-                    Some(Job {
-                        page: pages::build(&node.cfg, &urls, s, inc, d, now),
-                        attempt: d.attempt,
-                        reconcile,
-                        high_urgency: inc.urgency == Urgency::High && !d.shadow,
-                        claimed_at: d.claimed_at,
-                    })
-                })
-                .collect()
+            let mut jobs = Vec::new();
+            work.0.retain(|&id, &mut claimed_by| {
+                if claimed_by != term {
+                    return true;
+                }
+                let Some(d) = s
+                    .deliveries
+                    .get(&id)
+                    .filter(|d| d.status == DeliveryStatus::Pending && d.claim_term == term)
+                else {
+                    return false; // settled since: its own effect follows or came first
+                };
+                if busy.contains(&(d.id, d.attempt, term)) {
+                    return false; // the task in flight hands it back when it ends
+                }
+                let Some(inc) = s.incidents.get(&d.incident) else {
+                    return false;
+                };
+                let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
+                    .then_some((d.claimed_at, d.updated_at + grace));
+                jobs.push(Job {
+                    page: pages::build(&node.cfg, &urls, s, inc, d, now),
+                    attempt: d.attempt,
+                    reconcile,
+                    high_urgency: inc.urgency == Urgency::High && !d.shadow,
+                    claimed_at: d.claimed_at,
+                });
+                true
+            });
+            jobs
         })
     };
     if jobs.is_empty() {
@@ -138,7 +199,10 @@ async fn dispatch(
     }
     let confirmed = Instant::now();
     for job in jobs {
-        let key = (job.page.delivery_id, job.attempt, term);
+        let id = job.page.delivery_id;
+        // Off the list while in flight: the task hands it back when it ends.
+        work.0.remove(&id);
+        let key = (id, job.attempt, term);
         if !in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -146,11 +210,12 @@ async fn dispatch(
         {
             continue;
         }
-        let (node, notifier, in_flight, permits) = (
+        let (node, notifier, in_flight, permits, ended) = (
             node.clone(),
             notifier.clone(),
             in_flight.clone(),
             permits.clone(),
+            ended.clone(),
         );
         tokio::spawn(async move {
             let recorded = send_one(&node, &notifier, &permits, job, term, confirmed).await;
@@ -162,8 +227,9 @@ async fn dispatch(
             // look again later, or an idle cluster would never wake us.
             if !recorded {
                 tokio::time::sleep(RETRY_UNSENT).await;
-                node.sends.retry.notify_one();
             }
+            // Fails only once the dispatcher has stopped.
+            let _ = ended.send((id, term));
         });
     }
     false

@@ -2,6 +2,7 @@
 //! runs on every node and acts only while this node leads (or, for
 //! [`elections`] and [`monitor`], while it does not):
 //!
+//! - [`effects`]: the core's effects of each apply, routed to the loops below
 //! - [`scheduler`]: the clock (`Takeover` on election, `Tick` at the next
 //!   deadline)
 //! - [`dispatcher`] with [`pages`], [`pacer`] and [`latency`]: sending the
@@ -13,6 +14,7 @@
 //! - [`monitor`]: quorum health, the dead man's switch, the isolation notice
 
 pub mod dispatcher;
+pub mod effects;
 pub mod elections;
 pub mod latency;
 pub mod monitor;

@@ -1,5 +1,6 @@
 //! The leader's clock. Timers live in the replicated state; the scheduler only
-//! sleeps until the earliest one and proposes `Tick{at}`. A process that
+//! sleeps until the earliest one (woken early when an apply moves it) and
+//! proposes `Tick{at}`. A process that
 //! becomes leader first commits a `Takeover`: deliveries left unsettled by an
 //! earlier leader (or by an earlier process of this node, restarted fast
 //! enough to lead the same term again) are re-claimed and counted, and
@@ -9,11 +10,18 @@ use crate::node::{now_ms, Node};
 use pager_core::Command;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// `wake` changes whenever an apply moved the earliest deadline (`WakeAt`
+/// effects, [`crate::leader::effects`]); the deadline itself is read from the
+/// state, since one that disappears (the incident was acknowledged) says nothing.
+pub async fn run(
+    node: Arc<Node>,
+    mut wake: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut metrics = node.raft.metrics();
-    let mut applied = node.applied.clone();
     loop {
         if *shutdown.borrow() {
             return;
@@ -47,16 +55,17 @@ pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<boo
                 propose(&node, term, Command::Tick { at: 0 }).await;
             }
             Some(d) => {
+                // On waking, the loop reads the deadline again: due now, it ticks.
                 tokio::select! {
-                    _ = tokio::time::sleep(d) => { propose(&node, term, Command::Tick { at: 0 }).await; }
-                    _ = applied.changed() => {}
+                    _ = tokio::time::sleep(d) => {}
+                    _ = wake.changed() => {}
                     _ = metrics.changed() => {}
                     _ = shutdown.changed() => {}
                 }
             }
             None => {
                 tokio::select! {
-                    _ = applied.changed() => {}
+                    _ = wake.changed() => {}
                     _ = metrics.changed() => {}
                     _ = shutdown.changed() => {}
                 }
