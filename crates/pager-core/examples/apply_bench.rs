@@ -3,6 +3,9 @@
 //!
 //! cargo run --release -p pager-core --example apply_bench [-- --json] [--n 200000]
 
+// A counting allocator: GlobalAlloc is an unsafe trait.
+#![allow(unsafe_code)]
+
 use pager_core::command::{Command, SendResult};
 use pager_core::{Event, EventAction, LogMeta, OnCallDoc, State};
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -25,6 +25,9 @@
 //!   phones' answers are read back
 //! - [`time`]: instants and spans (`"5m"`)
 
+// An unwrap outside tests is a crash on input or I/O: return the error instead.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod auth;
 pub mod command;
 pub mod delivery;

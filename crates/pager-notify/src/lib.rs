@@ -32,6 +32,9 @@
 //! The test doubles (fake Twilio, a recording SMTP server) live in the dev-only crate
 //! `pager-fakes`, which builds on this one.
 
+// An unwrap outside tests is a crash on input or I/O: return the error instead.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod console;
 pub mod error;
 pub mod mask;

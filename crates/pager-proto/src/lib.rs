@@ -4,6 +4,9 @@
 //! - [`pager::v1`]: the public API (events, incidents, config, cluster).
 //! - [`raft::v1`]: the internal node-to-node service (peers only).
 
+// An unwrap outside tests is a crash on input or I/O: return the error instead.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod pager {
     pub mod v1 {
         #![allow(clippy::all, clippy::pedantic, missing_docs)]

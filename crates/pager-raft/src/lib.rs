@@ -44,6 +44,8 @@
 //! Modules: `types` (type config, aliases), `batch`, `log_store`, `state_machine`, `network`,
 //! `service`, `config`, `error`.
 
+// An unwrap outside tests is a crash on input or I/O: return the error instead.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 // The error types in our signatures are mostly fixed by openraft's storage traits
 // (`StorageError`, 224 bytes), tonic (`Status`) and redb (`redb::Error`); they are returned on
 // rare failure paths only, so their size does not matter here.

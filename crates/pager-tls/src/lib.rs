@@ -30,6 +30,9 @@
 //! `https://` URI given to a custom connector ("Connecting to HTTPS without TLS enabled").
 //! [`TlsIo`] implements tonic's `Connected` itself for the same reason.
 
+// An unwrap outside tests is a crash on input or I/O: return the error instead.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod connector;
 pub mod files;
 pub mod incoming;

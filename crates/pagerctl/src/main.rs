@@ -9,6 +9,9 @@
 //! Exit codes: 0 ok, 1 error (`error: <gRPC code>: <message>` on stderr; also
 //! `diff` of a document apply would refuse), 2 usage (clap).
 
+// An unwrap outside tests is a crash on input or I/O: return the error instead.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod cli;
 mod client;
 mod output;

@@ -22,6 +22,8 @@
 //!   [`config`]: figment layers and validation; [`error`]: one mapping to
 //!   gRPC status
 
+// An unwrap outside tests is a crash on input or I/O: return the error instead.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 // `tonic::Status` (the gRPC error) and `figment::Error` are large by design;
 // boxing them at every handler would only obscure the code.
 #![allow(clippy::result_large_err)]

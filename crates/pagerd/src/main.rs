@@ -1,6 +1,9 @@
 //! `pagerd`: run one node. With no `--config`, a single-node cluster under
 //! `./data` that prints the pages it would send.
 
+// An unwrap outside tests is a crash on input or I/O: return the error instead.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 use anyhow::Context as _;
 use clap::Parser;
 use std::path::PathBuf;
