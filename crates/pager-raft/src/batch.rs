@@ -148,7 +148,7 @@ pub struct Raft {
 
 /// When this node last accepted an `AppendEntries` (a heartbeat or entries) from a leader it
 /// recognises. openraft 0.9 keeps this to itself; pagerd's election nudge needs it
-/// (`pagerd::leader::elections`). Until the first one, it counts from the node's start.
+/// (`crate::elections`). Until the first one, it counts from the node's start.
 #[derive(Debug)]
 pub struct LeaderContact {
     start: Instant,

@@ -54,6 +54,7 @@
 pub mod backup;
 pub mod batch;
 pub mod config;
+pub mod elections;
 pub mod error;
 pub mod log_store;
 pub mod network;

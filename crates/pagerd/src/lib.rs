@@ -36,7 +36,7 @@ pub mod node;
 
 use anyhow::Context as _;
 use config::NodeConfig;
-use node::Node;
+use node::{ForwardReply, ForwardRequest, Node};
 use pager_proto::pager::v1 as pb;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -336,8 +336,32 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         node.clone(),
         stopped.clone(),
     )));
-    tasks.push(tokio::spawn(leader::elections::run(
-        node.clone(),
+    // Who stands first when the leader goes silent: the question travels over
+    // the peer protocol, the rule and the election are pager-raft's.
+    let asker = node.clone();
+    let ask = move |id: u64| {
+        let node = asker.clone();
+        async move {
+            let addr = node.peer_addr_of(id)?;
+            match node.forward(&addr, &ForwardRequest::ElectionState).await {
+                Ok(ForwardReply::ElectionState(s)) => Some(s),
+                _ => None,
+            }
+        }
+    };
+    let counter = node.clone();
+    let stood = move || {
+        counter
+            .health
+            .elections_started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    tasks.push(tokio::spawn(pager_raft::elections::run(
+        node.raft.clone(),
+        node.log.clone(),
+        cfg.node_id,
+        ask,
+        stood,
         stopped.clone(),
     )));
     tasks.push(tokio::spawn(leader::monitor::run(

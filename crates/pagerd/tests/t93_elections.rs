@@ -1,4 +1,4 @@
-//! Who stands when the leader dies (`pagerd::leader::elections`): the surviving voter
+//! Who stands when the leader dies (`pager_raft::elections`): the surviving voter
 //! with the longest log starts the election early, and among equal logs the
 //! lowest id; the other waits. The election timeouts here are 1000–1200 ms, so
 //! openraft's own timer fires no earlier than 2.2 s after the last heartbeat
@@ -40,7 +40,10 @@ async fn equal_logs_the_lowest_surviving_id_stands_first() {
     for &s in &survivors {
         c.applied(s, last).await;
         // What a voter tells the others: its last entry, of the leader's term.
-        let told = pagerd::leader::elections::ElectionState::of(&c.node(s).node).await;
+        let told = {
+            let n = &c.node(s).node;
+            pager_raft::elections::ElectionState::of(&n.raft, &n.log).await
+        };
         assert_eq!(
             (told.last_log_term, told.last_log_index),
             (term, Some(last))

@@ -149,7 +149,7 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
     let _ = writeln!(
         out,
         "# HELP pagerd_elections_started_total Elections this node started early, as the voter \
-         holding the most up-to-date log once the leader went silent (see `elections`).\n\
+         holding the most up-to-date log once the leader went silent (see `pager_raft::elections`).\n\
          # TYPE pagerd_elections_started_total counter\n\
          pagerd_elections_started_total {}",
         health.elections_started.load(Ordering::Relaxed)

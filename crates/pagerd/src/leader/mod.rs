@@ -1,6 +1,8 @@
 //! The leader's work, and the watch every node keeps on itself. Each loop
 //! runs on every node and acts only while this node leads (or, for
-//! [`elections`] and [`monitor`], while it does not):
+//! [`monitor`], whatever it is). Which voter stands first when the leader goes
+//! silent is consensus mechanics: `pager_raft::elections`, started beside
+//! these in `crate::start`.
 //!
 //! - [`effects`]: the core's effects of each apply, routed to the loops below
 //! - [`scheduler`]: the clock (`Takeover` on election, `Tick` at the next
@@ -9,13 +11,12 @@
 //!   deliveries claimed by this term, at the pace providers allow, and the
 //!   page-latency histogram
 //! - [`retention`]: proposing `Compact` for incidents resolved long ago
-//! - [`transfer`] and [`elections`]: handing leadership to a preferred
-//!   region, and which voter stands first when the leader goes silent
+//! - [`transfer`]: handing leadership to a preferred region, or away before a
+//!   planned stop
 //! - [`monitor`]: quorum health, the dead man's switch, the isolation notice
 
 pub mod dispatcher;
 pub mod effects;
-pub mod elections;
 pub mod latency;
 pub mod monitor;
 pub mod pacer;

@@ -25,7 +25,7 @@ pub use peer::{ForwardReply, ForwardRequest, MembershipView, Written};
 pub struct Node {
     pub cfg: Arc<NodeConfig>,
     pub raft: Raft,
-    /// A look at the Raft log (the term of its last entry, for `elections`); it does not
+    /// A look at the Raft log (the term of its last entry, for `pager_raft::elections`); it does not
     /// keep the log open once Raft has stopped.
     pub log: pager_raft::LogPeek,
     pub state: StateHandle,

@@ -43,7 +43,7 @@ pub enum ForwardRequest {
         within_ms: u64,
     },
     /// To any voter: how far its log goes and how long it has not heard from a leader
-    /// (`elections`, before a follower stands).
+    /// (`pager_raft::elections`, before a follower stands).
     ElectionState,
 }
 
@@ -58,7 +58,7 @@ pub enum ForwardReply {
         term: u64,
         took_ms: u64,
     },
-    ElectionState(crate::leader::elections::ElectionState),
+    ElectionState(pager_raft::elections::ElectionState),
 }
 
 /// A command applied by the leader.
@@ -180,7 +180,7 @@ impl Node {
                 self.campaign(Duration::from_millis(within_ms)).await
             }
             ForwardRequest::ElectionState => Ok(ForwardReply::ElectionState(
-                crate::leader::elections::ElectionState::of(self).await,
+                pager_raft::elections::ElectionState::of(&self.raft, &self.log).await,
             )),
         }
     }
@@ -212,7 +212,7 @@ impl Node {
             ForwardRequest::TransferLeader { .. } | ForwardRequest::Campaign { .. } => {
                 self.transfer_budget() + self.cfg.write_timeout
             }
-            ForwardRequest::ElectionState => crate::leader::elections::ask_timeout(self),
+            ForwardRequest::ElectionState => pager_raft::elections::ask_timeout(&self.cfg.raft),
             _ => self.cfg.write_timeout,
         }
     }

@@ -9,7 +9,7 @@
 //! its elections take 2.5–4.7 s instead of ~1.4 s, and every page due meanwhile waited.
 //!
 //! So a voter that has heard no leader for the lease plus two heartbeats asks the other voters
-//! (`ForwardRequest::ElectionState`, over the peer port) for the id of their last log entry,
+//! (over the peer port, by the daemon's `ask`) for the id of their last log entry,
 //! whether they lead, and how long they have not heard from a leader. It starts an election at
 //! once only if a majority answered, none of them leads or heard a leader within the lease (so
 //! each will grant its vote, and a node cut off on its own, or from a leader the others still
@@ -19,11 +19,11 @@
 //! which stay on: when the chosen node is gone too, or the asking fails, elections run as before.
 //! An election is safe whenever it is started; this only chooses who starts first.
 
-use crate::node::{ForwardReply, ForwardRequest, Node};
+use crate::log_store::LogPeek;
+use crate::types::Raft;
 use openraft::ServerState;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -46,13 +46,14 @@ pub struct ElectionState {
 }
 
 impl ElectionState {
-    pub async fn of(node: &Node) -> Self {
-        let m = node.metrics();
+    /// This node's answer, from its Raft metrics and a look at its log.
+    pub async fn of(raft: &Raft, log: &LogPeek) -> Self {
+        let m = raft.metrics().borrow().clone();
         let last_log_term = match (m.last_log_index, m.purged) {
             (None, _) => 0,
             // Everything up to the last entry is in the snapshot; the log keeps its id.
             (Some(last), Some(purged)) if purged.index == last => purged.leader_id.get_term(),
-            (Some(last), _) => match node.log.log_id_at(last).await {
+            (Some(last), _) => match log.log_id_at(last).await {
                 Ok(Some(id)) => id.leader_id.get_term(),
                 _ => 0,
             },
@@ -60,7 +61,7 @@ impl ElectionState {
         Self {
             last_log_index: m.last_log_index,
             last_log_term,
-            silent_ms: node.raft.leader_contact().silence().as_millis() as u64,
+            silent_ms: raft.leader_contact().silence().as_millis() as u64,
             leader: m.state == ServerState::Leader,
         }
     }
@@ -72,15 +73,15 @@ impl ElectionState {
 }
 
 /// How long one `ElectionState` question may take: half the shortest election timeout.
-pub fn ask_timeout(node: &Node) -> Duration {
-    Duration::from_millis((node.cfg.raft.election_timeout_min / 2).max(1))
+pub fn ask_timeout(config: &openraft::Config) -> Duration {
+    Duration::from_millis((config.election_timeout_min / 2).max(1))
 }
 
 /// Silence after which a voter asks: the old leader's lease, after which the others grant
 /// votes, plus two heartbeats. openraft's own timer fires no earlier than the lease plus
 /// `election_timeout_min`, so the chosen node is normally first.
-fn ask_after(node: &Node) -> Duration {
-    Duration::from_millis(node.cfg.raft.election_timeout_max + 2 * node.cfg.raft.heartbeat_interval)
+fn ask_after(config: &openraft::Config) -> Duration {
+    Duration::from_millis(config.election_timeout_max + 2 * config.heartbeat_interval)
 }
 
 /// Whether voter `me` should stand now, given its own state, the answers of the other voters
@@ -113,10 +114,22 @@ pub(crate) fn should_stand(
 }
 
 /// Runs on every node until `stopped`; acts only while it is a follower or candidate among
-/// two or more voters.
-pub async fn run(node: Arc<Node>, mut stopped: watch::Receiver<bool>) {
-    let raft = node.cfg.raft.clone();
-    let mut tick = tokio::time::interval(Duration::from_millis(raft.heartbeat_interval.max(1)));
+/// two or more voters. `ask(id)` asks voter `id` for its [`ElectionState`] (the daemon carries
+/// the question over its peer protocol, bounded by [`ask_timeout`]); `stood` is told each time
+/// this node starts an election.
+pub async fn run<A, F>(
+    raft: Raft,
+    log: LogPeek,
+    me: u64,
+    ask: A,
+    stood: impl Fn(),
+    mut stopped: watch::Receiver<bool>,
+) where
+    A: Fn(u64) -> F,
+    F: Future<Output = Option<ElectionState>>,
+{
+    let config = raft.config().clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(config.heartbeat_interval.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_stood: Option<Instant> = None;
     loop {
@@ -126,37 +139,40 @@ pub async fn run(node: Arc<Node>, mut stopped: watch::Receiver<bool>) {
         }
         // One election at a time: openraft retries a failed one on its own timer.
         if last_stood
-            .is_some_and(|t| t.elapsed() < Duration::from_millis(raft.election_timeout_max))
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(config.election_timeout_max))
         {
             continue;
         }
         // A follower that hears its leader, the common case, stops at one atomic load.
-        if node.raft.leader_contact().silence() < ask_after(&node) {
+        if raft.leader_contact().silence() < ask_after(&config) {
             continue;
         }
-        let me = node.id();
-        let voters = node.voters();
-        if node.metrics().state == ServerState::Leader || !voters.contains(&me) || voters.len() < 2
-        {
+        let (leading, voters) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            (m.state == ServerState::Leader, voters)
+        };
+        if leading || !voters.contains(&me) || voters.len() < 2 {
             continue;
         }
         let asks = voters.iter().filter(|id| **id != me).map(|&id| {
-            let node = node.clone();
-            async move {
-                let addr = node.peer_addr_of(id)?;
-                match node.forward(&addr, &ForwardRequest::ElectionState).await {
-                    Ok(ForwardReply::ElectionState(s)) => Some((id, s)),
-                    _ => None,
-                }
-            }
+            let answer = ask(id);
+            async move { answer.await.map(|s| (id, s)) }
         });
         let others: Vec<(u64, ElectionState)> = futures::future::join_all(asks)
             .await
             .into_iter()
             .flatten()
             .collect();
-        let mine = ElectionState::of(&node).await;
-        if !should_stand(me, &mine, &others, voters.len(), raft.election_timeout_max) {
+        let mine = ElectionState::of(&raft, &log).await;
+        if !should_stand(
+            me,
+            &mine,
+            &others,
+            voters.len(),
+            config.election_timeout_max,
+        ) {
             debug!(
                 ?mine,
                 ?others,
@@ -172,10 +188,8 @@ pub async fn run(node: Arc<Node>, mut stopped: watch::Receiver<bool>) {
             "elections: leader silent; this voter holds the most up-to-date log, standing now"
         );
         last_stood = Some(Instant::now());
-        node.health
-            .elections_started
-            .fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = node.raft.trigger().elect().await {
+        stood();
+        if let Err(e) = raft.trigger().elect().await {
             info!(cause = %e, "elections: could not start an election");
         }
     }
