@@ -60,6 +60,7 @@ pub mod log_store;
 pub mod network;
 pub mod service;
 pub mod state_machine;
+pub mod transfer;
 pub mod types;
 
 use std::path::Path;

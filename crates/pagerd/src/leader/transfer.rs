@@ -1,26 +1,18 @@
-//! Leadership transfer. openraft 0.9 has no transfer call, so the leader
-//! builds one from the knobs it does have:
+//! Leadership transfer, the daemon's part: before pager-raft's hand-over
+//! (`pager_raft::transfer`, which waits for the target to hold the whole log,
+//! goes quiet and has it campaign), let the sends under way record their
+//! outcomes here and hold new writes (the transfer gate), so neither is lost
+//! or repeated across the change; route the request to the leader and the
+//! campaign to the target over the peer protocol. Writes held meanwhile find
+//! this node a follower and go to the new leader.
 //!
-//! 1. hold new writes and let those in flight commit (the transfer gate);
-//! 2. wait until the target's log matches the leader's last entry, so the
-//!    target's vote request carries a log no voter can refuse;
-//! 3. stop sending heartbeats (voters' leader leases then run out instead of
-//!    being renewed) and stop this node from campaigning;
-//! 4. ask the target, over the peer port, to campaign until it leads.
-//!
-//! The old leader's own lease dates from when it was elected, so it grants
-//! the target's vote at once: in a three-voter cluster the target wins its
-//! first election. With five voters it also needs a follower whose lease has
-//! run out, about one `election_timeout_max` after the last heartbeat. Writes
-//! held meanwhile find this node a follower and go to the new leader.
-//!
-//! Every step is bounded by the transfer budget; on failure heartbeats and
-//! elections resume, and this node (or a normal election) leads on.
+//! Also here: handing leadership to a preferred region
+//! ([`prefer_regions`]) and away before a planned stop ([`Node::step_down`]).
 
 use crate::error::NodeError;
 use crate::node::{ForwardReply, ForwardRequest, Node};
 use openraft::ServerState;
-use pager_raft::Raft;
+use pager_raft::transfer::{self as raft_transfer, CampaignError};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -91,18 +83,6 @@ impl Drop for Draining<'_> {
     }
 }
 
-/// Re-enables heartbeats and elections on the old leader however the
-/// transfer ends.
-struct Resume<'a>(&'a Raft);
-
-impl Drop for Resume<'_> {
-    fn drop(&mut self) {
-        let rc = self.0.runtime_config();
-        rc.heartbeat(true);
-        rc.elect(true);
-    }
-}
-
 impl Node {
     /// From any node: ask the leader to hand leadership to voter `to` (0: the
     /// leader picks). Returns (new leader, its term, milliseconds taken).
@@ -123,31 +103,16 @@ impl Node {
         }
     }
 
-    /// How long a transfer may take in all: a little over two election
-    /// timeouts (one for voters' leases to run out, one for the vote).
+    /// How long a transfer may take in all (see `pager_raft::transfer::budget`).
     /// Writes wait for it at most this long.
     pub fn transfer_budget(&self) -> Duration {
-        let raft = &self.cfg.raft;
-        Duration::from_millis(2 * raft.election_timeout_max + 4 * raft.heartbeat_interval)
+        raft_transfer::budget(&self.cfg.raft)
     }
 
     /// The voter best placed to lead next: the one holding the most of the
     /// log, then one in a preferred region, then the lowest id.
     pub fn successor(&self) -> Option<u64> {
-        let m = self.metrics();
-        let me = self.id();
-        let replication = m.replication.as_ref();
-        let preferred = &self.cfg.preferred_regions;
-        self.voters()
-            .into_iter()
-            .filter(|id| *id != me)
-            .max_by_key(|id| {
-                let matched = replication
-                    .and_then(|r| r.get(id).copied().flatten())
-                    .map_or(0, |l| l.index);
-                let region = self.member(*id).map(|n| n.region).unwrap_or_default();
-                (matched, preferred.contains(&region), std::cmp::Reverse(*id))
-            })
+        raft_transfer::successor(&self.raft, self.id(), &self.cfg.preferred_regions)
     }
 
     /// On the leader: hand leadership to voter `to` (0: [`Node::successor`]).
@@ -203,93 +168,52 @@ impl Node {
             .await
             .map_err(|_| unavailable("writes in flight did not commit in time".into()))?;
 
-        // 2. The target must hold every entry, or voters refuse its vote request.
-        let last = self.metrics().last_log_index.unwrap_or(0);
-        self.raft
-            .wait(Some(deadline.saturating_duration_since(Instant::now())))
-            .metrics(
-                |m| {
-                    m.replication
-                        .as_ref()
-                        .and_then(|r| r.get(&to).copied().flatten())
-                        .is_some_and(|l| l.index >= last)
-                },
-                "transfer target caught up",
-            )
-            .await
-            .map_err(|_| unavailable(format!("it did not catch up to index {last} in time")))?;
-
-        // 3. Let the voters' leases run out; do not compete with the target.
-        let rc = self.raft.runtime_config();
-        rc.heartbeat(false);
-        rc.elect(false);
-        let _resume = Resume(&self.raft);
-
-        // 4. The target campaigns until it leads.
-        let within = deadline.saturating_duration_since(Instant::now());
-        let campaign = ForwardRequest::Campaign {
-            within_ms: within.as_millis() as u64,
+        // 2-4. The target catches up, this node goes quiet, the target campaigns.
+        let ask_campaign = |within: Duration| async move {
+            let campaign = ForwardRequest::Campaign {
+                within_ms: within.as_millis() as u64,
+            };
+            match self.forward(&peer, &campaign).await {
+                Ok(ForwardReply::Leader { id, term, .. }) if id == to => Ok(term),
+                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Err(e) => {
+                    warn!(to, cause = %e, "leadership transfer failed");
+                    Err(e.to_string())
+                }
+            }
         };
-        match tokio::time::timeout_at(deadline, self.forward(&peer, &campaign)).await {
-            Ok(Ok(ForwardReply::Leader { id, term, .. })) if id == to => {
-                // Let this node see the new leader before held writes retry.
-                let _ = self
-                    .raft
-                    .wait(Some(deadline.saturating_duration_since(Instant::now())))
-                    .metrics(|m| m.current_leader == Some(to), "new leader known")
-                    .await;
-                let took_ms = started.elapsed().as_millis() as u64;
-                info!(from = me, to, term, took_ms, "leadership transferred");
-                Ok(ForwardReply::Leader { id, term, took_ms })
-            }
-            Ok(Ok(other)) => Err(unavailable(format!("unexpected answer {other:?}"))),
-            Ok(Err(e)) => {
-                warn!(to, cause = %e, "leadership transfer failed");
-                Err(unavailable(e.to_string()))
-            }
-            Err(_) => Err(unavailable("it did not win an election in time".into())),
-        }
+        let term = raft_transfer::hand_over(&self.raft, to, deadline, ask_campaign)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let took_ms = started.elapsed().as_millis() as u64;
+        info!(from = me, to, term, took_ms, "leadership transferred");
+        Ok(ForwardReply::Leader {
+            id: to,
+            term,
+            took_ms,
+        })
     }
 
-    /// On the transfer target: start elections until this node leads or
-    /// `within` passes. Each retry waits two heartbeat intervals, enough for
-    /// the vote requests' round trip.
+    /// On the transfer target: campaign until this node leads or `within`
+    /// passes (`pager_raft::transfer::campaign`).
     pub(crate) async fn campaign(&self, within: Duration) -> Result<ForwardReply, NodeError> {
         let started = Instant::now();
-        let deadline = started + within.min(self.transfer_budget());
         let me = self.id();
-        if !self.voters().contains(&me) {
-            return Err(NodeError::invalid(
+        match raft_transfer::campaign(&self.raft, me, within).await {
+            Ok(term) => Ok(ForwardReply::Leader {
+                id: me,
+                term,
+                took_ms: started.elapsed().as_millis() as u64,
+            }),
+            Err(CampaignError::NotVoter) => Err(NodeError::invalid(
                 "node_id",
                 format!("node {me} is not a voter"),
-            ));
-        }
-        let retry = Duration::from_millis(2 * self.cfg.raft.heartbeat_interval.max(1));
-        loop {
-            if let Some(term) = self.leader_term() {
-                return Ok(ForwardReply::Leader {
-                    id: me,
-                    term,
-                    took_ms: started.elapsed().as_millis() as u64,
-                });
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(NodeError::Unavailable(format!(
-                    "node {me} did not win an election within {} ms",
-                    within.as_millis()
-                )));
-            }
-            self.raft
-                .trigger()
-                .elect()
-                .await
-                .map_err(|e| NodeError::Fatal(e.to_string()))?;
-            let _ = self
-                .raft
-                .wait(Some(retry.min(left)))
-                .state(ServerState::Leader, "campaign")
-                .await;
+            )),
+            Err(CampaignError::Lost { within }) => Err(NodeError::Unavailable(format!(
+                "node {me} did not win an election within {} ms",
+                within.as_millis()
+            ))),
+            Err(CampaignError::Fatal(e)) => Err(NodeError::Fatal(e)),
         }
     }
 }
@@ -342,21 +266,7 @@ pub async fn prefer_regions(
 impl Node {
     /// A voter in the most preferred region holding the leader's whole log.
     fn preferred_successor(&self, preferred: &[String]) -> Option<u64> {
-        let m = self.metrics();
-        let last = m.last_log_index.unwrap_or(0);
-        let replication = m.replication.as_ref()?;
-        let me = self.id();
-        preferred.iter().find_map(|region| {
-            self.voters().into_iter().find(|id| {
-                *id != me
-                    && self.member(*id).is_some_and(|n| n.region == *region)
-                    && replication
-                        .get(id)
-                        .copied()
-                        .flatten()
-                        .is_some_and(|l| l.index >= last)
-            })
-        })
+        raft_transfer::preferred_successor(&self.raft, self.id(), preferred)
     }
 
     /// Before a planned stop (SIGTERM): if this node leads and has another
