@@ -196,18 +196,14 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         state,
         peers,
         applied,
-        takeover_term: watch::Sender::new(0),
-        pacer: leader::pacer::Pacer::new(&cfg.dispatch),
-        page_latency: leader::latency::Histogram::default(),
+        leader: leader::LeaderState::new(&cfg.dispatch),
         leader_changes: Default::default(),
         limiter: edge::ratelimit::KeyLimiter::new(
             cfg.events_per_second_per_key,
             cfg.events_burst_per_key,
         ),
         stopping: stopped.clone(),
-        transfer_gate: Default::default(),
         health: Default::default(),
-        sends: Default::default(),
     });
 
     let until_stop = |mut rx: watch::Receiver<bool>| async move {

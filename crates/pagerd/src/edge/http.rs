@@ -197,7 +197,7 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
         let _ = writeln!(out, "pagerd_deliveries_total{{outcome=\"{k}\"}} {v}");
     }
     let _ = writeln!(out, "# HELP pagerd_deliveries_pending Deliveries waiting to be sent.\n# TYPE pagerd_deliveries_pending gauge\npagerd_deliveries_pending {pending}");
-    out.push_str(&node.page_latency.render(
+    out.push_str(&node.leader.page_latency.render(
         "pagerd_page_latency_seconds",
         "From a delivery's claim (its deadline) to the provider accepting the page, on this node as leader.",
     ));
@@ -226,7 +226,7 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
         );
     }
     let _ = writeln!(out, "# HELP pagerd_dispatch_queued Pages the leader holds for their send slot (account rate, per-recipient throttle).\n# TYPE pagerd_dispatch_queued gauge");
-    for (method, n) in node.pacer.queued() {
+    for (method, n) in node.leader.pacer.queued() {
         let _ = writeln!(out, "pagerd_dispatch_queued{{method=\"{method}\"}} {n}");
     }
     let _ = writeln!(

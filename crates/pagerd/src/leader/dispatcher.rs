@@ -50,7 +50,7 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut metrics = node.raft.metrics();
-    let mut took_over = node.takeover_term.subscribe();
+    let mut took_over = node.leader.takeover_term.subscribe();
     let in_flight: InFlight = Arc::default();
     let permits = Arc::new(Semaphore::new(node.cfg.dispatch_concurrency));
     // Sends that ended hand their delivery back: still pending (unsent, or an
@@ -89,7 +89,7 @@ pub async fn run(
         };
         tokio::select! {
             _ = retry => {}
-            _ = node.sends.retry.notified() => {}
+            _ = node.leader.sends.retry.notified() => {}
             Some(claim) = claims.recv() => work.take(claim),
             Some((delivery, term)) = ended.recv() => work.take(Claim::Deliver { delivery, term }),
             _ = took_over.changed() => {}
@@ -278,11 +278,12 @@ async fn send_one(
     }
     let now = Instant::now();
     let slot = node
+        .leader
         .pacer
         .reserve(page.method, &page.address, high_urgency, now);
     if slot > now {
         tokio::time::sleep_until(slot).await;
-        node.pacer.dequeued(page.method);
+        node.leader.pacer.dequeued(page.method);
     }
     let Ok(_permit) = permits.acquire().await else {
         return false;
@@ -300,12 +301,13 @@ async fn send_one(
     }
     // A hand-over is draining sends: leave this one claimed; the next leader
     // re-claims and sends it (not sent twice: it was never sent here).
-    let Some(_sending) = node.sends.start() else {
+    let Some(_sending) = node.leader.sends.start() else {
         return false;
     };
     let result = match notifier.send(&page).await {
         Ok(sent) => {
-            node.page_latency
+            node.leader
+                .page_latency
                 .observe(now_ms().saturating_sub(claimed_at));
             info!(node = node.id(), term, delivery = id, attempt, method = ?page.method,
                 to = %mask::address(&page.address), provider_id = %sent.provider_id, "page sent");

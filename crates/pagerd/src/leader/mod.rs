@@ -24,3 +24,39 @@ pub mod pages;
 pub mod retention;
 pub mod scheduler;
 pub mod transfer;
+
+use crate::config::DispatchSettings;
+use tokio::sync::{watch, RwLock};
+
+/// What the leader's loops share with each other, the write path and the
+/// metrics: one per process, empty at start (a new leader starts with empty
+/// pacing buckets and no sends under way).
+pub struct LeaderState {
+    /// The term in which *this process* committed its `Takeover`. The
+    /// dispatcher sends only in that term: until then, deliveries claimed by
+    /// the term may have been sent by an earlier process (written by the
+    /// scheduler, read by the dispatcher).
+    pub takeover_term: watch::Sender<u64>,
+    /// When the leader may send each page (account rate, per-recipient throttle).
+    pub pacer: pacer::Pacer,
+    /// Claim → provider accepted, per page this node sent as leader.
+    pub page_latency: latency::Histogram,
+    /// Sends under way and whether new ones may start (a hand-over drains them
+    /// first, so their outcomes commit here instead of being re-sent).
+    pub sends: transfer::Sends,
+    /// Writes take it shared; a leadership transfer takes it exclusively to
+    /// hold new writes while the target catches up and campaigns.
+    pub transfer_gate: RwLock<()>,
+}
+
+impl LeaderState {
+    pub fn new(dispatch: &DispatchSettings) -> LeaderState {
+        LeaderState {
+            takeover_term: watch::Sender::new(0),
+            pacer: pacer::Pacer::new(dispatch),
+            page_latency: latency::Histogram::default(),
+            sends: transfer::Sends::default(),
+            transfer_gate: RwLock::new(()),
+        }
+    }
+}

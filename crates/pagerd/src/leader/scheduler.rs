@@ -33,7 +33,7 @@ pub async fn run(
             }
             continue;
         };
-        if *node.takeover_term.borrow() != term {
+        if *node.leader.takeover_term.borrow() != term {
             info!(node = node.id(), term, "became leader: proposing takeover");
             // The link key is set by the first takeover ever committed;
             // later seeds are ignored by apply. Only a fresh cluster needs one.
@@ -43,7 +43,7 @@ pub async fn run(
                 String::new()
             };
             if propose(&node, term, Command::Takeover { at: 0, key_seed }).await {
-                node.takeover_term.send_replace(term);
+                node.leader.takeover_term.send_replace(term);
             }
             continue;
         }

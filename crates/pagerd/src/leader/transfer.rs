@@ -161,10 +161,10 @@ impl Node {
         // 0. Let sends under way record their outcomes here (bounded by a
         // quarter of the budget); new ones wait for the next leader.
         let budget = deadline.saturating_duration_since(Instant::now());
-        let _drained = self.sends.drain(Instant::now() + budget / 4).await;
+        let _drained = self.leader.sends.drain(Instant::now() + budget / 4).await;
 
         // 1. Hold new writes; those in flight commit first.
-        let _held = tokio::time::timeout_at(deadline, self.transfer_gate.write())
+        let _held = tokio::time::timeout_at(deadline, self.leader.transfer_gate.write())
             .await
             .map_err(|_| unavailable("writes in flight did not commit in time".into()))?;
 

@@ -25,22 +25,16 @@ pub use peer::{ForwardReply, ForwardRequest, MembershipView, Written};
 pub struct Node {
     pub cfg: Arc<NodeConfig>,
     pub raft: Raft,
-    /// A look at the Raft log (the term of its last entry, for `pager_raft::elections`); it does not
-    /// keep the log open once Raft has stopped.
+    /// A look at the Raft log (the term of its last entry, for `pager_raft::elections`);
+    /// it does not keep the log open once Raft has stopped.
     pub log: pager_raft::LogPeek,
     pub state: StateHandle,
     pub peers: PeerClients,
     /// Last applied log id, published by the state machine after each apply batch.
     pub applied: watch::Receiver<Option<pager_raft::LogId>>,
-    /// The term in which *this process* committed its `Takeover`. The
-    /// dispatcher sends only in that term: until then, deliveries claimed by
-    /// the term may have been sent by an earlier process (written by the
-    /// scheduler, read by the dispatcher).
-    pub takeover_term: watch::Sender<u64>,
-    /// When the leader may send each page (account rate, per-recipient throttle).
-    pub pacer: crate::leader::pacer::Pacer,
-    /// Claim → provider accepted, per page this node sent as leader.
-    pub page_latency: crate::leader::latency::Histogram,
+    /// What the leader's loops share (takeover term, pacing, page latency,
+    /// sends under way, the transfer gate).
+    pub leader: crate::leader::LeaderState,
     /// Times this node saw the cluster's leader change.
     pub leader_changes: std::sync::atomic::AtomicU64,
     /// Events per integration key taken by this node.
@@ -48,14 +42,8 @@ pub struct Node {
     /// Turns true when the node shuts down: long-lived streams end then, so
     /// the servers' graceful shutdown does not wait for their clients.
     pub stopping: watch::Receiver<bool>,
-    /// Writes take it shared; a leadership transfer takes it exclusively to
-    /// hold new writes while the target catches up and campaigns.
-    pub transfer_gate: tokio::sync::RwLock<()>,
     /// Quorum view and self-monitoring counters.
     pub health: crate::leader::monitor::Health,
-    /// Sends under way and whether new ones may start (a hand-over drains them
-    /// first, so their outcomes commit here instead of being re-sent).
-    pub sends: crate::leader::transfer::Sends,
 }
 
 pub fn now_ms() -> u64 {

@@ -112,7 +112,7 @@ impl Node {
                 }
                 // Held while a leadership transfer is under way; afterwards
                 // this node is a follower and the write goes to the new leader.
-                let _gate = self.transfer_gate.read().await;
+                let _gate = self.leader.transfer_gate.read().await;
                 cmd.stamp(now_ms().max(self.read(|s| s.clock)));
                 match self.raft.client_write(cmd).await {
                     Ok(r) => Ok(ForwardReply::Written(Written {
