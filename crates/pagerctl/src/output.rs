@@ -79,6 +79,111 @@ impl Printer {
     }
 }
 
+// ---------------------------------------------------------------- shared
+
+/// RFC 3339 UTC, or `-` for 0 (not set).
+pub fn timestamp(ms: u64) -> String {
+    if ms == 0 {
+        "-".to_owned()
+    } else {
+        rfc3339(ms)
+    }
+}
+
+/// A server string for display: `-` when empty, control characters escaped.
+pub fn text(s: &str) -> String {
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        clean(s)
+    }
+}
+
+/// `s` with control characters escaped (a newline as `\n`), so a server
+/// string cannot break a table or the terminal.
+pub fn clean(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `key  value` lines, values aligned.
+pub fn kv(pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
+}
+
+/// How a [`Table`] column lines up: text left, numbers right.
+#[derive(Clone, Copy)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// A table with a header row and two-space gutters, each column as wide as
+/// its widest cell (counted in chars); trailing spaces are trimmed.
+pub struct Table {
+    columns: Vec<(&'static str, Align)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(columns: &[(&'static str, Align)]) -> Self {
+        Table {
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.columns.len());
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let header: Vec<String> = self.columns.iter().map(|(h, _)| h.to_string()).collect();
+        let lines: Vec<&Vec<String>> = std::iter::once(&header).chain(&self.rows).collect();
+        let widths: Vec<usize> = (0..self.columns.len())
+            .map(|c| {
+                lines
+                    .iter()
+                    .map(|l| l.get(c).map_or(0, |s| s.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for line in lines {
+            let mut text = String::new();
+            for (c, cell) in line.iter().enumerate() {
+                let w = widths[c];
+                if c > 0 {
+                    text.push_str("  ");
+                }
+                match self.columns[c].1 {
+                    Align::Left => text.push_str(&format!("{cell:<w$}")),
+                    Align::Right => text.push_str(&format!("{cell:>w$}")),
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
 // ---------------------------------------------------------------- human
 
 pub mod human {
@@ -747,108 +852,6 @@ pub mod human {
             (0, "") => "-".to_owned(),
             (at, "") => timestamp(at),
             (at, by) => format!("{} by {}", timestamp(at), clean(by)),
-        }
-    }
-
-    /// RFC 3339 UTC, or `-` for 0 (not set).
-    fn timestamp(ms: u64) -> String {
-        if ms == 0 {
-            "-".to_owned()
-        } else {
-            super::rfc3339(ms)
-        }
-    }
-
-    /// A server string for display: `-` when empty, control characters escaped.
-    fn text(s: &str) -> String {
-        if s.is_empty() {
-            "-".to_owned()
-        } else {
-            clean(s)
-        }
-    }
-
-    fn clean(s: &str) -> String {
-        if !s.chars().any(char::is_control) {
-            return s.to_owned();
-        }
-        s.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    }
-
-    fn status_name(status: i32) -> String {
-        super::status_name(status)
-    }
-
-    /// `key  value` lines, values aligned.
-    fn kv(pairs: &[(&str, String)]) -> String {
-        let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        pairs
-            .iter()
-            .map(|(k, v)| format!("{k:<width$}  {v}\n"))
-            .collect()
-    }
-
-    #[derive(Clone, Copy)]
-    enum Align {
-        Left,
-        Right,
-    }
-
-    struct Table {
-        columns: Vec<(&'static str, Align)>,
-        rows: Vec<Vec<String>>,
-    }
-
-    impl Table {
-        fn new(columns: &[(&'static str, Align)]) -> Self {
-            Table {
-                columns: columns.to_vec(),
-                rows: Vec::new(),
-            }
-        }
-
-        fn row(&mut self, cells: Vec<String>) {
-            debug_assert_eq!(cells.len(), self.columns.len());
-            self.rows.push(cells);
-        }
-
-        fn render(&self) -> String {
-            let header: Vec<String> = self.columns.iter().map(|(h, _)| h.to_string()).collect();
-            let lines: Vec<&Vec<String>> = std::iter::once(&header).chain(&self.rows).collect();
-            let widths: Vec<usize> = (0..self.columns.len())
-                .map(|c| {
-                    lines
-                        .iter()
-                        .map(|l| l.get(c).map_or(0, |s| s.chars().count()))
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            let mut out = String::new();
-            for line in lines {
-                let mut text = String::new();
-                for (c, cell) in line.iter().enumerate() {
-                    let w = widths[c];
-                    if c > 0 {
-                        text.push_str("  ");
-                    }
-                    match self.columns[c].1 {
-                        Align::Left => text.push_str(&format!("{cell:<w$}")),
-                        Align::Right => text.push_str(&format!("{cell:>w$}")),
-                    }
-                }
-                out.push_str(text.trim_end());
-                out.push('\n');
-            }
-            out
         }
     }
 }
