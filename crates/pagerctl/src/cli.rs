@@ -7,6 +7,9 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use pager_proto::pager::v1::{IncidentStatus, NodeInfo};
 
 use crate::client::{parse_endpoints, EndpointList};
+use crate::cmd::apply::ApplyArgs;
+use crate::cmd::config::ConfigCommand;
+use crate::cmd::diff::DiffArgs;
 use crate::when::{parse_when, When};
 
 #[derive(Debug, Parser)]
@@ -196,27 +199,6 @@ pub struct AddNodeArgs {
     /// Leave the node a learner: it replicates but does not vote.
     #[arg(long)]
     pub learner_only: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ApplyArgs {
-    /// The document: `.json` is sent as JSON, anything else as TOML; `-` reads
-    /// TOML from stdin.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: std::path::PathBuf,
-    /// Validate only; apply nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Refuse (exit 1, nothing applied) when a schedule leaves nobody on
-    /// call somewhere in the next 14 days; otherwise those are warnings.
-    #[arg(long)]
-    pub strict_gaps: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// Print the live document (TOML).
-    Get,
 }
 
 #[derive(Debug, Subcommand)]
@@ -548,14 +530,6 @@ pub struct SimulateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DiffArgs {
-    /// The document: `.json` is read as JSON, anything else as TOML; `-`
-    /// reads TOML from stdin.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: std::path::PathBuf,
-}
-
-#[derive(Debug, Args)]
 pub struct IncidentActionArgs {
     pub id: u64,
     /// Who acts; the server records "api" when absent.
@@ -641,12 +615,16 @@ fn parse_detail(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Parsing helpers for the tests of the command line, here and in the
+/// command modules.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
+pub(crate) mod testing {
+    use super::Cli;
+    use clap::Parser;
 
-    fn parse(args: &[&str]) -> Cli {
+    pub const T0: u64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
+
+    pub fn parse(args: &[&str]) -> Cli {
         let mut argv = vec!["pagerctl"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv) {
@@ -655,7 +633,7 @@ mod tests {
         }
     }
 
-    fn parse_err(args: &[&str]) -> clap::error::ErrorKind {
+    pub fn parse_err(args: &[&str]) -> clap::error::ErrorKind {
         let mut argv = vec!["pagerctl"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv) {
@@ -663,6 +641,13 @@ mod tests {
             Err(e) => e.kind(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {
@@ -843,32 +828,6 @@ mod tests {
             parse_err(&["cluster", "remove-node"]),
             clap::error::ErrorKind::MissingRequiredArgument
         );
-    }
-
-    #[test]
-    fn apply_and_config_get() {
-        let cli = parse(&["apply", "-f", "oncall.toml"]);
-        let Command::Apply(a) = cli.command else {
-            panic!("wrong command");
-        };
-        assert_eq!(a.file, std::path::PathBuf::from("oncall.toml"));
-        assert!(!a.dry_run);
-
-        let cli = parse(&["apply", "--file", "oncall.json", "--dry-run"]);
-        let Command::Apply(a) = cli.command else {
-            panic!("wrong command");
-        };
-        assert_eq!(a.file, std::path::PathBuf::from("oncall.json"));
-        assert!(a.dry_run);
-
-        assert_eq!(
-            parse_err(&["apply"]),
-            clap::error::ErrorKind::MissingRequiredArgument
-        );
-        assert!(matches!(
-            parse(&["config", "get"]).command,
-            Command::Config(ConfigCommand::Get)
-        ));
     }
 
     #[test]
@@ -1094,8 +1053,6 @@ mod tests {
             clap::error::ErrorKind::MissingRequiredArgument
         );
     }
-
-    const T0: u64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
 
     #[test]
     fn actor_defaults_to_the_login_then_pagerctl() {
@@ -1411,22 +1368,6 @@ mod tests {
         assert_eq!(
             parse_err(&["simulate", "--service", "db", "--severity", "sev1"]),
             InvalidValue
-        );
-    }
-
-    #[test]
-    fn diff() {
-        let Command::Diff(a) = parse(&["diff", "-f", "oncall.toml"]).command else {
-            panic!("wrong command");
-        };
-        assert_eq!(a.file, std::path::PathBuf::from("oncall.toml"));
-        let Command::Diff(a) = parse(&["diff", "--file", "-"]).command else {
-            panic!("wrong command");
-        };
-        assert_eq!(a.file, std::path::PathBuf::from("-"));
-        assert_eq!(
-            parse_err(&["diff"]),
-            clap::error::ErrorKind::MissingRequiredArgument
         );
     }
 }

@@ -11,6 +11,7 @@
 
 mod cli;
 mod client;
+mod cmd;
 mod output;
 mod when;
 
@@ -20,22 +21,21 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use pager_proto::pager::v1::{
-    cluster_client::ClusterClient, config_client::ConfigClient, events_client::EventsClient,
-    incidents_client::IncidentsClient, on_call_client::OnCallClient, reassign_request, responder,
-    tokens_client::TokensClient, who_is_on_call_request, AddNodeRequest, AddNoteRequest,
-    AddRespondersRequest, ApplyConfigRequest, BackupChunk, BackupRequest, ClusterStatusRequest,
-    CreateOverrideRequest, CreateTokenRequest, DiffConfigRequest, EscalateRequest, EventAction,
-    GetConfigRequest, GetIncidentRequest, IncidentActionRequest, IncidentActionResponse,
-    IncidentRole, IncidentStatus, InitClusterRequest, ListIncidentsRequest, ListShiftsRequest,
-    ListTokensRequest, MergeRequest, NodeInfo, PromoteLearnerRequest, ReadConsistency,
-    ReassignRequest, RemoveNodeRequest, Responder, RevokeTokenRequest, SendEventRequest,
-    SetRoleRequest, SimulateRequest, SnapshotRequest, SnoozeRequest, TransferLeaderRequest,
-    WatchRequest, WhoIsOnCallRequest,
+    cluster_client::ClusterClient, events_client::EventsClient, incidents_client::IncidentsClient,
+    on_call_client::OnCallClient, reassign_request, responder, tokens_client::TokensClient,
+    who_is_on_call_request, AddNodeRequest, AddNoteRequest, AddRespondersRequest, BackupChunk,
+    BackupRequest, ClusterStatusRequest, CreateOverrideRequest, CreateTokenRequest,
+    EscalateRequest, EventAction, GetIncidentRequest, IncidentActionRequest,
+    IncidentActionResponse, IncidentRole, IncidentStatus, InitClusterRequest, ListIncidentsRequest,
+    ListShiftsRequest, ListTokensRequest, MergeRequest, NodeInfo, PromoteLearnerRequest,
+    ReadConsistency, ReassignRequest, RemoveNodeRequest, Responder, RevokeTokenRequest,
+    SendEventRequest, SetRoleRequest, SimulateRequest, SnapshotRequest, SnoozeRequest,
+    TransferLeaderRequest, WatchRequest, WhoIsOnCallRequest,
 };
 
 use cli::{
-    ApplyArgs, Cli, ClusterCommand, Command, ConfigCommand, DiffArgs, EventCommand,
-    IncidentCommand, OncallArgs, ScheduleCommand, SimulateArgs, TokenCommand,
+    Cli, ClusterCommand, Command, EventCommand, IncidentCommand, OncallArgs, ScheduleCommand,
+    SimulateArgs, TokenCommand,
 };
 use client::Client;
 use output::{human, json, Printer};
@@ -85,15 +85,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(cmd) => cluster(&client, &out, cmd).await,
         Command::Token(cmd) => token(&client, &out, cmd).await,
         Command::Completions { .. } => Ok(()),
-        Command::Apply(args) => apply(&client, &out, args).await,
-        Command::Config(ConfigCommand::Get) => {
-            let r = client
-                .call(&GetConfigRequest {}, |ch, req| async move {
-                    ConfigClient::new(ch).get(req).await
-                })
-                .await?;
-            out.emit(|| human::config(&r), || json::config(&r))
-        }
+        Command::Apply(args) => cmd::apply::run(&client, &out, args).await,
+        Command::Config(cmd) => cmd::config::run(&client, &out, cmd).await,
         Command::Event(cmd) => event(&client, &out, cmd).await,
         Command::Incident(cmd) => incident(&client, &out, cmd).await,
         Command::Oncall(args) => oncall(&client, &out, args).await,
@@ -139,24 +132,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out.emit(|| human::shifts(&r), || json::shifts(&r))
         }
         Command::Simulate(args) => simulate(&client, &out, args).await,
-        Command::Diff(args) => diff(&client, &out, args).await,
+        Command::Diff(args) => cmd::diff::run(&client, &out, args).await,
     }
-}
-
-/// The document named by `-f` and its wire format: `.json` is JSON, anything
-/// else (and `-`, stdin) TOML.
-fn read_document(file: &std::path::Path) -> anyhow::Result<(String, &'static str)> {
-    let is_stdin = file.as_os_str() == "-";
-    let document = if is_stdin {
-        std::io::read_to_string(std::io::stdin()).context("read the document from stdin")?
-    } else {
-        std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?
-    };
-    let is_json = !is_stdin
-        && file
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
-    Ok((document, if is_json { "json" } else { "toml" }))
 }
 
 async fn cluster(client: &Client, out: &Printer, cmd: ClusterCommand) -> anyhow::Result<()> {
@@ -285,66 +262,6 @@ async fn cluster(client: &Client, out: &Printer, cmd: ClusterCommand) -> anyhow:
             )
         }
     }
-}
-
-async fn apply(client: &Client, out: &Printer, args: ApplyArgs) -> anyhow::Result<()> {
-    let (document, format) = read_document(&args.file)?;
-    if args.strict_gaps && !args.dry_run {
-        // Validate first: gaps are warnings to the server, errors here.
-        let check = ApplyConfigRequest {
-            document: document.clone(),
-            format: format.to_owned(),
-            dry_run: true,
-        };
-        let r = client
-            .call(&check, |ch, req| async move {
-                ConfigClient::new(ch).apply(req).await
-            })
-            .await?;
-        if !r.warnings.is_empty() {
-            out.emit(|| human::apply(&r, true), || json::apply(&r))?;
-            anyhow::bail!(
-                "--strict-gaps: the document leaves schedules without cover; nothing applied"
-            );
-        }
-    }
-    let req = ApplyConfigRequest {
-        document,
-        format: format.to_owned(),
-        dry_run: args.dry_run,
-    };
-    let r = client
-        .call(&req, |ch, req| async move {
-            ConfigClient::new(ch).apply(req).await
-        })
-        .await?;
-    out.emit(|| human::apply(&r, args.dry_run), || json::apply(&r))
-}
-
-async fn diff(client: &Client, out: &Printer, args: DiffArgs) -> anyhow::Result<()> {
-    let (document, format) = read_document(&args.file)?;
-    let req = DiffConfigRequest {
-        document,
-        format: format.to_owned(),
-    };
-    let r = client
-        .call(&req, |ch, req| async move {
-            ConfigClient::new(ch).diff(req).await
-        })
-        .await?;
-    out.emit(|| human::diff(&r), || json::diff(&r))?;
-    if !r.problems.is_empty() {
-        let name = if args.file.as_os_str() == "-" {
-            "stdin".to_owned()
-        } else {
-            args.file.display().to_string()
-        };
-        anyhow::bail!(
-            "{} problem(s) in {name}: apply would refuse it",
-            r.problems.len()
-        );
-    }
-    Ok(())
 }
 
 async fn oncall(client: &Client, out: &Printer, args: OncallArgs) -> anyhow::Result<()> {

@@ -15,11 +15,10 @@ use std::io::{self, Write};
 
 use anyhow::Context;
 use pager_proto::pager::v1::{
-    escalation_track, ApplyConfigResponse, ClusterStatus, ConfigChange, ConfigChangeKind,
-    ConfigProblem, Delivery, DiffConfigResponse, EscalationTrack, GetConfigResponse, Incident,
-    IncidentActionResponse, IncidentChange, IncidentStatus, LevelOnCall, ListIncidentsResponse,
-    ListShiftsResponse, MemberStatus, MembershipResponse, NodeInfo, PlannedPage, ScheduleOnCall,
-    SendEventResponse, Shift, SimulateResponse, TimelineEntry, UserSchedule, WhoIsOnCallResponse,
+    escalation_track, ClusterStatus, Delivery, EscalationTrack, Incident, IncidentActionResponse,
+    IncidentChange, IncidentStatus, LevelOnCall, ListIncidentsResponse, ListShiftsResponse,
+    MemberStatus, MembershipResponse, NodeInfo, PlannedPage, ScheduleOnCall, SendEventResponse,
+    Shift, SimulateResponse, TimelineEntry, UserSchedule, WhoIsOnCallResponse,
 };
 use serde_json::{json, Value};
 
@@ -276,62 +275,6 @@ pub mod human {
         )
     }
 
-    pub fn apply(r: &ApplyConfigResponse, dry_run: bool) -> String {
-        let (result, version) = if dry_run {
-            ("valid (dry run: nothing applied)", "live version")
-        } else {
-            ("applied", "version")
-        };
-        let mut out = kv(&[
-            ("result", result.to_owned()),
-            (version, r.version.to_string()),
-            ("commit", r.commit_index.to_string()),
-            ("users", r.users.to_string()),
-            ("services", r.services.to_string()),
-            ("escalation policies", r.escalation_policies.to_string()),
-        ]);
-        if !r.warnings.is_empty() {
-            out.push_str("\nwarnings:\n");
-            out.push_str(&problems(&r.warnings));
-        }
-        out
-    }
-
-    /// After `diff`: the changes, then why apply would refuse the document
-    /// and what it would warn about.
-    pub fn diff(r: &DiffConfigResponse) -> String {
-        let mut out = if r.changes.is_empty() {
-            format!("no changes against live version {}\n", r.version)
-        } else {
-            format!("changes against live version {}:\n", r.version)
-        };
-        for c in &r.changes {
-            let sign = match ConfigChangeKind::try_from(c.kind) {
-                Ok(ConfigChangeKind::Added) => "+",
-                Ok(ConfigChangeKind::Removed) => "-",
-                Ok(ConfigChangeKind::Changed) => "~",
-                _ => "?",
-            };
-            out.push_str(&format!("  {sign} {}\n", clean(&c.path)));
-        }
-        if !r.problems.is_empty() {
-            out.push_str("problems (apply would refuse the document):\n");
-            out.push_str(&problems(&r.problems));
-        }
-        if !r.warnings.is_empty() {
-            out.push_str("warnings:\n");
-            out.push_str(&problems(&r.warnings));
-        }
-        out
-    }
-
-    /// `  path: message` lines.
-    fn problems(ps: &[ConfigProblem]) -> String {
-        ps.iter()
-            .map(|p| format!("  {}: {}\n", clean(&p.path), clean(&p.message)))
-            .collect()
-    }
-
     /// `oncall`: who is on call for the schedules, the service or the user asked.
     pub fn who_is_on_call(r: &WhoIsOnCallResponse) -> String {
         if let Some(svc) = &r.service {
@@ -529,12 +472,6 @@ pub mod human {
         }
         out.push_str(&table.render());
         out
-    }
-
-    /// The document itself (printed raw, so it can be saved and re-applied),
-    /// under a TOML comment naming its version.
-    pub fn config(r: &GetConfigResponse) -> String {
-        format!("# version {}\n{}", r.version, r.document)
     }
 
     pub fn send_event(r: &SendEventResponse) -> String {
@@ -906,34 +843,6 @@ pub mod json {
         })
     }
 
-    pub fn apply(r: &ApplyConfigResponse) -> Value {
-        json!({
-            "version": r.version,
-            "commit_index": r.commit_index,
-            "users": r.users,
-            "services": r.services,
-            "escalation_policies": r.escalation_policies,
-            "warnings": r.warnings.iter().map(problem).collect::<Vec<_>>(),
-        })
-    }
-
-    pub fn problem(p: &ConfigProblem) -> Value {
-        json!({ "path": p.path, "message": p.message })
-    }
-
-    pub fn change(c: &ConfigChange) -> Value {
-        json!({ "path": c.path, "kind": change_kind_name(c.kind) })
-    }
-
-    pub fn diff(r: &DiffConfigResponse) -> Value {
-        json!({
-            "version": r.version,
-            "changes": r.changes.iter().map(change).collect::<Vec<_>>(),
-            "problems": r.problems.iter().map(problem).collect::<Vec<_>>(),
-            "warnings": r.warnings.iter().map(problem).collect::<Vec<_>>(),
-        })
-    }
-
     pub fn schedule_on_call(s: &ScheduleOnCall) -> Value {
         json!({
             "schedule": s.schedule,
@@ -1018,10 +927,6 @@ pub mod json {
             "at_ms": r.at_ms,
             "pages": r.pages.iter().map(planned_page).collect::<Vec<_>>(),
         })
-    }
-
-    pub fn config(r: &GetConfigResponse) -> Value {
-        json!({ "version": r.version, "document": r.document })
     }
 
     pub fn send_event(r: &SendEventResponse) -> Value {
@@ -1134,17 +1039,6 @@ fn status_name(status: i32) -> String {
             .trim_start_matches("INCIDENT_STATUS_")
             .to_ascii_lowercase(),
         Err(_) => format!("unknown({status})"),
-    }
-}
-
-/// `added`, `removed`, `changed`; `unknown(7)` for a value newer than this client.
-fn change_kind_name(kind: i32) -> String {
-    match ConfigChangeKind::try_from(kind) {
-        Ok(k) => k
-            .as_str_name()
-            .trim_start_matches("CONFIG_CHANGE_KIND_")
-            .to_ascii_lowercase(),
-        Err(_) => format!("unknown({kind})"),
     }
 }
 
@@ -1624,28 +1518,7 @@ commit     99
     }
 
     #[test]
-    fn apply_and_membership_human() {
-        let r = ApplyConfigResponse {
-            version: 8,
-            commit_index: 120,
-            users: 3,
-            services: 2,
-            escalation_policies: 1,
-            warnings: vec![],
-        };
-        assert_eq!(
-            human::apply(&r, false),
-            "\
-result               applied
-version              8
-commit               120
-users                3
-services             2
-escalation policies  1
-"
-        );
-        assert!(human::apply(&r, true).starts_with("result               valid (dry run"));
-
+    fn membership_human_and_json() {
         let m = MembershipResponse {
             voters: vec![1, 2, 3],
             learners: vec![],
@@ -1916,91 +1789,6 @@ OFFSET  AT                    LEVEL  REPEAT  USER   METHOD  CONTACT  SHADOW
         );
         let none = SimulateResponse { pages: vec![], ..r };
         assert!(human::simulation(&none).ends_with("\nnobody would be paged\n"));
-    }
-
-    fn problem(path: &str, message: &str) -> ConfigProblem {
-        ConfigProblem {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-
-    #[test]
-    fn diff_human_and_json() {
-        let change = |path: &str, kind: ConfigChangeKind| ConfigChange {
-            path: path.into(),
-            kind: kind as i32,
-        };
-        let r = DiffConfigResponse {
-            version: 3,
-            changes: vec![
-                change("users.erin", ConfigChangeKind::Added),
-                change("escalation_policies.secondary", ConfigChangeKind::Removed),
-                change("tiers.tier1", ConfigChangeKind::Changed),
-            ],
-            problems: vec![problem("teams.dbteam.members[1]", "unknown user \"zed\"")],
-            warnings: vec![problem(
-                "schedules.daytime",
-                "nobody on call for 10 stretch(es)",
-            )],
-        };
-        assert_eq!(
-            human::diff(&r),
-            "\
-changes against live version 3:
-  + users.erin
-  - escalation_policies.secondary
-  ~ tiers.tier1
-problems (apply would refuse the document):
-  teams.dbteam.members[1]: unknown user \"zed\"
-warnings:
-  schedules.daytime: nobody on call for 10 stretch(es)
-"
-        );
-        assert_eq!(
-            json::diff(&r),
-            json!({
-                "version": 3,
-                "changes": [
-                    {"path": "users.erin", "kind": "added"},
-                    {"path": "escalation_policies.secondary", "kind": "removed"},
-                    {"path": "tiers.tier1", "kind": "changed"},
-                ],
-                "problems": [{"path": "teams.dbteam.members[1]", "message": "unknown user \"zed\""}],
-                "warnings": [{"path": "schedules.daytime", "message": "nobody on call for 10 stretch(es)"}],
-            })
-        );
-        assert_eq!(
-            human::diff(&DiffConfigResponse {
-                version: 4,
-                ..Default::default()
-            }),
-            "no changes against live version 4\n"
-        );
-        assert_eq!(change_kind_name(9), "unknown(9)");
-    }
-
-    #[test]
-    fn apply_warnings() {
-        let r = ApplyConfigResponse {
-            version: 9,
-            commit_index: 130,
-            users: 3,
-            services: 2,
-            escalation_policies: 1,
-            warnings: vec![problem("schedules.daytime", "nobody on call")],
-        };
-        assert!(
-            human::apply(&r, false).ends_with(
-                "escalation policies  1\n\nwarnings:\n  schedules.daytime: nobody on call\n"
-            ),
-            "{}",
-            human::apply(&r, false)
-        );
-        assert_eq!(
-            json::apply(&r)["warnings"],
-            json!([{"path": "schedules.daytime", "message": "nobody on call"}])
-        );
     }
 
     #[test]
