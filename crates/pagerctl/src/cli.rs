@@ -4,10 +4,11 @@
 //! (exit 2) before any call is made.
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use pager_proto::pager::v1::{IncidentStatus, NodeInfo};
+use pager_proto::pager::v1::IncidentStatus;
 
 use crate::client::{parse_endpoints, EndpointList};
 use crate::cmd::apply::ApplyArgs;
+use crate::cmd::cluster::ClusterCommand;
 use crate::cmd::config::ConfigCommand;
 use crate::cmd::diff::DiffArgs;
 use crate::when::{parse_when, When};
@@ -130,75 +131,6 @@ pub enum Command {
     /// What applying an on-call document would change, and what is wrong with
     /// it (exit 1 when it would be refused). Nothing is applied.
     Diff(DiffArgs),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
-    /// Initialise a new cluster. Without --node: a single-node cluster of the
-    /// node called.
-    Init {
-        /// A voter of the new cluster, e.g.
-        /// `id=1,peer=127.0.0.1:8711,client=127.0.0.1:8710,region=us-east`.
-        /// Repeat for each node; include the node called.
-        #[arg(long = "node", value_parser = parse_node_spec, value_name = "SPEC")]
-        nodes: Vec<NodeInfo>,
-    },
-    /// Show the answering node's view of the cluster.
-    Status,
-    /// Add a node (as a learner, then promoted to voter unless --learner-only).
-    AddNode(AddNodeArgs),
-    /// Remove a node from the cluster.
-    RemoveNode {
-        /// Id of the node to remove.
-        id: u64,
-    },
-    /// Make a learner (added with --learner-only) a voter.
-    PromoteLearner {
-        /// Id of the learner.
-        id: u64,
-    },
-    /// Take a snapshot now on the node answering (the first reachable
-    /// endpoint); with --out, download a consistent, checksummed backup of
-    /// the state instead (restore it with `pagerd --restore-from FILE`).
-    Snapshot {
-        /// Write a backup of the replicated state to FILE.
-        #[arg(long, value_name = "FILE")]
-        out: Option<std::path::PathBuf>,
-        /// With --out: back up the answering node's state without confirming
-        /// with the leader that it holds every committed write (no quorum left).
-        #[arg(long, requires = "out")]
-        allow_stale: bool,
-    },
-    /// Hand leadership to another voter now (before maintenance on the
-    /// leader's host), without waiting for an election timeout.
-    TransferLeader {
-        /// Id of the voter to lead next; omitted: the leader picks the most
-        /// caught-up voter.
-        #[arg(long = "to", value_name = "ID")]
-        to: Option<u64>,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct AddNodeArgs {
-    /// Id of the new node (unique in the cluster).
-    #[arg(long)]
-    pub id: u64,
-    /// Raft peer address (host:port).
-    #[arg(long, value_parser = parse_host_port, value_name = "ADDR")]
-    pub peer: String,
-    /// Client (public gRPC) address (host:port).
-    #[arg(long, value_parser = parse_host_port, value_name = "ADDR")]
-    pub client: String,
-    /// Region the node runs in.
-    #[arg(long)]
-    pub region: String,
-    /// Public HTTP base URL of the node (Twilio webhooks, email links).
-    #[arg(long, value_name = "URL", default_value = "")]
-    pub http_url: String,
-    /// Leave the node a learner: it replicates but does not vote.
-    #[arg(long)]
-    pub learner_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -554,60 +486,6 @@ impl From<StatusArg> for IncidentStatus {
     }
 }
 
-/// `id=1,peer=HOST:PORT,client=HOST:PORT,region=R`, keys in any order and any
-/// case, each exactly once.
-fn parse_node_spec(s: &str) -> Result<NodeInfo, String> {
-    let (mut id, mut peer, mut client, mut region, mut http) = (None, None, None, None, None);
-    for part in s.split(',') {
-        let (key, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("`{part}` is not key=value"))?;
-        let (key, value) = (key.trim().to_ascii_lowercase(), value.trim());
-        let slot_taken = match key.as_str() {
-            "id" => id
-                .replace(
-                    value
-                        .parse::<u64>()
-                        .map_err(|e| format!("id `{value}`: {e}"))?,
-                )
-                .is_some(),
-            "peer" => peer.replace(parse_host_port(value)?).is_some(),
-            "client" => client.replace(parse_host_port(value)?).is_some(),
-            "region" => region.replace(value.to_owned()).is_some(),
-            "http" => http.replace(value.to_owned()).is_some(),
-            other => {
-                return Err(format!(
-                    "unknown key `{other}` (expected id, peer, client, region, http)"
-                ))
-            }
-        };
-        if slot_taken {
-            return Err(format!("`{key}` given twice"));
-        }
-    }
-    let missing = |what: &str| format!("missing `{what}=` (expected id=,peer=,client=,region=)");
-    Ok(NodeInfo {
-        id: id.ok_or_else(|| missing("id"))?,
-        peer_addr: peer.ok_or_else(|| missing("peer"))?,
-        client_addr: client.ok_or_else(|| missing("client"))?,
-        region: region.ok_or_else(|| missing("region"))?,
-        http_url: http.unwrap_or_default(),
-    })
-}
-
-/// `host:port` with a numeric port (IPv6 as `[::1]:8711`).
-fn parse_host_port(s: &str) -> Result<String, String> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{s}` is not host:port"))?;
-    if host.is_empty() {
-        return Err(format!("`{s}` has no host"));
-    }
-    port.parse::<u16>()
-        .map_err(|e| format!("`{s}`: port `{port}`: {e}"))?;
-    Ok(s.to_owned())
-}
-
 fn parse_detail(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
@@ -717,117 +595,6 @@ mod tests {
         );
         assert_eq!(parse_err(&[]), DisplayHelpOnMissingArgumentOrSubcommand);
         assert_eq!(parse_err(&["frobnicate"]), InvalidSubcommand);
-    }
-
-    #[test]
-    fn cluster_init() {
-        let cli = parse(&["cluster", "init"]);
-        let Command::Cluster(ClusterCommand::Init { nodes }) = cli.command else {
-            panic!("wrong command");
-        };
-        assert!(nodes.is_empty());
-
-        let cli = parse(&[
-            "cluster",
-            "init",
-            "--node",
-            "ID=1,peer=127.0.0.1:8711,client=127.0.0.1:8710,region=us-east",
-            "--node",
-            "region=eu-west,client=[::1]:8720,peer=[::1]:8721,id=2",
-        ]);
-        let Command::Cluster(ClusterCommand::Init { nodes }) = cli.command else {
-            panic!("wrong command");
-        };
-        assert_eq!(
-            nodes,
-            vec![
-                NodeInfo {
-                    id: 1,
-                    peer_addr: "127.0.0.1:8711".into(),
-                    client_addr: "127.0.0.1:8710".into(),
-                    region: "us-east".into(),
-                    http_url: String::new(),
-                },
-                NodeInfo {
-                    id: 2,
-                    peer_addr: "[::1]:8721".into(),
-                    client_addr: "[::1]:8720".into(),
-                    region: "eu-west".into(),
-                    http_url: String::new(),
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn cluster_init_bad_node_specs() {
-        for spec in [
-            "id=1,peer=127.0.0.1:8711,client=127.0.0.1:8710",
-            "id=x,peer=127.0.0.1:8711,client=127.0.0.1:8710,region=r",
-            "id=1,peer=127.0.0.1,client=127.0.0.1:8710,region=r",
-            "id=1,id=2,peer=h:1,client=h:2,region=r",
-            "id=1,peer=h:1,client=h:2,region=r,zone=z",
-            "id=1 peer=h:1",
-        ] {
-            assert_eq!(
-                parse_err(&["cluster", "init", "--node", spec]),
-                clap::error::ErrorKind::ValueValidation,
-                "{spec}"
-            );
-        }
-    }
-
-    #[test]
-    fn cluster_status_add_remove() {
-        assert!(matches!(
-            parse(&["cluster", "status"]).command,
-            Command::Cluster(ClusterCommand::Status)
-        ));
-
-        let cli = parse(&[
-            "cluster",
-            "add-node",
-            "--id",
-            "4",
-            "--peer",
-            "10.0.0.4:8711",
-            "--client",
-            "10.0.0.4:8710",
-            "--region",
-            "eu-west",
-            "--learner-only",
-        ]);
-        let Command::Cluster(ClusterCommand::AddNode(a)) = cli.command else {
-            panic!("wrong command");
-        };
-        assert_eq!(
-            (a.id, a.peer.as_str(), a.client.as_str(), a.region.as_str()),
-            (4, "10.0.0.4:8711", "10.0.0.4:8710", "eu-west")
-        );
-        assert!(a.learner_only);
-
-        let cli = parse(&[
-            "cluster", "add-node", "--id", "4", "--peer", "h:1", "--client", "h:2", "--region", "r",
-        ]);
-        let Command::Cluster(ClusterCommand::AddNode(a)) = cli.command else {
-            panic!("wrong command");
-        };
-        assert!(!a.learner_only);
-
-        assert_eq!(
-            parse_err(&["cluster", "add-node", "--id", "4", "--peer", "h:1"]),
-            clap::error::ErrorKind::MissingRequiredArgument
-        );
-
-        let cli = parse(&["cluster", "remove-node", "3"]);
-        assert!(matches!(
-            cli.command,
-            Command::Cluster(ClusterCommand::RemoveNode { id: 3 })
-        ));
-        assert_eq!(
-            parse_err(&["cluster", "remove-node"]),
-            clap::error::ErrorKind::MissingRequiredArgument
-        );
     }
 
     #[test]

@@ -18,24 +18,21 @@ mod when;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use pager_proto::pager::v1::{
-    cluster_client::ClusterClient, events_client::EventsClient, incidents_client::IncidentsClient,
-    on_call_client::OnCallClient, reassign_request, responder, tokens_client::TokensClient,
-    who_is_on_call_request, AddNodeRequest, AddNoteRequest, AddRespondersRequest, BackupChunk,
-    BackupRequest, ClusterStatusRequest, CreateOverrideRequest, CreateTokenRequest,
+    events_client::EventsClient, incidents_client::IncidentsClient, on_call_client::OnCallClient,
+    reassign_request, responder, tokens_client::TokensClient, who_is_on_call_request,
+    AddNoteRequest, AddRespondersRequest, CreateOverrideRequest, CreateTokenRequest,
     EscalateRequest, EventAction, GetIncidentRequest, IncidentActionRequest,
-    IncidentActionResponse, IncidentRole, IncidentStatus, InitClusterRequest, ListIncidentsRequest,
-    ListShiftsRequest, ListTokensRequest, MergeRequest, NodeInfo, PromoteLearnerRequest,
-    ReadConsistency, ReassignRequest, RemoveNodeRequest, Responder, RevokeTokenRequest,
-    SendEventRequest, SetRoleRequest, SimulateRequest, SnapshotRequest, SnoozeRequest,
-    TransferLeaderRequest, WatchRequest, WhoIsOnCallRequest,
+    IncidentActionResponse, IncidentRole, IncidentStatus, ListIncidentsRequest, ListShiftsRequest,
+    ListTokensRequest, MergeRequest, ReadConsistency, ReassignRequest, Responder,
+    RevokeTokenRequest, SendEventRequest, SetRoleRequest, SimulateRequest, SnoozeRequest,
+    WatchRequest, WhoIsOnCallRequest,
 };
 
 use cli::{
-    Cli, ClusterCommand, Command, EventCommand, IncidentCommand, OncallArgs, ScheduleCommand,
-    SimulateArgs, TokenCommand,
+    Cli, Command, EventCommand, IncidentCommand, OncallArgs, ScheduleCommand, SimulateArgs,
+    TokenCommand,
 };
 use client::Client;
 use output::{human, json, Printer};
@@ -82,7 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     .with_ca_cert(cli.global.ca_cert.as_deref())?;
     let out = Printer::new(cli.global.output);
     match cli.command {
-        Command::Cluster(cmd) => cluster(&client, &out, cmd).await,
+        Command::Cluster(cmd) => cmd::cluster::run(&client, &out, cmd).await,
         Command::Token(cmd) => token(&client, &out, cmd).await,
         Command::Completions { .. } => Ok(()),
         Command::Apply(args) => cmd::apply::run(&client, &out, args).await,
@@ -133,134 +130,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Simulate(args) => simulate(&client, &out, args).await,
         Command::Diff(args) => cmd::diff::run(&client, &out, args).await,
-    }
-}
-
-async fn cluster(client: &Client, out: &Printer, cmd: ClusterCommand) -> anyhow::Result<()> {
-    match cmd {
-        ClusterCommand::Init { nodes } => {
-            let req = InitClusterRequest { nodes };
-            let ((), url) = client
-                .call_at(&req, |ch, req| async move {
-                    ClusterClient::new(ch)
-                        .init(req)
-                        .await
-                        .map(|r| r.map(|_| ()))
-                })
-                .await?;
-            out.emit(
-                || {
-                    if req.nodes.is_empty() {
-                        format!("cluster initialised: a single node, the one at {url}\n")
-                    } else {
-                        let ids: Vec<String> = req.nodes.iter().map(|n| n.id.to_string()).collect();
-                        format!(
-                            "cluster initialised: {} voters ({})\n",
-                            ids.len(),
-                            ids.join(", ")
-                        )
-                    }
-                },
-                json::empty,
-            )
-        }
-        ClusterCommand::Status => {
-            let r = client
-                .call(&ClusterStatusRequest {}, |ch, req| async move {
-                    ClusterClient::new(ch).status(req).await
-                })
-                .await?;
-            out.emit(|| human::cluster_status(&r), || json::cluster_status(&r))
-        }
-        ClusterCommand::AddNode(a) => {
-            let req = AddNodeRequest {
-                node: Some(NodeInfo {
-                    id: a.id,
-                    peer_addr: a.peer,
-                    client_addr: a.client,
-                    region: a.region,
-                    http_url: a.http_url,
-                }),
-                learner_only: a.learner_only,
-            };
-            let r = client
-                .call(&req, |ch, req| async move {
-                    ClusterClient::new(ch).add_node(req).await
-                })
-                .await?;
-            let kind = if a.learner_only { "learner" } else { "voter" };
-            out.emit(
-                || human::membership(&format!("node {} added as a {kind}", a.id), &r),
-                || json::membership(&r),
-            )
-        }
-        ClusterCommand::RemoveNode { id } => {
-            let r = client
-                .call(&RemoveNodeRequest { id }, |ch, req| async move {
-                    ClusterClient::new(ch).remove_node(req).await
-                })
-                .await?;
-            out.emit(
-                || human::membership(&format!("node {id} removed"), &r),
-                || json::membership(&r),
-            )
-        }
-        ClusterCommand::PromoteLearner { id } => {
-            let r = client
-                .call(&PromoteLearnerRequest { id }, |ch, req| async move {
-                    ClusterClient::new(ch).promote_learner(req).await
-                })
-                .await?;
-            out.emit(
-                || human::membership(&format!("node {id} promoted to voter"), &r),
-                || json::membership(&r),
-            )
-        }
-        ClusterCommand::Snapshot {
-            out: Some(path),
-            allow_stale,
-        } => backup(client, out, &path, allow_stale).await,
-        ClusterCommand::Snapshot { out: None, .. } => {
-            let r = client
-                .call(&SnapshotRequest {}, |ch, req| async move {
-                    ClusterClient::new(ch).snapshot(req).await
-                })
-                .await?;
-            out.emit(
-                || {
-                    format!(
-                        "snapshot started on node {} at applied index {}\n",
-                        r.node_id, r.applied_index
-                    )
-                },
-                || serde_json::json!({"node_id": r.node_id, "applied_index": r.applied_index}),
-            )
-        }
-        ClusterCommand::TransferLeader { to } => {
-            let req = TransferLeaderRequest {
-                node_id: to.unwrap_or(0),
-            };
-            let r = client
-                .call(&req, |ch, req| async move {
-                    ClusterClient::new(ch).transfer_leader(req).await
-                })
-                .await?;
-            out.emit(
-                || {
-                    format!(
-                        "node {} leads (term {}); transfer took {} ms\n",
-                        r.leader_id, r.term, r.took_ms
-                    )
-                },
-                || {
-                    serde_json::json!({
-                        "leader_id": r.leader_id,
-                        "term": r.term,
-                        "took_ms": r.took_ms,
-                    })
-                },
-            )
-        }
     }
 }
 
@@ -390,80 +259,6 @@ async fn token(client: &Client, out: &Printer, cmd: TokenCommand) -> anyhow::Res
             )
         }
     }
-}
-
-/// `cluster snapshot --out FILE`: stream a backup into FILE.tmp, check its
-/// length and SHA-256 against the header, fsync, then rename it into place.
-async fn backup(
-    client: &Client,
-    out: &Printer,
-    path: &std::path::Path,
-    allow_stale: bool,
-) -> anyhow::Result<()> {
-    use sha2::{Digest, Sha256};
-    use std::io::Write as _;
-    let req = BackupRequest { allow_stale };
-    let (mut stream, url) = client
-        .call_at(&req, |ch, req| async move {
-            ClusterClient::new(ch).backup(req).await
-        })
-        .await?;
-    let url = url.to_string();
-    let header = match stream.message().await? {
-        Some(BackupChunk {
-            header: Some(h), ..
-        }) => h,
-        _ => anyhow::bail!("{url} sent no backup header"),
-    };
-    let tmp = path.with_extension("tmp");
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-    file.write_all(header.line.as_bytes())?;
-    let mut hash = Sha256::new();
-    let mut received: u64 = 0;
-    while let Some(chunk) = stream.message().await? {
-        hash.update(&chunk.data);
-        received += chunk.data.len() as u64;
-        file.write_all(&chunk.data)
-            .with_context(|| format!("write {}", tmp.display()))?;
-    }
-    let sha256: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    if received != header.bytes || sha256 != header.sha256 {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::bail!(
-            "backup from {url} is damaged: {received} bytes with sha256 {sha256}, \
-             expected {} bytes with sha256 {}",
-            header.bytes,
-            header.sha256
-        );
-    }
-    file.sync_all()
-        .with_context(|| format!("fsync {}", tmp.display()))?;
-    drop(file);
-    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
-    out.emit(
-        || {
-            format!(
-                "backup of node {} at index {} (term {}): {} bytes, sha256 {}, written to {}\n",
-                header.node_id,
-                header.index,
-                header.term,
-                header.bytes,
-                header.sha256,
-                path.display()
-            )
-        },
-        || {
-            serde_json::json!({
-                "node_id": header.node_id,
-                "index": header.index,
-                "term": header.term,
-                "bytes": header.bytes,
-                "sha256": header.sha256,
-                "file": path.display().to_string(),
-            })
-        },
-    )
 }
 
 /// `incident watch`: print each change; when the stream breaks, resume from

@@ -15,10 +15,10 @@ use std::io::{self, Write};
 
 use anyhow::Context;
 use pager_proto::pager::v1::{
-    escalation_track, ClusterStatus, Delivery, EscalationTrack, Incident, IncidentActionResponse,
-    IncidentChange, IncidentStatus, LevelOnCall, ListIncidentsResponse, ListShiftsResponse,
-    MemberStatus, MembershipResponse, NodeInfo, PlannedPage, ScheduleOnCall, SendEventResponse,
-    Shift, SimulateResponse, TimelineEntry, UserSchedule, WhoIsOnCallResponse,
+    escalation_track, Delivery, EscalationTrack, Incident, IncidentActionResponse, IncidentChange,
+    IncidentStatus, LevelOnCall, ListIncidentsResponse, ListShiftsResponse, PlannedPage,
+    ScheduleOnCall, SendEventResponse, Shift, SimulateResponse, TimelineEntry, UserSchedule,
+    WhoIsOnCallResponse,
 };
 use serde_json::{json, Value};
 
@@ -187,93 +187,6 @@ impl Table {
 
 pub mod human {
     use super::*;
-
-    pub fn cluster_status(s: &ClusterStatus) -> String {
-        let is_leader = s.leader_id != 0 && s.leader_id == s.node_id;
-        let leader = match (s.leader_id, s.leader_client_addr.as_str()) {
-            (0, _) => "none known".to_owned(),
-            (id, "") => id.to_string(),
-            (id, addr) => format!("{id} at {}", clean(addr)),
-        };
-        let node = if s.region.is_empty() {
-            s.node_id.to_string()
-        } else {
-            format!("{} ({})", s.node_id, clean(&s.region))
-        };
-        let mut out = kv(&[
-            ("node", node),
-            ("role", text(&s.role)),
-            ("term", s.term.to_string()),
-            ("leader", leader),
-            ("last log", s.last_log_index.to_string()),
-            ("commit", s.commit_index.to_string()),
-            ("applied", s.applied_index.to_string()),
-        ]);
-        out.push('\n');
-        if s.members.is_empty() {
-            out.push_str("members: none known\n");
-            return out;
-        }
-        let mut table = Table::new(&[
-            ("ID", Align::Right),
-            ("REGION", Align::Left),
-            ("MEMBER", Align::Left),
-            ("PEER", Align::Left),
-            ("CLIENT", Align::Left),
-            ("MATCHED", Align::Right),
-            ("LAG", Align::Right),
-        ]);
-        for m in &s.members {
-            let node = m.node.clone().unwrap_or_default();
-            // Matched index and lag are the leader's view; 0 elsewhere means
-            // "unknown", not "caught up".
-            let (matched, lag) = if is_leader {
-                (m.matched_index.to_string(), m.lag.to_string())
-            } else {
-                ("-".to_owned(), "-".to_owned())
-            };
-            table.row(vec![
-                node.id.to_string(),
-                text(&node.region),
-                if m.voter { "voter" } else { "learner" }.to_owned(),
-                text(&node.peer_addr),
-                text(&node.client_addr),
-                matched,
-                lag,
-            ]);
-        }
-        out.push_str(&table.render());
-        if !is_leader {
-            out.push_str("(matched and lag are known only to the leader");
-            if !s.leader_client_addr.is_empty() {
-                out.push_str(&format!(": --endpoint {}", clean(&s.leader_client_addr)));
-            }
-            out.push_str(")\n");
-        }
-        out
-    }
-
-    /// `headline`, then who the cluster's voters and learners are now.
-    pub fn membership(headline: &str, r: &MembershipResponse) -> String {
-        let ids = |ids: &[u64]| {
-            if ids.is_empty() {
-                "-".to_owned()
-            } else {
-                ids.iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
-        format!(
-            "{headline}\n\n{}",
-            kv(&[
-                ("voters", ids(&r.voters)),
-                ("learners", ids(&r.learners)),
-                ("commit", r.commit_index.to_string()),
-            ])
-        )
-    }
 
     /// `oncall`: who is on call for the schedules, the service or the user asked.
     pub fn who_is_on_call(r: &WhoIsOnCallResponse) -> String {
@@ -798,51 +711,6 @@ pub mod human {
 pub mod json {
     use super::*;
 
-    pub fn empty() -> Value {
-        json!({})
-    }
-
-    pub fn node(n: &NodeInfo) -> Value {
-        json!({
-            "id": n.id,
-            "peer_addr": n.peer_addr,
-            "client_addr": n.client_addr,
-            "region": n.region,
-        })
-    }
-
-    pub fn member(m: &MemberStatus) -> Value {
-        json!({
-            "node": m.node.as_ref().map_or(Value::Null, node),
-            "voter": m.voter,
-            "matched_index": m.matched_index,
-            "lag": m.lag,
-        })
-    }
-
-    pub fn cluster_status(s: &ClusterStatus) -> Value {
-        json!({
-            "node_id": s.node_id,
-            "region": s.region,
-            "role": s.role,
-            "term": s.term,
-            "leader_id": s.leader_id,
-            "leader_client_addr": s.leader_client_addr,
-            "last_log_index": s.last_log_index,
-            "commit_index": s.commit_index,
-            "applied_index": s.applied_index,
-            "members": s.members.iter().map(member).collect::<Vec<_>>(),
-        })
-    }
-
-    pub fn membership(r: &MembershipResponse) -> Value {
-        json!({
-            "voters": r.voters,
-            "learners": r.learners,
-            "commit_index": r.commit_index,
-        })
-    }
-
     pub fn schedule_on_call(s: &ScheduleOnCall) -> Value {
         json!({
             "schedule": s.schedule,
@@ -1109,130 +977,6 @@ mod tests {
                 (true, true) => (y + 1, 1, 1),
             };
         }
-    }
-
-    fn node(id: u64, region: &str, port: u16) -> NodeInfo {
-        NodeInfo {
-            id,
-            peer_addr: format!("10.0.0.{id}:{}", port + 1),
-            client_addr: format!("10.0.0.{id}:{port}"),
-            region: region.into(),
-            http_url: String::new(),
-        }
-    }
-
-    fn sample_status() -> ClusterStatus {
-        ClusterStatus {
-            node_id: 1,
-            region: "us-east".into(),
-            role: "leader".into(),
-            term: 7,
-            leader_id: 1,
-            leader_client_addr: "10.0.0.1:8710".into(),
-            last_log_index: 1234,
-            commit_index: 1234,
-            applied_index: 1233,
-            members: vec![
-                MemberStatus {
-                    node: Some(node(1, "us-east", 8710)),
-                    voter: true,
-                    matched_index: 1234,
-                    lag: 0,
-                },
-                MemberStatus {
-                    node: Some(node(2, "us-west", 8710)),
-                    voter: true,
-                    matched_index: 1230,
-                    lag: 4,
-                },
-                MemberStatus {
-                    node: Some(node(12, "eu-central", 8710)),
-                    voter: false,
-                    matched_index: 17,
-                    lag: 1217,
-                },
-            ],
-        }
-    }
-
-    #[test]
-    fn cluster_status_human_from_the_leader() {
-        assert_eq!(
-            human::cluster_status(&sample_status()),
-            "\
-node      1 (us-east)
-role      leader
-term      7
-leader    1 at 10.0.0.1:8710
-last log  1234
-commit    1234
-applied   1233
-
-ID  REGION      MEMBER   PEER            CLIENT          MATCHED   LAG
- 1  us-east     voter    10.0.0.1:8711   10.0.0.1:8710      1234     0
- 2  us-west     voter    10.0.0.2:8711   10.0.0.2:8710      1230     4
-12  eu-central  learner  10.0.0.12:8711  10.0.0.12:8710       17  1217
-"
-        );
-    }
-
-    #[test]
-    fn cluster_status_human_from_a_follower() {
-        let mut s = sample_status();
-        s.node_id = 2;
-        s.region = "us-west".into();
-        s.role = "follower".into();
-        for m in &mut s.members {
-            (m.matched_index, m.lag) = (0, 0);
-        }
-        s.members.truncate(2);
-        assert_eq!(
-            human::cluster_status(&s),
-            "\
-node      2 (us-west)
-role      follower
-term      7
-leader    1 at 10.0.0.1:8710
-last log  1234
-commit    1234
-applied   1233
-
-ID  REGION   MEMBER  PEER           CLIENT         MATCHED  LAG
- 1  us-east  voter   10.0.0.1:8711  10.0.0.1:8710        -    -
- 2  us-west  voter   10.0.0.2:8711  10.0.0.2:8710        -    -
-(matched and lag are known only to the leader: --endpoint 10.0.0.1:8710)
-"
-        );
-
-        s.leader_id = 0;
-        s.leader_client_addr.clear();
-        assert!(human::cluster_status(&s).contains("\nleader    none known\n"));
-    }
-
-    #[test]
-    fn cluster_status_json() {
-        assert_eq!(
-            json::cluster_status(&sample_status()),
-            json!({
-                "node_id": 1,
-                "region": "us-east",
-                "role": "leader",
-                "term": 7,
-                "leader_id": 1,
-                "leader_client_addr": "10.0.0.1:8710",
-                "last_log_index": 1234,
-                "commit_index": 1234,
-                "applied_index": 1233,
-                "members": [
-                    {"node": {"id": 1, "peer_addr": "10.0.0.1:8711", "client_addr": "10.0.0.1:8710", "region": "us-east"},
-                     "voter": true, "matched_index": 1234, "lag": 0},
-                    {"node": {"id": 2, "peer_addr": "10.0.0.2:8711", "client_addr": "10.0.0.2:8710", "region": "us-west"},
-                     "voter": true, "matched_index": 1230, "lag": 4},
-                    {"node": {"id": 12, "peer_addr": "10.0.0.12:8711", "client_addr": "10.0.0.12:8710", "region": "eu-central"},
-                     "voter": false, "matched_index": 17, "lag": 1217},
-                ],
-            })
-        );
     }
 
     const T0: u64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
@@ -1514,23 +1258,6 @@ commit     99
         assert_eq!(
             json::send_event(&r),
             json!({"incident_id": 42, "dedup_key": "db-3/disk", "folded": true, "commit_index": 99})
-        );
-    }
-
-    #[test]
-    fn membership_human_and_json() {
-        let m = MembershipResponse {
-            voters: vec![1, 2, 3],
-            learners: vec![],
-            commit_index: 57,
-        };
-        assert_eq!(
-            human::membership("node 3 added as a voter", &m),
-            "node 3 added as a voter\n\nvoters    1, 2, 3\nlearners  -\ncommit    57\n"
-        );
-        assert_eq!(
-            json::membership(&m),
-            json!({"voters": [1, 2, 3], "learners": [], "commit_index": 57})
         );
     }
 
