@@ -11,6 +11,7 @@ use crate::cmd::apply::ApplyArgs;
 use crate::cmd::cluster::ClusterCommand;
 use crate::cmd::config::ConfigCommand;
 use crate::cmd::diff::DiffArgs;
+use crate::cmd::token::TokenCommand;
 use crate::when::{parse_when, When};
 
 #[derive(Debug, Parser)]
@@ -71,21 +72,6 @@ pub struct GlobalArgs {
         value_name = "SECS"
     )]
     pub timeout: u64,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create a token and print its secret (shown once).
-    Create {
-        /// Unique name, e.g. alice-laptop or grafana.
-        name: String,
-        #[arg(long, value_parser = ["responder", "admin"], default_value = "responder")]
-        role: String,
-    },
-    /// Revoke a token by name.
-    Revoke { name: String },
-    /// List tokens (names and roles, never secrets).
-    List,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -21,19 +21,14 @@ use std::time::Duration;
 use clap::Parser;
 use pager_proto::pager::v1::{
     events_client::EventsClient, incidents_client::IncidentsClient, on_call_client::OnCallClient,
-    reassign_request, responder, tokens_client::TokensClient, who_is_on_call_request,
-    AddNoteRequest, AddRespondersRequest, CreateOverrideRequest, CreateTokenRequest,
-    EscalateRequest, EventAction, GetIncidentRequest, IncidentActionRequest,
+    reassign_request, responder, who_is_on_call_request, AddNoteRequest, AddRespondersRequest,
+    CreateOverrideRequest, EscalateRequest, EventAction, GetIncidentRequest, IncidentActionRequest,
     IncidentActionResponse, IncidentRole, IncidentStatus, ListIncidentsRequest, ListShiftsRequest,
-    ListTokensRequest, MergeRequest, ReadConsistency, ReassignRequest, Responder,
-    RevokeTokenRequest, SendEventRequest, SetRoleRequest, SimulateRequest, SnoozeRequest,
-    WatchRequest, WhoIsOnCallRequest,
+    MergeRequest, ReadConsistency, ReassignRequest, Responder, SendEventRequest, SetRoleRequest,
+    SimulateRequest, SnoozeRequest, WatchRequest, WhoIsOnCallRequest,
 };
 
-use cli::{
-    Cli, Command, EventCommand, IncidentCommand, OncallArgs, ScheduleCommand, SimulateArgs,
-    TokenCommand,
-};
+use cli::{Cli, Command, EventCommand, IncidentCommand, OncallArgs, ScheduleCommand, SimulateArgs};
 use client::Client;
 use output::{human, json, Printer};
 
@@ -62,14 +57,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Completions { shell } = cli.command {
-        use clap::CommandFactory;
-        clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "pagerctl",
-            &mut std::io::stdout(),
-        );
-        return Ok(());
+        return cmd::completions::run(shell);
     }
     let client = Client::new(
         &cli.global.endpoint,
@@ -80,7 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = Printer::new(cli.global.output);
     match cli.command {
         Command::Cluster(cmd) => cmd::cluster::run(&client, &out, cmd).await,
-        Command::Token(cmd) => token(&client, &out, cmd).await,
+        Command::Token(cmd) => cmd::token::run(&client, &out, cmd).await,
         Command::Completions { .. } => Ok(()),
         Command::Apply(args) => cmd::apply::run(&client, &out, args).await,
         Command::Config(cmd) => cmd::config::run(&client, &out, cmd).await,
@@ -203,62 +191,6 @@ async fn event(client: &Client, out: &Printer, cmd: EventCommand) -> anyhow::Res
         })
         .await?;
     out.emit(|| human::send_event(&r), || json::send_event(&r))
-}
-
-async fn token(client: &Client, out: &Printer, cmd: TokenCommand) -> anyhow::Result<()> {
-    match cmd {
-        TokenCommand::Create { name, role } => {
-            let r = client
-                .call(&CreateTokenRequest { name, role }, |ch, req| async move {
-                    TokensClient::new(ch).create(req).await
-                })
-                .await?;
-            out.emit(
-                || {
-                    format!(
-                        "token   {}\nrole    {}\nsecret  {}\n(the secret is shown once: store it now)\n",
-                        r.name, r.role, r.secret
-                    )
-                },
-                || serde_json::json!({"name": r.name, "role": r.role, "secret": r.secret, "commit_index": r.commit_index}),
-            )
-        }
-        TokenCommand::Revoke { name } => {
-            let r = client
-                .call(
-                    &RevokeTokenRequest { name: name.clone() },
-                    |ch, req| async move { TokensClient::new(ch).revoke(req).await },
-                )
-                .await?;
-            out.emit(
-                || format!("revoked {name}\n"),
-                || serde_json::json!({"revoked": name, "commit_index": r.commit_index}),
-            )
-        }
-        TokenCommand::List => {
-            let r = client
-                .call(&ListTokensRequest {}, |ch, req| async move {
-                    TokensClient::new(ch).list(req).await
-                })
-                .await?;
-            out.emit(
-                || {
-                    if r.tokens.is_empty() {
-                        return "no tokens\n".to_string();
-                    }
-                    r.tokens
-                        .iter()
-                        .map(|t| format!("{}  {}  created by {}\n", t.name, t.role, t.created_by))
-                        .collect()
-                },
-                || {
-                    serde_json::json!({"tokens": r.tokens.iter().map(|t| serde_json::json!({
-                        "name": t.name, "role": t.role, "created_at_ms": t.created_at_ms, "created_by": t.created_by,
-                    })).collect::<Vec<_>>()})
-                },
-            )
-        }
-    }
 }
 
 /// `incident watch`: print each change; when the stream breaks, resume from

@@ -7,5 +7,7 @@
 pub mod apply;
 pub mod cluster;
 pub mod common;
+pub mod completions;
 pub mod config;
 pub mod diff;
+pub mod token;
