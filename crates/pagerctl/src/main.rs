@@ -20,15 +20,15 @@ use std::time::Duration;
 
 use clap::Parser;
 use pager_proto::pager::v1::{
-    events_client::EventsClient, incidents_client::IncidentsClient, on_call_client::OnCallClient,
-    reassign_request, responder, who_is_on_call_request, AddNoteRequest, AddRespondersRequest,
-    CreateOverrideRequest, EscalateRequest, EventAction, GetIncidentRequest, IncidentActionRequest,
-    IncidentActionResponse, IncidentRole, IncidentStatus, ListIncidentsRequest, ListShiftsRequest,
-    MergeRequest, ReadConsistency, ReassignRequest, Responder, SendEventRequest, SetRoleRequest,
-    SimulateRequest, SnoozeRequest, WatchRequest, WhoIsOnCallRequest,
+    incidents_client::IncidentsClient, on_call_client::OnCallClient, reassign_request, responder,
+    who_is_on_call_request, AddNoteRequest, AddRespondersRequest, CreateOverrideRequest,
+    EscalateRequest, GetIncidentRequest, IncidentActionRequest, IncidentActionResponse,
+    IncidentRole, IncidentStatus, ListIncidentsRequest, ListShiftsRequest, MergeRequest,
+    ReadConsistency, ReassignRequest, Responder, SetRoleRequest, SnoozeRequest, WatchRequest,
+    WhoIsOnCallRequest,
 };
 
-use cli::{Cli, Command, EventCommand, IncidentCommand, OncallArgs, ScheduleCommand, SimulateArgs};
+use cli::{Cli, Command, IncidentCommand, OncallArgs, ScheduleCommand};
 use client::Client;
 use output::{human, json, Printer};
 
@@ -72,7 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions { .. } => Ok(()),
         Command::Apply(args) => cmd::apply::run(&client, &out, args).await,
         Command::Config(cmd) => cmd::config::run(&client, &out, cmd).await,
-        Command::Event(cmd) => event(&client, &out, cmd).await,
+        Command::Event(cmd) => cmd::event::run(&client, &out, cmd).await,
         Command::Incident(cmd) => incident(&client, &out, cmd).await,
         Command::Oncall(args) => oncall(&client, &out, args).await,
         Command::Schedule(ScheduleCommand::Override(args)) => {
@@ -116,7 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?;
             out.emit(|| human::shifts(&r), || json::shifts(&r))
         }
-        Command::Simulate(args) => simulate(&client, &out, args).await,
+        Command::Simulate(args) => cmd::simulate::run(&client, &out, args).await,
         Command::Diff(args) => cmd::diff::run(&client, &out, args).await,
     }
 }
@@ -139,58 +139,6 @@ async fn oncall(client: &Client, out: &Printer, args: OncallArgs) -> anyhow::Res
         })
         .await?;
     out.emit(|| human::who_is_on_call(&r), || json::who_is_on_call(&r))
-}
-
-async fn simulate(client: &Client, out: &Printer, args: SimulateArgs) -> anyhow::Result<()> {
-    let req = SimulateRequest {
-        service: args.service,
-        at_ms: args.at.map_or(0, |w| w.resolve(when::now_ms())),
-        severity: args
-            .severity
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default(),
-    };
-    let r = client
-        .call(&req, |ch, req| async move {
-            OnCallClient::new(ch).simulate(req).await
-        })
-        .await?;
-    out.emit(|| human::simulation(&r), || json::simulation(&r))
-}
-
-async fn event(client: &Client, out: &Printer, cmd: EventCommand) -> anyhow::Result<()> {
-    let req = match cmd {
-        EventCommand::Trigger(t) => SendEventRequest {
-            routing_key: t.routing_key,
-            action: EventAction::Trigger as i32,
-            dedup_key: t.dedup_key.unwrap_or_default(),
-            summary: t.summary,
-            source: t.source.unwrap_or_default(),
-            severity: t.severity.as_str().to_owned(),
-            component: t.component.unwrap_or_default(),
-            group: t.group.unwrap_or_default(),
-            class: t.class.unwrap_or_default(),
-            custom_details: t.details.into_iter().collect(),
-        },
-        EventCommand::Acknowledge(k) => SendEventRequest {
-            routing_key: k.routing_key,
-            action: EventAction::Acknowledge as i32,
-            dedup_key: k.dedup_key,
-            ..Default::default()
-        },
-        EventCommand::Resolve(k) => SendEventRequest {
-            routing_key: k.routing_key,
-            action: EventAction::Resolve as i32,
-            dedup_key: k.dedup_key,
-            ..Default::default()
-        },
-    };
-    let r = client
-        .call(&req, |ch, req| async move {
-            EventsClient::new(ch).send(req).await
-        })
-        .await?;
-    out.emit(|| human::send_event(&r), || json::send_event(&r))
 }
 
 /// `incident watch`: print each change; when the stream breaks, resume from

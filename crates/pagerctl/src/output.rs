@@ -16,9 +16,8 @@ use std::io::{self, Write};
 use anyhow::Context;
 use pager_proto::pager::v1::{
     escalation_track, Delivery, EscalationTrack, Incident, IncidentActionResponse, IncidentChange,
-    IncidentStatus, LevelOnCall, ListIncidentsResponse, ListShiftsResponse, PlannedPage,
-    ScheduleOnCall, SendEventResponse, Shift, SimulateResponse, TimelineEntry, UserSchedule,
-    WhoIsOnCallResponse,
+    IncidentStatus, LevelOnCall, ListIncidentsResponse, ListShiftsResponse, ScheduleOnCall, Shift,
+    TimelineEntry, UserSchedule, WhoIsOnCallResponse,
 };
 use serde_json::{json, Value};
 
@@ -348,62 +347,6 @@ pub mod human {
         }
         out.push_str(&table.render());
         out
-    }
-
-    /// `simulate`: every page, offset from the trigger.
-    pub fn simulation(r: &SimulateResponse) -> String {
-        let mut out = kv(&[
-            ("service", text(&r.service)),
-            ("trigger", timestamp(r.at_ms)),
-        ]);
-        out.push('\n');
-        if r.pages.is_empty() {
-            out.push_str("nobody would be paged\n");
-            return out;
-        }
-        let mut table = Table::new(&[
-            ("OFFSET", Align::Right),
-            ("AT", Align::Left),
-            ("LEVEL", Align::Right),
-            ("REPEAT", Align::Right),
-            ("USER", Align::Left),
-            ("METHOD", Align::Left),
-            ("CONTACT", Align::Left),
-            ("SHADOW", Align::Left),
-        ]);
-        for p in &r.pages {
-            table.row(vec![
-                format!("+{}", format_span(p.offset_ms)),
-                timestamp(p.at_ms),
-                p.level.to_string(),
-                p.repeat.to_string(),
-                text(&p.user),
-                text(&p.method),
-                text(&p.contact),
-                if p.shadow { "yes" } else { "-" }.to_owned(),
-            ]);
-        }
-        out.push_str(&table.render());
-        out
-    }
-
-    pub fn send_event(r: &SendEventResponse) -> String {
-        let incident = if r.incident_id == 0 {
-            "none (no open incident has this dedup key)".to_owned()
-        } else {
-            r.incident_id.to_string()
-        };
-        let folded = if r.folded {
-            "yes (joined the open incident; nobody new paged)"
-        } else {
-            "no"
-        };
-        kv(&[
-            ("incident", incident),
-            ("dedup key", text(&r.dedup_key)),
-            ("folded", folded.to_owned()),
-            ("commit", r.commit_index.to_string()),
-        ])
     }
 
     /// `rev 57  #42 acknowledged  payments-api  acknowledged (by alice)`: the
@@ -773,36 +716,6 @@ pub mod json {
             "from_ms": r.from_ms,
             "to_ms": r.to_ms,
             "shifts": r.shifts.iter().map(shift).collect::<Vec<_>>(),
-        })
-    }
-
-    pub fn planned_page(p: &PlannedPage) -> Value {
-        json!({
-            "at_ms": p.at_ms,
-            "offset_ms": p.offset_ms,
-            "user": p.user,
-            "method": p.method,
-            "contact": p.contact,
-            "shadow": p.shadow,
-            "level": p.level,
-            "repeat": p.repeat,
-        })
-    }
-
-    pub fn simulation(r: &SimulateResponse) -> Value {
-        json!({
-            "service": r.service,
-            "at_ms": r.at_ms,
-            "pages": r.pages.iter().map(planned_page).collect::<Vec<_>>(),
-        })
-    }
-
-    pub fn send_event(r: &SendEventResponse) -> Value {
-        json!({
-            "incident_id": r.incident_id,
-            "dedup_key": r.dedup_key,
-            "folded": r.folded,
-            "commit_index": r.commit_index,
         })
     }
 
@@ -1238,29 +1151,6 @@ ID  STATUS        SEVERITY  URGENCY  SERVICE       CREATED               SUMMARY
         assert_eq!(status_name(99), "unknown(99)");
     }
 
-    #[test]
-    fn send_event_human_and_json() {
-        let r = SendEventResponse {
-            incident_id: 42,
-            dedup_key: "db-3/disk".into(),
-            folded: true,
-            commit_index: 99,
-        };
-        assert_eq!(
-            human::send_event(&r),
-            "\
-incident   42
-dedup key  db-3/disk
-folded     yes (joined the open incident; nobody new paged)
-commit     99
-"
-        );
-        assert_eq!(
-            json::send_event(&r),
-            json!({"incident_id": 42, "dedup_key": "db-3/disk", "folded": true, "commit_index": 99})
-        );
-    }
-
     // 2030-01-07T12:00:00Z and the handoff a week after that Monday's midnight.
     const T: u64 = 1_894_017_600_000;
     const HANDOFF: u64 = 1_894_579_200_000;
@@ -1465,57 +1355,6 @@ START                 END                     LENGTH  USER   LAYER
             ..r
         };
         assert!(human::shifts(&empty).ends_with("\nnobody on call in this range\n"));
-    }
-
-    #[test]
-    fn simulation_human_and_json() {
-        let page = |offset_ms: u64, user: &str, method: &str, level, repeat, shadow| PlannedPage {
-            at_ms: T + offset_ms,
-            offset_ms,
-            user: user.into(),
-            method: method.into(),
-            contact: method.into(),
-            shadow,
-            level,
-            repeat,
-        };
-        let r = SimulateResponse {
-            service: "database".into(),
-            at_ms: T,
-            pages: vec![
-                page(0, "alice", "sms", 1, 0, false),
-                page(0, "dave", "email", 1, 0, true),
-                page(60_000, "alice", "voice", 1, 0, false),
-                page(300_000, "bob", "sms", 2, 0, false),
-                page(600_000, "alice", "sms", 1, 1, false),
-            ],
-        };
-        assert_eq!(
-            human::simulation(&r),
-            "\
-service  database
-trigger  2030-01-07T12:00:00Z
-
-OFFSET  AT                    LEVEL  REPEAT  USER   METHOD  CONTACT  SHADOW
-   +0s  2030-01-07T12:00:00Z      1       0  alice  sms     sms      -
-   +0s  2030-01-07T12:00:00Z      1       0  dave   email   email    yes
-   +1m  2030-01-07T12:01:00Z      1       0  alice  voice   voice    -
-   +5m  2030-01-07T12:05:00Z      2       0  bob    sms     sms      -
-  +10m  2030-01-07T12:10:00Z      1       1  alice  sms     sms      -
-"
-        );
-        let v = json::simulation(&r);
-        assert_eq!(
-            (v["service"].clone(), v["at_ms"].clone()),
-            (json!("database"), json!(T))
-        );
-        assert_eq!(
-            v["pages"][1],
-            json!({"at_ms": T, "offset_ms": 0, "user": "dave", "method": "email",
-                   "contact": "email", "shadow": true, "level": 1, "repeat": 0})
-        );
-        let none = SimulateResponse { pages: vec![], ..r };
-        assert!(human::simulation(&none).ends_with("\nnobody would be paged\n"));
     }
 
     #[test]

@@ -1,7 +1,29 @@
-//! What several commands share: reading the document `apply` and `diff` are
-//! given, and printing the config problems both report.
+//! What several commands share: the severity `event trigger` and `simulate`
+//! take, reading the document `apply` and `diff` are given, and printing the
+//! config problems both report.
 
 use anyhow::Context;
+use clap::ValueEnum;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Severity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    /// The wire string (`SendEventRequest.severity`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
 
 /// The document named by `-f` and its wire format: `.json` is JSON, anything
 /// else (and `-`, stdin) TOML.

@@ -10,4 +10,6 @@ pub mod common;
 pub mod completions;
 pub mod config;
 pub mod diff;
+pub mod event;
+pub mod simulate;
 pub mod token;
