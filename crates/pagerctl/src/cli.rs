@@ -12,6 +12,8 @@ use crate::cmd::cluster::ClusterCommand;
 use crate::cmd::config::ConfigCommand;
 use crate::cmd::diff::DiffArgs;
 use crate::cmd::event::EventCommand;
+use crate::cmd::oncall::OncallArgs;
+use crate::cmd::schedule::ScheduleCommand;
 use crate::cmd::simulate::SimulateArgs;
 use crate::cmd::token::TokenCommand;
 use crate::when::{parse_when, When};
@@ -306,62 +308,6 @@ pub struct NoteArgs {
     pub text: String,
     #[command(flatten)]
     pub actor: ActorArgs,
-}
-
-#[derive(Debug, Args)]
-#[command(group(ArgGroup::new("subject").args(["schedule", "service", "user"])))]
-pub struct OncallArgs {
-    /// One schedule: who, until when, who next.
-    #[arg(long, value_name = "NAME")]
-    pub schedule: Option<String>,
-    /// Each level of a service's escalation policy.
-    #[arg(long, value_name = "NAME")]
-    pub service: Option<String>,
-    /// The schedules a user is on call (or shadowing) in.
-    #[arg(long, value_name = "NAME")]
-    pub user: Option<String>,
-    /// When: RFC 3339 or from now (+8h, -1d) [default: now, by the server's clock].
-    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
-    pub at: Option<When>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ScheduleCommand {
-    /// The shifts of a schedule in a time range (at most 90 days).
-    Show(ScheduleShowArgs),
-    /// Put someone on call for a while (a swap, travel cover): adds an
-    /// override as a new config version.
-    Override(OverrideArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct OverrideArgs {
-    /// The schedule (stable name).
-    pub schedule: String,
-    /// Who is on call instead.
-    #[arg(long, value_name = "USER")]
-    pub user: String,
-    /// Only stand in for this user when they are on call.
-    #[arg(long, value_name = "USER")]
-    pub replaces: Option<String>,
-    /// Start: RFC 3339 or from now [default: now].
-    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
-    pub from: Option<When>,
-    /// End, exclusive: RFC 3339 or from now (+8h).
-    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
-    pub until: When,
-}
-
-#[derive(Debug, Args)]
-pub struct ScheduleShowArgs {
-    /// The schedule (stable name).
-    pub schedule: String,
-    /// Start: RFC 3339 or from now [default: now].
-    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
-    pub from: Option<When>,
-    /// End, exclusive: RFC 3339 or from now [default: 7 days after --from].
-    #[arg(long, value_parser = parse_when, allow_hyphen_values = true, value_name = "TIME")]
-    pub to: Option<When>,
 }
 
 #[derive(Debug, Args)]
@@ -792,86 +738,6 @@ mod tests {
         assert_eq!(
             parse_err(&["incident", "note", "7"]),
             clap::error::ErrorKind::MissingRequiredArgument
-        );
-    }
-
-    #[test]
-    fn oncall() {
-        let Command::Oncall(a) = parse(&["oncall"]).command else {
-            panic!("wrong command");
-        };
-        assert_eq!(
-            (a.schedule, a.service, a.user, a.at),
-            (None, None, None, None)
-        );
-
-        let Command::Oncall(a) = parse(&[
-            "oncall",
-            "--schedule",
-            "primary",
-            "--at",
-            "2023-11-14T22:13:20Z",
-        ])
-        .command
-        else {
-            panic!("wrong command");
-        };
-        assert_eq!(a.schedule.as_deref(), Some("primary"));
-        assert_eq!(a.at, Some(When::At(T0)));
-
-        let Command::Oncall(a) = parse(&["oncall", "--service", "db", "--at", "+8h"]).command
-        else {
-            panic!("wrong command");
-        };
-        assert_eq!(a.service.as_deref(), Some("db"));
-        assert_eq!(a.at, Some(When::FromNow(8 * 3_600_000)));
-
-        // A time in the past reads as a value, not as a flag.
-        let Command::Oncall(a) = parse(&["oncall", "--user", "alice", "--at", "-1d"]).command
-        else {
-            panic!("wrong command");
-        };
-        assert_eq!(a.user.as_deref(), Some("alice"));
-        assert_eq!(a.at, Some(When::FromNow(-86_400_000)));
-
-        use clap::error::ErrorKind::*;
-        assert_eq!(
-            parse_err(&["oncall", "--schedule", "a", "--user", "b"]),
-            ArgumentConflict
-        );
-        assert_eq!(parse_err(&["oncall", "--at", "noon"]), ValueValidation);
-    }
-
-    #[test]
-    fn schedule_show() {
-        let cli = parse(&[
-            "schedule",
-            "show",
-            "primary",
-            "--from",
-            "2023-11-14T22:13:20Z",
-            "--to",
-            "+14d",
-        ]);
-        let Command::Schedule(ScheduleCommand::Show(a)) = cli.command else {
-            panic!("wrong command");
-        };
-        assert_eq!(a.schedule, "primary");
-        assert_eq!(a.from, Some(When::At(T0)));
-        assert_eq!(a.to, Some(When::FromNow(14 * 86_400_000)));
-
-        let Command::Schedule(ScheduleCommand::Show(a)) =
-            parse(&["schedule", "show", "primary"]).command
-        else {
-            panic!("wrong command");
-        };
-        assert_eq!((a.from, a.to), (None, None));
-
-        use clap::error::ErrorKind::*;
-        assert_eq!(parse_err(&["schedule", "show"]), MissingRequiredArgument);
-        assert_eq!(
-            parse_err(&["schedule", "show", "primary", "--to", "soon"]),
-            ValueValidation
         );
     }
 }

@@ -20,15 +20,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use pager_proto::pager::v1::{
-    incidents_client::IncidentsClient, on_call_client::OnCallClient, reassign_request, responder,
-    who_is_on_call_request, AddNoteRequest, AddRespondersRequest, CreateOverrideRequest,
-    EscalateRequest, GetIncidentRequest, IncidentActionRequest, IncidentActionResponse,
-    IncidentRole, IncidentStatus, ListIncidentsRequest, ListShiftsRequest, MergeRequest,
+    incidents_client::IncidentsClient, reassign_request, responder, AddNoteRequest,
+    AddRespondersRequest, EscalateRequest, GetIncidentRequest, IncidentActionRequest,
+    IncidentActionResponse, IncidentRole, IncidentStatus, ListIncidentsRequest, MergeRequest,
     ReadConsistency, ReassignRequest, Responder, SetRoleRequest, SnoozeRequest, WatchRequest,
-    WhoIsOnCallRequest,
 };
 
-use cli::{Cli, Command, IncidentCommand, OncallArgs, ScheduleCommand};
+use cli::{Cli, Command, IncidentCommand};
 use client::Client;
 use output::{human, json, Printer};
 
@@ -74,71 +72,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => cmd::config::run(&client, &out, cmd).await,
         Command::Event(cmd) => cmd::event::run(&client, &out, cmd).await,
         Command::Incident(cmd) => incident(&client, &out, cmd).await,
-        Command::Oncall(args) => oncall(&client, &out, args).await,
-        Command::Schedule(ScheduleCommand::Override(args)) => {
-            let now = when::now_ms();
-            let req = CreateOverrideRequest {
-                schedule: args.schedule.clone(),
-                user: args.user.clone(),
-                replaces: args.replaces.unwrap_or_default(),
-                start_ms: args.from.map_or(now, |w| w.resolve(now)),
-                end_ms: args.until.resolve(now),
-            };
-            let r = client
-                .call(&req, |ch, req| async move {
-                    OnCallClient::new(ch).create_override(req).await
-                })
-                .await?;
-            out.emit(
-                || {
-                    format!(
-                        "{} is on call on {} until {} (config version {})\n",
-                        args.user,
-                        args.schedule,
-                        output::rfc3339(req.end_ms),
-                        r.config_version
-                    )
-                },
-                || serde_json::json!({"config_version": r.config_version, "commit_index": r.commit_index}),
-            )
-        }
-        Command::Schedule(ScheduleCommand::Show(args)) => {
-            let now = when::now_ms();
-            let req = ListShiftsRequest {
-                schedule: args.schedule,
-                from_ms: args.from.map_or(0, |w| w.resolve(now)),
-                to_ms: args.to.map_or(0, |w| w.resolve(now)),
-            };
-            let r = client
-                .call(&req, |ch, req| async move {
-                    OnCallClient::new(ch).list_shifts(req).await
-                })
-                .await?;
-            out.emit(|| human::shifts(&r), || json::shifts(&r))
-        }
+        Command::Oncall(args) => cmd::oncall::run(&client, &out, args).await,
+        Command::Schedule(cmd) => cmd::schedule::run(&client, &out, cmd).await,
         Command::Simulate(args) => cmd::simulate::run(&client, &out, args).await,
         Command::Diff(args) => cmd::diff::run(&client, &out, args).await,
     }
-}
-
-async fn oncall(client: &Client, out: &Printer, args: OncallArgs) -> anyhow::Result<()> {
-    use who_is_on_call_request::Subject;
-    let subject = match (args.schedule, args.service, args.user) {
-        (Some(s), _, _) => Some(Subject::Schedule(s)),
-        (_, Some(s), _) => Some(Subject::Service(s)),
-        (_, _, Some(u)) => Some(Subject::User(u)),
-        _ => None,
-    };
-    let req = WhoIsOnCallRequest {
-        subject,
-        at_ms: args.at.map_or(0, |w| w.resolve(when::now_ms())),
-    };
-    let r = client
-        .call(&req, |ch, req| async move {
-            OnCallClient::new(ch).who_is_on_call(req).await
-        })
-        .await?;
-    out.emit(|| human::who_is_on_call(&r), || json::who_is_on_call(&r))
 }
 
 /// `incident watch`: print each change; when the stream breaks, resume from
