@@ -11,6 +11,7 @@ pub mod completions;
 pub mod config;
 pub mod diff;
 pub mod event;
+pub mod incident;
 pub mod oncall;
 pub mod schedule;
 pub mod simulate;
