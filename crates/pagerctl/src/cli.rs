@@ -1,7 +1,9 @@
-//! Command-line shape (clap derive). Parsing only: nothing here talks to the
-//! network. Values the server would reject anyway (a node spec without a port,
-//! a trigger without a summary) are caught here so they fail as usage errors
-//! (exit 2) before any call is made.
+//! Command-line shape (clap derive): the top-level [`Cli`], the global
+//! options and the [`Command`] list; each command's own arguments are in its
+//! `cmd::` module. Parsing only: nothing here or in those argument types talks
+//! to the network. Values the server would reject anyway (a node spec without
+//! a port, a trigger without a summary) are caught while parsing so they fail
+//! as usage errors (exit 2) before any call is made.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 

@@ -1,9 +1,12 @@
 //! `pagerctl`: the command-line client for pagerd. It speaks only the public
 //! gRPC API (`pager_proto::pager::v1`).
 //!
-//! - `cli.rs`: the command line (clap derive).
+//! - `cli.rs`: the top of the command line (clap derive): global options and
+//!   the list of commands.
+//! - `cmd/`: one module per command: its arguments, its calls, its output.
 //! - `client.rs`: the endpoint list and failover to the next node.
-//! - `output.rs`: human tables and JSON.
+//! - `output.rs`: printing to stdout, and the table and text helpers every
+//!   command's output uses.
 //! - `when.rs`: times on the command line (RFC 3339 or `+30m`).
 //!
 //! Exit codes: 0 ok, 1 error (`error: <gRPC code>: <message>` on stderr; also

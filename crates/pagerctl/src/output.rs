@@ -1,5 +1,7 @@
 //! What the user sees: aligned text for humans, or the response message as
-//! JSON for scripts.
+//! JSON for scripts. [`Printer`] writes either to stdout; the helpers below
+//! build the human text. Each command's own builders (a `human` and a `json`
+//! module) live with the command in `cmd/`.
 //!
 //! JSON keeps the proto field names (`snake_case`), numbers as numbers,
 //! timestamps as the raw `*_ms` values, and enums as their short lowercase

@@ -59,6 +59,8 @@ pub async fn run(client: &Client, out: &Printer, args: ApplyArgs) -> anyhow::Res
 }
 
 mod human {
+    //! The human text this command prints (`--output human`, the default).
+
     use pager_proto::pager::v1::ApplyConfigResponse;
 
     use crate::cmd::common::human::problems;
@@ -87,6 +89,8 @@ mod human {
 }
 
 mod json {
+    //! The JSON this command prints (`--output json`).
+
     use pager_proto::pager::v1::ApplyConfigResponse;
     use serde_json::{json, Value};
 

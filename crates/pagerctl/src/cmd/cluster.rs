@@ -339,6 +339,8 @@ fn parse_host_port(s: &str) -> Result<String, String> {
 }
 
 mod human {
+    //! The human text this command prints (`--output human`, the default).
+
     use pager_proto::pager::v1::{ClusterStatus, MembershipResponse};
 
     use crate::output::{clean, kv, text, Align, Table};
@@ -432,6 +434,8 @@ mod human {
 }
 
 mod json {
+    //! The JSON this command prints (`--output json`).
+
     use pager_proto::pager::v1::{ClusterStatus, MemberStatus, MembershipResponse, NodeInfo};
     use serde_json::{json, Value};
 

@@ -42,6 +42,8 @@ pub fn read_document(file: &std::path::Path) -> anyhow::Result<(String, &'static
 }
 
 pub mod human {
+    //! Human text shared by `apply` and `diff`.
+
     use pager_proto::pager::v1::ConfigProblem;
 
     use crate::output::clean;
@@ -55,6 +57,8 @@ pub mod human {
 }
 
 pub mod json {
+    //! JSON shared by `apply` and `diff`.
+
     use pager_proto::pager::v1::ConfigProblem;
     use serde_json::{json, Value};
 

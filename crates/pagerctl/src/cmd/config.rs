@@ -26,6 +26,8 @@ pub async fn run(client: &Client, out: &Printer, cmd: ConfigCommand) -> anyhow::
 }
 
 mod human {
+    //! The human text this command prints (`--output human`, the default).
+
     use pager_proto::pager::v1::GetConfigResponse;
 
     /// The document itself (printed raw, so it can be saved and re-applied),
@@ -36,6 +38,8 @@ mod human {
 }
 
 mod json {
+    //! The JSON this command prints (`--output json`).
+
     use pager_proto::pager::v1::GetConfigResponse;
     use serde_json::{json, Value};
 

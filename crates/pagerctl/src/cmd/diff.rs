@@ -43,6 +43,8 @@ pub async fn run(client: &Client, out: &Printer, args: DiffArgs) -> anyhow::Resu
 }
 
 mod human {
+    //! The human text this command prints (`--output human`, the default).
+
     use pager_proto::pager::v1::{ConfigChangeKind, DiffConfigResponse};
 
     use crate::cmd::common::human::problems;
@@ -78,6 +80,8 @@ mod human {
 }
 
 mod json {
+    //! The JSON this command prints (`--output json`).
+
     use pager_proto::pager::v1::{ConfigChange, DiffConfigResponse};
     use serde_json::{json, Value};
 

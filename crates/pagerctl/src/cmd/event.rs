@@ -103,6 +103,8 @@ fn parse_detail(s: &str) -> Result<(String, String), String> {
 }
 
 mod human {
+    //! The human text this command prints (`--output human`, the default).
+
     use pager_proto::pager::v1::SendEventResponse;
 
     use crate::output::{kv, text};
@@ -128,6 +130,8 @@ mod human {
 }
 
 mod json {
+    //! The JSON this command prints (`--output json`).
+
     use pager_proto::pager::v1::SendEventResponse;
     use serde_json::{json, Value};
 

@@ -489,6 +489,8 @@ fn status_name(status: i32) -> String {
 }
 
 mod human {
+    //! The human text this command prints (`--output human`, the default).
+
     use pager_proto::pager::v1::{
         escalation_track, Delivery, EscalationTrack, Incident, IncidentActionResponse,
         IncidentChange, ListIncidentsResponse,
@@ -798,6 +800,8 @@ mod human {
 }
 
 mod json {
+    //! The JSON this command prints (`--output json`).
+
     use pager_proto::pager::v1::{
         escalation_track, Delivery, EscalationTrack, Incident, IncidentActionResponse,
         IncidentChange, ListIncidentsResponse, TimelineEntry,

@@ -49,6 +49,8 @@ pub async fn run(client: &Client, out: &Printer, args: OncallArgs) -> anyhow::Re
 }
 
 mod human {
+    //! The human text this command prints (`--output human`, the default).
+
     use pager_proto::pager::v1::{LevelOnCall, ScheduleOnCall, UserSchedule, WhoIsOnCallResponse};
 
     use crate::output::{clean, kv, text, timestamp, Align, Table};
@@ -178,6 +180,8 @@ mod human {
 }
 
 mod json {
+    //! The JSON this command prints (`--output json`).
+
     use pager_proto::pager::v1::{LevelOnCall, ScheduleOnCall, UserSchedule, WhoIsOnCallResponse};
     use serde_json::{json, Value};
 

@@ -97,6 +97,8 @@ pub async fn run(client: &Client, out: &Printer, cmd: ScheduleCommand) -> anyhow
 }
 
 mod human {
+    //! The human text this command prints (`--output human`, the default).
+
     use pager_proto::pager::v1::ListShiftsResponse;
 
     use crate::output::{clean, kv, text, timestamp, Align, Table};
@@ -143,6 +145,8 @@ mod human {
 }
 
 mod json {
+    //! The JSON this command prints (`--output json`).
+
     use pager_proto::pager::v1::{ListShiftsResponse, Shift};
     use serde_json::{json, Value};
 

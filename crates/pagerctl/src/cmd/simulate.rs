@@ -40,6 +40,8 @@ pub async fn run(client: &Client, out: &Printer, args: SimulateArgs) -> anyhow::
 }
 
 mod human {
+    //! The human text this command prints (`--output human`, the default).
+
     use pager_proto::pager::v1::SimulateResponse;
 
     use crate::output::{kv, text, timestamp, Align, Table};
@@ -84,6 +86,8 @@ mod human {
 }
 
 mod json {
+    //! The JSON this command prints (`--output json`).
+
     use pager_proto::pager::v1::{PlannedPage, SimulateResponse};
     use serde_json::{json, Value};
 
