@@ -8,13 +8,18 @@ use std::fmt;
 pub type Millis = u64;
 
 /// `ms` as RFC 3339 UTC with seconds (`2026-11-21T13:43:10Z`), for messages.
-/// Instants past jiff's year 9999 print as its last second.
+/// Counted on the civil calendar (whose range ends at 9999-12-31T23:59:59,
+/// later than jiff's timestamps); instants past it print as that second.
 pub fn rfc3339(ms: Millis) -> String {
-    let at = i64::try_from(ms / 1000)
-        .ok()
-        .and_then(|s| jiff::Timestamp::from_second(s).ok())
-        .unwrap_or(jiff::Timestamp::MAX);
-    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    const LAST: &str = "9999-12-31T23:59:59Z";
+    let epoch = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+    let Ok(secs) = i64::try_from(ms / 1000) else {
+        return LAST.to_owned();
+    };
+    match epoch.checked_add(jiff::SignedDuration::from_secs(secs)) {
+        Ok(at) => at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => LAST.to_owned(),
+    }
 }
 
 /// A span of time written in config as `"90s"`, `"5m"`, `"1h30m"` or `"0"`.
@@ -141,6 +146,9 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_268_666_180), "2026-11-21T13:44:26Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799_000), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(253_402_300_800_000), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
     }
 
     #[test]

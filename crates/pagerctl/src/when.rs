@@ -61,46 +61,10 @@ pub fn parse_when(s: &str) -> Result<When, String> {
     })
 }
 
-/// A span in pagerd's syntax (`30m`, `1h30m`, `90s`, `0`), in milliseconds.
+/// A span in pagerd's syntax (`30m`, `1h30m`, `90s`, `0`), in milliseconds:
+/// the on-call document's own parser, `pager_core::Span`.
 pub fn parse_span(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    if t == "0" {
-        return Ok(0);
-    }
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total: u64 = 0;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return Err(format!("invalid duration {text:?}: expected a number"));
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
-        let per = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => {
-                return Err(format!(
-                    "invalid duration {text:?}: unit must be ms, s, m, h or d"
-                ))
-            }
-        };
-        rest = &rest[unit_len..];
-        total = n
-            .checked_mul(per)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
-    }
-    Ok(total)
+    pager_core::Span::parse(text).map(pager_core::Span::millis)
 }
 
 /// A span for display, largest units first: `0s`, `90s` → `1m30s`,
@@ -202,7 +166,7 @@ pub fn parse_rfc3339(s: &str) -> Result<u64, String> {
     } else {
         (second, millis)
     };
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+    let secs = days_from_civil(year, month, day)? * 86_400 + hour * 3600 + minute * 60 + second
         - offset_min * 60;
     let ms = secs
         .checked_mul(1000)
@@ -221,16 +185,14 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400; // [0, 399]
-    let mp = (m + 9) % 12; // March-based month, [0, 11]
-    let doy = (153 * mp + 2) / 5 + d - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
+/// Days since 1970-01-01 of a proleptic Gregorian date the caller checked.
+fn days_from_civil(y: i64, m: i64, d: i64) -> Result<i64, String> {
+    let (Ok(y), Ok(m), Ok(d)) = (i16::try_from(y), i8::try_from(m), i8::try_from(d)) else {
+        return Err("out of range".to_owned());
+    };
+    let date = jiff::civil::Date::new(y, m, d).map_err(|_| "out of range".to_owned())?;
+    let since = date.duration_since(jiff::civil::date(1970, 1, 1));
+    Ok(since.as_secs().div_euclid(86_400))
 }
 
 #[cfg(test)]
