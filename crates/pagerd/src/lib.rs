@@ -319,11 +319,14 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         }
     }));
 
-    tasks.push(tokio::spawn(leader::scheduler::run(
-        node.clone(),
-        routed.wake,
-        stopped.clone(),
-    )));
+    tasks.push(tokio::spawn(
+        leader::scheduler::Scheduler {
+            node: node.clone(),
+            wake: routed.wake,
+            shutdown: stopped.clone(),
+        }
+        .run(),
+    ));
     tasks.push(tokio::spawn(leader::transfer::prefer_regions(
         node.clone(),
         stopped.clone(),
@@ -365,12 +368,10 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         notifier.clone(),
         stopped.clone(),
     )));
-    tasks.push(tokio::spawn(leader::dispatcher::run(
-        node.clone(),
-        notifier,
-        routed.claims,
-        stopped.clone(),
-    )));
+    tasks.push(tokio::spawn(
+        leader::dispatcher::Dispatcher::new(node.clone(), notifier, routed.claims, stopped.clone())
+            .run(),
+    ));
 
     if cfg.bootstrap
         && !node

@@ -27,7 +27,7 @@ use pager_notify::{mask, Method, Notifier, Page};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
@@ -43,58 +43,85 @@ type InFlight = Arc<Mutex<HashSet<(u64, u32, u64)>>>;
 /// Twilio statuses of a message that did not reach the phone.
 const NOT_DELIVERED: [&str; 3] = ["failed", "undelivered", "canceled"];
 
-pub async fn run(
+/// The sending loop and what it owns: its work list, the sends in flight, the
+/// send permits and the channel on which ended sends hand their delivery back.
+pub struct Dispatcher {
     node: Arc<Node>,
     notifier: Notifier,
-    mut claims: mpsc::UnboundedReceiver<Claim>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut metrics = node.raft.metrics();
-    let mut took_over = node.leader.takeover_term.subscribe();
-    let in_flight: InFlight = Arc::default();
-    let permits = Arc::new(Semaphore::new(node.cfg.dispatch_concurrency));
+    claims: mpsc::UnboundedReceiver<Claim>,
+    shutdown: watch::Receiver<bool>,
+    work: WorkList,
+    in_flight: InFlight,
+    permits: Arc<Semaphore>,
     // Sends that ended hand their delivery back: still pending (unsent, or an
     // outcome that did not commit) means it goes again, as the work list says.
-    let (ended_tx, mut ended) = mpsc::unbounded_channel::<(DeliveryId, u64)>();
-    let mut work = WorkList::default();
-    loop {
-        if *shutdown.borrow() {
-            return;
+    ended_tx: mpsc::UnboundedSender<(DeliveryId, u64)>,
+    ended: mpsc::UnboundedReceiver<(DeliveryId, u64)>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        node: Arc<Node>,
+        notifier: Notifier,
+        claims: mpsc::UnboundedReceiver<Claim>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Dispatcher {
+        let permits = Arc::new(Semaphore::new(node.cfg.dispatch_concurrency));
+        let (ended_tx, ended) = mpsc::unbounded_channel();
+        Dispatcher {
+            node,
+            notifier,
+            claims,
+            shutdown,
+            work: WorkList::default(),
+            in_flight: Arc::default(),
+            permits,
+            ended_tx,
+            ended,
         }
-        while let Ok(claim) = claims.try_recv() {
-            work.take(claim);
-        }
-        while let Ok((delivery, term)) = ended.try_recv() {
-            work.take(Claim::Deliver { delivery, term });
-        }
-        work.forget_before(metrics.borrow().current_term);
-        let mut unsent = false;
-        if let Some(term) = node.leader_term() {
-            // Nothing goes out before this process's takeover committed.
-            if *took_over.borrow_and_update() == term {
-                unsent = dispatch(
-                    &node, &notifier, &in_flight, &permits, &mut work, &ended_tx, term,
-                )
-                .await;
+    }
+
+    pub async fn run(mut self) {
+        let mut metrics = self.node.raft.metrics();
+        let mut took_over = self.node.leader.takeover_term.subscribe();
+        loop {
+            if *self.shutdown.borrow() {
+                return;
             }
-        }
-        // Pages that could not go out (leadership not confirmed) are retried
-        // on an interval too: on an idle cluster no new apply would wake us.
-        let retry = async {
-            if unsent {
-                tokio::time::sleep(RETRY_UNSENT).await
-            } else {
-                std::future::pending().await
+            while let Ok(claim) = self.claims.try_recv() {
+                self.work.take(claim);
             }
-        };
-        tokio::select! {
-            _ = retry => {}
-            _ = node.leader.sends.retry.notified() => {}
-            Some(claim) = claims.recv() => work.take(claim),
-            Some((delivery, term)) = ended.recv() => work.take(Claim::Deliver { delivery, term }),
-            _ = took_over.changed() => {}
-            _ = metrics.changed() => {}
-            _ = shutdown.changed() => {}
+            while let Ok((delivery, term)) = self.ended.try_recv() {
+                self.work.take(Claim::Deliver { delivery, term });
+            }
+            self.work.forget_before(metrics.borrow().current_term);
+            let mut unsent = false;
+            if let Some(term) = self.node.leader_term() {
+                // Nothing goes out before this process's takeover committed.
+                if *took_over.borrow_and_update() == term {
+                    unsent = self.dispatch(term).await;
+                }
+            }
+            // Pages that could not go out (leadership not confirmed) are retried
+            // on an interval too: on an idle cluster no new apply would wake us.
+            let retry = async {
+                if unsent {
+                    tokio::time::sleep(RETRY_UNSENT).await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            tokio::select! {
+                _ = retry => {}
+                _ = self.node.leader.sends.retry.notified() => {}
+                Some(claim) = self.claims.recv() => self.work.take(claim),
+                Some((delivery, term)) = self.ended.recv() => {
+                    self.work.take(Claim::Deliver { delivery, term })
+                }
+                _ = took_over.changed() => {}
+                _ = metrics.changed() => {}
+                _ = self.shutdown.changed() => {}
+            }
         }
     }
 }
@@ -134,105 +161,107 @@ struct Job {
     claimed_at: u64,
 }
 
-/// Start a task for each delivery on the work list that `term` claimed and
-/// that is not in flight. True when pages could not go out (leadership not
-/// confirmed): they stay on the list and are tried again.
-async fn dispatch(
-    node: &Arc<Node>,
-    notifier: &Notifier,
-    in_flight: &InFlight,
-    permits: &Arc<Semaphore>,
-    work: &mut WorkList,
-    ended: &mpsc::UnboundedSender<(DeliveryId, u64)>,
-    term: u64,
-) -> bool {
-    let urls = Urls {
-        public: node.cfg.public_url.clone(),
-        fallback: node.fallback_http_url(),
-    };
-    let grace = node.cfg.dispatch.reconcile_grace.as_millis() as u64;
-    let jobs: Vec<Job> = {
-        let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        // Sends of an earlier term of ours settle or get re-claimed; forget them.
-        busy.retain(|k| k.2 == term);
-        let now = now_ms();
-        node.read(|s| {
-            let mut jobs = Vec::new();
-            work.0.retain(|&id, &mut claimed_by| {
-                if claimed_by != term {
-                    return true;
-                }
-                let Some(d) = s
-                    .deliveries
-                    .get(&id)
-                    .filter(|d| d.status == DeliveryStatus::Pending && d.claim_term == term)
-                else {
-                    return false; // settled since: its own effect follows or came first
-                };
-                if busy.contains(&(d.id, d.attempt, term)) {
-                    return false; // the task in flight hands it back when it ends
-                }
-                let Some(inc) = s.incidents.get(&d.incident) else {
-                    return false;
-                };
-                let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
-                    .then_some((d.claimed_at, d.updated_at + grace));
-                jobs.push(Job {
-                    page: pages::build(&node.cfg, &urls, s, inc, d, now),
-                    attempt: d.attempt,
-                    reconcile,
-                    high_urgency: inc.urgency == Urgency::High && !d.shadow,
-                    claimed_at: d.claimed_at,
-                });
-                true
-            });
-            jobs
-        })
-    };
-    if jobs.is_empty() {
-        return false;
-    }
-    // Fence: this term must still lead a quorum before anything goes out.
-    if let Err(e) = node.raft.ensure_linearizable().await {
-        warn!(node = node.id(), term, cause = %e, "not sending: leadership not confirmed");
-        return true;
-    }
-    let confirmed = Instant::now();
-    for job in jobs {
-        let id = job.page.delivery_id;
-        // Off the list while in flight: the task hands it back when it ends.
-        work.0.remove(&id);
-        let key = (id, job.attempt, term);
-        if !in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key)
-        {
-            continue;
+impl Dispatcher {
+    /// Start a task for each delivery on the work list that `term` claimed and
+    /// that is not in flight. True when pages could not go out (leadership not
+    /// confirmed): they stay on the list and are tried again.
+    async fn dispatch(&mut self, term: u64) -> bool {
+        let Dispatcher {
+            node,
+            notifier,
+            work,
+            in_flight,
+            permits,
+            ended_tx: ended,
+            ..
+        } = self;
+        let urls = Urls {
+            public: node.cfg.public_url.clone(),
+            fallback: node.fallback_http_url(),
+        };
+        let grace = node.cfg.dispatch.reconcile_grace.as_millis() as u64;
+        let jobs: Vec<Job> =
+            {
+                let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                // Sends of an earlier term of ours settle or get re-claimed; forget them.
+                busy.retain(|k| k.2 == term);
+                let now = now_ms();
+                node.read(|s| {
+                    let mut jobs = Vec::new();
+                    work.0.retain(|&id, &mut claimed_by| {
+                        if claimed_by != term {
+                            return true;
+                        }
+                        let Some(d) = s.deliveries.get(&id).filter(|d| {
+                            d.status == DeliveryStatus::Pending && d.claim_term == term
+                        }) else {
+                            return false; // settled since: its own effect follows or came first
+                        };
+                        if busy.contains(&(d.id, d.attempt, term)) {
+                            return false; // the task in flight hands it back when it ends
+                        }
+                        let Some(inc) = s.incidents.get(&d.incident) else {
+                            return false;
+                        };
+                        let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
+                            .then_some((d.claimed_at, d.updated_at + grace));
+                        jobs.push(Job {
+                            page: pages::build(&node.cfg, &urls, s, inc, d, now),
+                            attempt: d.attempt,
+                            reconcile,
+                            high_urgency: inc.urgency == Urgency::High && !d.shadow,
+                            claimed_at: d.claimed_at,
+                        });
+                        true
+                    });
+                    jobs
+                })
+            };
+        if jobs.is_empty() {
+            return false;
         }
-        let (node, notifier, in_flight, permits, ended) = (
-            node.clone(),
-            notifier.clone(),
-            in_flight.clone(),
-            permits.clone(),
-            ended.clone(),
-        );
-        tokio::spawn(async move {
-            let recorded = send_one(&node, &notifier, &permits, job, term, confirmed).await;
-            in_flight
+        // Fence: this term must still lead a quorum before anything goes out.
+        if let Err(e) = node.raft.ensure_linearizable().await {
+            warn!(node = node.id(), term, cause = %e, "not sending: leadership not confirmed");
+            return true;
+        }
+        let confirmed = Instant::now();
+        for job in jobs {
+            let id = job.page.delivery_id;
+            // Off the list while in flight: the task hands it back when it ends.
+            work.0.remove(&id);
+            let key = (id, job.attempt, term);
+            if !in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            // Skipped (leadership unconfirmed, a hand-over draining sends):
-            // look again later, or an idle cluster would never wake us.
-            if !recorded {
-                tokio::time::sleep(RETRY_UNSENT).await;
+                .insert(key)
+            {
+                continue;
             }
-            // Fails only once the dispatcher has stopped.
-            let _ = ended.send((id, term));
-        });
+            let (node, notifier, in_flight, permits, ended) = (
+                node.clone(),
+                notifier.clone(),
+                in_flight.clone(),
+                permits.clone(),
+                ended.clone(),
+            );
+            tokio::spawn(async move {
+                let recorded = send_one(&node, &notifier, &permits, job, term, confirmed).await;
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                // Skipped (leadership unconfirmed, a hand-over draining sends):
+                // look again later, or an idle cluster would never wake us.
+                if !recorded {
+                    tokio::time::sleep(RETRY_UNSENT).await;
+                }
+                // Fails only once the dispatcher has stopped.
+                let _ = ended.send((id, term));
+            });
+        }
+        false
     }
-    false
 }
 
 async fn send_one(

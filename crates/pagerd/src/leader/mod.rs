@@ -1,6 +1,8 @@
 //! The leader's work, and the watch every node keeps on itself. Each loop
 //! runs on every node and acts only while this node leads (or, for
-//! [`monitor`], whatever it is). Which voter stands first when the leader goes
+//! [`monitor`], whatever it is). A loop with state of its own is a task
+//! struct that owns it ([`dispatcher::Dispatcher`], [`scheduler::Scheduler`]);
+//! what several loops and the metrics share is [`LeaderState`]. Which voter stands first when the leader goes
 //! silent is consensus mechanics: `pager_raft::elections`, started beside
 //! these in `crate::start`.
 //!

@@ -13,61 +13,71 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-/// `wake` changes whenever an apply moved the earliest deadline (`WakeAt`
-/// effects, [`crate::leader::effects`]); the deadline itself is read from the
-/// state, since one that disappears (the incident was acknowledged) says nothing.
-pub async fn run(
-    node: Arc<Node>,
-    mut wake: watch::Receiver<u64>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut metrics = node.raft.metrics();
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let Some(term) = node.leader_term() else {
-            tokio::select! {
-                _ = metrics.changed() => {}
-                _ = shutdown.changed() => {}
+/// The clock loop and what it owns. `wake` changes whenever an apply moved
+/// the earliest deadline (`WakeAt` effects, [`crate::leader::effects`]); the
+/// deadline itself is read from the state, since one that disappears (the
+/// incident was acknowledged) says nothing.
+pub struct Scheduler {
+    pub node: Arc<Node>,
+    pub wake: watch::Receiver<u64>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Scheduler {
+    pub async fn run(self) {
+        let Scheduler {
+            node,
+            mut wake,
+            mut shutdown,
+        } = self;
+        let mut metrics = node.raft.metrics();
+        loop {
+            if *shutdown.borrow() {
+                return;
             }
-            continue;
-        };
-        if *node.leader.takeover_term.borrow() != term {
-            info!(node = node.id(), term, "became leader: proposing takeover");
-            // The link key is set by the first takeover ever committed;
-            // later seeds are ignored by apply. Only a fresh cluster needs one.
-            let key_seed = if node.read(|s| s.link_key.expose().is_empty()) {
-                random_key()
-            } else {
-                String::new()
-            };
-            if propose(&node, term, Command::Takeover { at: 0, key_seed }).await {
-                node.leader.takeover_term.send_replace(term);
-            }
-            continue;
-        }
-        let wait = node
-            .read(|s| s.next_deadline())
-            .map(|due| Duration::from_millis(due.saturating_sub(now_ms())));
-        match wait {
-            Some(d) if d.is_zero() => {
-                propose(&node, term, Command::Tick { at: 0 }).await;
-            }
-            Some(d) => {
-                // On waking, the loop reads the deadline again: due now, it ticks.
+            let Some(term) = node.leader_term() else {
                 tokio::select! {
-                    _ = tokio::time::sleep(d) => {}
-                    _ = wake.changed() => {}
                     _ = metrics.changed() => {}
                     _ = shutdown.changed() => {}
                 }
+                continue;
+            };
+            if *node.leader.takeover_term.borrow() != term {
+                info!(node = node.id(), term, "became leader: proposing takeover");
+                // The link key is set by the first takeover ever committed;
+                // later seeds are ignored by apply. Only a fresh cluster needs one.
+                let key_seed = if node.read(|s| s.link_key.expose().is_empty()) {
+                    random_key()
+                } else {
+                    String::new()
+                };
+                if propose(&node, term, Command::Takeover { at: 0, key_seed }).await {
+                    node.leader.takeover_term.send_replace(term);
+                }
+                continue;
             }
-            None => {
-                tokio::select! {
-                    _ = wake.changed() => {}
-                    _ = metrics.changed() => {}
-                    _ = shutdown.changed() => {}
+            let wait = node
+                .read(|s| s.next_deadline())
+                .map(|due| Duration::from_millis(due.saturating_sub(now_ms())));
+            match wait {
+                Some(d) if d.is_zero() => {
+                    propose(&node, term, Command::Tick { at: 0 }).await;
+                }
+                Some(d) => {
+                    // On waking, the loop reads the deadline again: due now, it ticks.
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = wake.changed() => {}
+                        _ = metrics.changed() => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                None => {
+                    tokio::select! {
+                        _ = wake.changed() => {}
+                        _ = metrics.changed() => {}
+                        _ = shutdown.changed() => {}
+                    }
                 }
             }
         }
