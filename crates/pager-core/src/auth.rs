@@ -17,6 +17,7 @@ pub enum TokenRole {
 }
 
 impl TokenRole {
+    /// The lowercase name, as serialized (`responder`, `admin`).
     pub fn as_str(self) -> &'static str {
         match self {
             TokenRole::Responder => "responder",
@@ -30,13 +31,18 @@ impl TokenRole {
     }
 }
 
+/// An API token as replicated: its name, its role and the digest of its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {
+    /// Stable name, unique among tokens (at most [`MAX_TOKEN_NAME`] bytes); revoked by it.
     pub name: String,
+    /// What the token may do.
     pub role: TokenRole,
     /// Lowercase hex SHA-256 of the secret.
     pub sha256: String,
+    /// When it was created, in milliseconds since the Unix epoch.
     pub created_at: Millis,
+    /// Who created it (the `by` of its `CreateToken`).
     pub created_by: String,
 }
 

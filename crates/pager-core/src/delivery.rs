@@ -7,6 +7,7 @@ use crate::oncall::ContactKind;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 
+/// A delivery's number, from 1 in creation order; also the reply code of its page.
 pub type DeliveryId = u64;
 
 /// Attempts per delivery before a retryable failure becomes final. With the
@@ -15,6 +16,7 @@ pub type DeliveryId = u64;
 /// (acknowledging the incident stops it earlier).
 pub const MAX_ATTEMPTS: u32 = 20;
 
+/// Where a delivery is: waiting to be sent, waiting to retry, or settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -22,13 +24,16 @@ pub enum DeliveryStatus {
     Pending,
     /// Failed with a retryable error; a retry timer re-claims it.
     RetryWait,
+    /// The provider accepted it.
     Sent,
+    /// Failed for good: a permanent error, or the attempts ran out.
     Failed,
     /// The incident was acknowledged or resolved before it was sent.
     Cancelled,
 }
 
 impl DeliveryStatus {
+    /// The snake_case name, as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
@@ -40,13 +45,20 @@ impl DeliveryStatus {
     }
 }
 
+/// One page to one contact method of one user, for one incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
+    /// The delivery's number; also the reply code its page advertises.
     pub id: DeliveryId,
+    /// The incident this delivery pages for.
     pub incident: IncidentId,
+    /// The user paged (a name in the document's `users`).
     pub user: String,
+    /// The name of the user's contact method it goes to.
     pub contact: String,
+    /// SMS, voice or email.
     pub method: ContactKind,
+    /// The phone number or email address it goes to, copied when it was created.
     pub address: String,
     /// A copy for a shadow (in training), not a responder.
     #[serde(default)]
@@ -58,6 +70,7 @@ pub struct Delivery {
     /// How many times a new leader re-claimed it with no outcome recorded:
     /// each may have duplicated a page that was in flight.
     pub reclaims: u32,
+    /// Pending, waiting to retry, sent, failed or cancelled.
     pub status: DeliveryStatus,
     /// When the current claim was made (creation, retry or re-claim): a
     /// reconciliation looks for the page at the provider from here on.
@@ -79,9 +92,13 @@ pub struct Delivery {
     /// is unreachable).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub notice: String,
+    /// The provider's id for the message or call; empty until it is sent.
     pub provider_id: String,
+    /// The last failure, as `code: message`; empty when none.
     pub error: String,
+    /// When it was created, in milliseconds since the Unix epoch.
     pub created_at: Millis,
+    /// When it last changed, in milliseconds since the Unix epoch.
     pub updated_at: Millis,
 }
 
@@ -89,7 +106,9 @@ pub struct Delivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PhoneAction {
+    /// Acknowledge the incident of the page.
     Acknowledge,
+    /// Resolve the incident of the page.
     Resolve,
     /// Page the next level of the primary escalation now.
     Escalate,
@@ -99,11 +118,15 @@ pub enum PhoneAction {
 /// provider said the number is invalid, ...). Keyed by [`contact_key`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unreachable {
+    /// The kind of contact method: SMS, voice or email.
     pub method: ContactKind,
+    /// Its phone number or email address.
     pub address: String,
+    /// Why: the recipient's STOP, or the provider's error message.
     pub reason: String,
     /// The provider's error code, when it said so.
     pub code: Option<i64>,
+    /// When it was marked unreachable, in milliseconds since the Unix epoch.
     pub since: Millis,
 }
 

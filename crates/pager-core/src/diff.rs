@@ -5,18 +5,24 @@ use crate::oncall::OnCallDoc;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// How one entity differs between the live document and the new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
+    /// Only in the new document.
     Added,
+    /// Only in the live document.
     Removed,
+    /// In both, with different contents.
     Changed,
 }
 
+/// One entity that applying the new document would change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// `users.alice`, `services.checkout`, `routing_rules`.
     pub path: String,
+    /// Added, removed or changed.
     pub kind: ChangeKind,
 }
 

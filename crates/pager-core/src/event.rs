@@ -6,29 +6,42 @@ use std::collections::BTreeMap;
 
 /// PagerDuty's limit on one event.
 pub const MAX_EVENT_BYTES: usize = 512 * 1024;
+/// Longest summary of a trigger, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 1024;
+/// Longest routing key or dedup key, in bytes.
 pub const MAX_KEY_BYTES: usize = 255;
 
+/// What an event asks for (PagerDuty's `event_action`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventAction {
+    /// Open an incident, or fold into the open one with the same dedup key (the default).
     #[default]
     Trigger,
+    /// Acknowledge the open incident with this dedup key, if there is one.
     Acknowledge,
+    /// Resolve the open incident with this dedup key, if there is one.
     Resolve,
 }
 
+/// How bad the source says the problem is; under `urgency = "severity"` it
+/// decides the incident's urgency.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The worst (the default); high urgency under the `severity` rule.
     #[default]
     Critical,
+    /// High urgency under the `severity` rule.
     Error,
+    /// Low urgency under the `severity` rule.
     Warning,
+    /// Information only; low urgency under the `severity` rule.
     Info,
 }
 
 impl Severity {
+    /// The severity with this lowercase name; None for any other text.
     pub fn parse(s: &str) -> Option<Severity> {
         match s {
             "critical" => Some(Severity::Critical),
@@ -39,6 +52,7 @@ impl Severity {
         }
     }
 
+    /// The lowercase name, as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Critical => "critical",
@@ -49,18 +63,28 @@ impl Severity {
     }
 }
 
+/// An event as an alert source sends it (the fields of a PagerDuty v2 event).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// The integration key it was sent with: it names the service that owns it.
     pub routing_key: String,
+    /// Trigger, acknowledge or resolve.
     pub action: EventAction,
     /// Empty on a trigger means "generate one" (from the log index).
     pub dedup_key: String,
+    /// What is wrong, in one line; required on a trigger (at most [`MAX_SUMMARY_BYTES`]).
     pub summary: String,
+    /// Where the problem is (a host, a monitor), as the source names it.
     pub source: String,
+    /// How bad the source says it is.
     pub severity: Severity,
+    /// The affected part of the source (`postgres`).
     pub component: String,
+    /// A logical grouping of components (`prod-datapipe`).
     pub group: String,
+    /// The kind of event (`ping failure`, `cpu load`).
     pub class: String,
+    /// Free-form details, copied to the incident and shown in email pages.
     pub custom_details: BTreeMap<String, String>,
 }
 

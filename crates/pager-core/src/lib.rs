@@ -27,6 +27,7 @@
 
 // An unwrap outside tests is a crash on input or I/O: return the error instead.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod command;
@@ -62,6 +63,8 @@ use serde::{Deserialize, Serialize};
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 pub struct LogMeta {
+    /// Index of the entry in the Raft log; incident revisions are these indexes.
     pub index: u64,
+    /// Raft term of the leader that appended the entry; deliveries are claimed for it.
     pub term: u64,
 }

@@ -12,25 +12,33 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+/// The on-call document: everyone and everything pagerd pages from, each
+/// entity under a stable name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnCallDoc {
+    /// Everyone who can be paged, by stable name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<String, User>,
+    /// Groups of users, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub teams: BTreeMap<String, Team>,
+    /// On-call schedules, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub schedules: BTreeMap<String, Schedule>,
+    /// Escalation policies, by name, run by services and teams.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub escalation_policies: BTreeMap<String, EscalationPolicy>,
     /// Response tiers and their acknowledgement SLA.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tiers: BTreeMap<String, Tier>,
+    /// Services, by name: where events arrive and incidents open.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub services: BTreeMap<String, Service>,
     /// Monitors that expect a ping every `interval`; a missed one opens an incident.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub heartbeats: BTreeMap<String, Heartbeat>,
+    /// Planned quiet periods for some services.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maintenance_windows: Vec<MaintenanceWindow>,
     /// Ordered rules on incoming events (see [`crate::routing`]).
@@ -38,74 +46,95 @@ pub struct OnCallDoc {
     pub routing_rules: Vec<RoutingRule>,
 }
 
+/// A group of users, paged together as a level's target or as responders.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Team {
+    /// Free text for people reading the document.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// User names of the members.
     pub members: Vec<String>,
     /// Policy used when the team is added as a responder (else all members are paged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation_policy: Option<String>,
 }
 
+/// A response tier: how fast incidents of its services should be acknowledged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
+    /// Free text for people reading the document.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// An incident should be acknowledged within this.
     pub ack_sla: Span,
 }
 
+/// A heartbeat monitor: it must ping every `interval`, or an incident opens
+/// on `service`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
+    /// The service a missed ping opens an incident on.
     pub service: String,
+    /// The longest wait for the next ping before it counts as missed.
     pub interval: Span,
     /// The key a monitor pings with (`POST /v1/heartbeat/{key}`).
     pub key: String,
+    /// The summary of the incident a missed ping opens; empty: a generated one.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub summary: String,
 }
 
+/// A person who can be paged: how to reach them, and which way when.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// Display name; the key in `users` is the stable name.
     #[serde(default)]
     pub name: String,
+    /// The user's email address (pages go only to `contact_methods`).
     #[serde(default)]
     pub email: String,
     /// The user's own zone, for showing times to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<Zone>,
+    /// The ways to reach the user, each named.
     #[serde(default)]
     pub contact_methods: Vec<ContactMethod>,
+    /// Which contact method to use how long after the user is paged, per urgency.
     #[serde(default)]
     pub notification_rules: NotificationRules,
 }
 
+/// One way to reach a user: a phone for SMS or voice, or an email address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactMethod {
     /// Stable name, unique per user, referenced by notification rules.
     pub name: String,
+    /// SMS, voice or email (written `type`).
     #[serde(rename = "type")]
     pub kind: ContactKind,
     /// E.164 phone number for sms and voice, an email address for email.
     pub address: String,
 }
 
+/// How a page reaches its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContactKind {
+    /// A text message to a phone number.
     Sms,
+    /// A phone call that speaks the page and takes keypresses.
     Voice,
+    /// An email, with signed acknowledge / resolve links when the daemon has a public URL.
     Email,
 }
 
 impl ContactKind {
+    /// The lowercase name, as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             ContactKind::Sms => "sms",
@@ -120,13 +149,16 @@ impl ContactKind {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationRules {
+    /// The rules for high-urgency incidents.
     #[serde(default)]
     pub high: Vec<NotificationRule>,
+    /// The rules for low-urgency incidents.
     #[serde(default)]
     pub low: Vec<NotificationRule>,
 }
 
 impl NotificationRules {
+    /// The rules that apply to an incident of `urgency`.
     pub fn for_urgency(&self, urgency: Urgency) -> &[NotificationRule] {
         match urgency {
             Urgency::High => &self.high,
@@ -135,26 +167,32 @@ impl NotificationRules {
     }
 }
 
+/// One step of notifying a user: use `contact`, `after` they are paged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationRule {
+    /// Delay from the moment the user is paged; `0` fires at once.
     #[serde(default)]
     pub after: Span,
     /// Name of one of the user's contact methods.
     pub contact: String,
 }
 
+/// How hard an incident pages: it picks the users' notification rules.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Urgency {
+    /// The users' high-urgency rules apply (the default).
     #[default]
     High,
+    /// The users' low-urgency rules apply.
     Low,
 }
 
 impl Urgency {
+    /// The lowercase name, as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             Urgency::High => "high",
@@ -163,11 +201,14 @@ impl Urgency {
     }
 }
 
+/// Who to page, level by level, until someone acknowledges.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationPolicy {
+    /// Free text for people reading the document.
     #[serde(default)]
     pub description: String,
+    /// Paged in order, first to last; at least one.
     pub levels: Vec<EscalationLevel>,
     /// How many more times the whole policy runs after the last level when
     /// nobody acknowledged (0: page each level once).
@@ -179,11 +220,13 @@ pub struct EscalationPolicy {
     pub fallback: Option<Target>,
 }
 
+/// One step of a policy: who it pages, and how long before the next step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationLevel {
     /// Time from this level being paged until the next level is.
     pub escalate_after: Span,
+    /// Who this level pages; at least one.
     pub targets: Vec<Target>,
 }
 
@@ -192,14 +235,19 @@ pub struct EscalationLevel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
+    /// One user, by name.
     User(String),
+    /// Whoever the schedule has on call (and its shadows) at that instant.
     Schedule(String),
+    /// Every member of the team.
     Team(String),
 }
 
+/// Something that can break: events arrive for it, and incidents open on it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
+    /// Free text for people reading the document.
     #[serde(default)]
     pub description: String,
     /// The owning team.
@@ -208,7 +256,9 @@ pub struct Service {
     /// Keys alert sources send with their events (`routing_key`); list the
     /// new one beside the old while rotating.
     pub integration_keys: Vec<String>,
+    /// The policy the primary track of each new incident runs.
     pub escalation_policy: String,
+    /// How the urgency of its incidents is decided.
     #[serde(default)]
     pub urgency: UrgencyRule,
     /// Carried by every page of this service.
@@ -237,9 +287,11 @@ pub struct Service {
     pub storm_threshold_per_minute: Option<u32>,
 }
 
+/// A service's weekly support hours, in one time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SupportHours {
+    /// The zone the windows' wall-clock times are in.
     pub time_zone: Zone,
     /// Same form as schedule restrictions: `{ days = ["mon", ...], from = "08:00", to = "20:00" }`.
     pub windows: Vec<Restriction>,
@@ -251,13 +303,17 @@ pub struct SupportHours {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceWindow {
+    /// Unique among the windows.
     pub name: String,
+    /// The services it quiets.
     pub services: Vec<String>,
     /// RFC 3339 instants; `end` exclusive.
     #[serde(with = "crate::schedule::civil::instant")]
     pub start: Millis,
+    /// When it ends (exclusive), in milliseconds since the Unix epoch.
     #[serde(with = "crate::schedule::civil::instant")]
     pub end: Millis,
+    /// Whether running escalations of its services wait until it ends (default: true).
     #[serde(default = "yes")]
     pub pause_escalations: bool,
 }
@@ -270,8 +326,10 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UrgencyRule {
+    /// Every incident is high urgency (the default).
     #[default]
     High,
+    /// Every incident is low urgency.
     Low,
     /// critical and error: high; warning and info: low.
     Severity,
@@ -293,7 +351,9 @@ impl UrgencyRule {
 /// One problem in a document, with the path of the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
+    /// The field at fault (`users.alice.contact_methods[0].address`).
     pub path: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -307,6 +367,7 @@ impl fmt::Display for Problem {
 pub const MAX_NAME_LEN: usize = 128;
 
 impl OnCallDoc {
+    /// Read a document from TOML; a syntax or shape error is one problem at `document`.
     pub fn from_toml(text: &str) -> Result<OnCallDoc, Problem> {
         toml::from_str(text).map_err(|e| Problem {
             path: "document".into(),
@@ -314,6 +375,7 @@ impl OnCallDoc {
         })
     }
 
+    /// Read a document from JSON; a syntax or shape error is one problem at `document`.
     pub fn from_json(text: &str) -> Result<OnCallDoc, Problem> {
         serde_json::from_str(text).map_err(|e| Problem {
             path: "document".into(),
@@ -321,6 +383,7 @@ impl OnCallDoc {
         })
     }
 
+    /// The document as pretty-printed TOML.
     pub fn to_toml(&self) -> String {
         // The document holds only maps, strings, numbers and lists: it always
         // serializes; an empty string would only hide a bug in this crate.

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 pub struct LevelOnCall {
     /// 1-based.
     pub level: u32,
+    /// The responders it would page.
     pub users: Vec<String>,
+    /// The shadows it would copy.
     pub shadows: Vec<String>,
     /// The next instant the answer for this level may change (from schedules).
     pub until: Option<Millis>,
@@ -24,26 +26,37 @@ pub struct LevelOnCall {
 /// A schedule a user is on call for at an instant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserOnCall {
+    /// The schedule's name.
     pub schedule: String,
+    /// True when the user shadows rather than responds.
     pub shadow: bool,
+    /// When the answer may next change, in milliseconds since the Unix epoch; None:
+    /// not within [`crate::schedule::UNTIL_HORIZON`].
     pub until: Option<Millis>,
 }
 
 /// One page of a simulated trigger nobody answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedPage {
+    /// When it would go out, in milliseconds since the Unix epoch.
     pub at: Millis,
+    /// The user paged.
     pub user: String,
+    /// `sms`, `voice` or `email`.
     pub method: String,
+    /// The name of the user's contact method it would go to.
     pub contact: String,
+    /// A copy for a shadow, not a responder.
     pub shadow: bool,
     /// 1-based level and 0-based repeat of the primary track when paged.
     pub level: u32,
+    /// Completed repeats of the policy when paged (0 on the first pass).
     pub repeat: u32,
 }
 
 /// How far ahead a simulation looks, and how many pages it lists at most.
 pub const SIMULATION_HORIZON: Millis = 7 * 86_400_000;
+/// Most pages a simulation lists.
 pub const SIMULATION_MAX_PAGES: usize = 500;
 
 impl OnCallDoc {

@@ -10,15 +10,23 @@ use std::fmt;
 /// Why a command changed nothing. `pagerd` maps these to gRPC codes in one place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Rejection {
+    /// A field of the command or event is wrong.
     Invalid {
+        /// The field at fault (`summary`, `until`, `targets`).
         field: String,
+        /// What is wrong with it.
         reason: String,
     },
+    /// Something the command names does not exist.
     NotFound {
+        /// The field that names it.
         field: String,
+        /// What was not found (`incident`, `token "ci"`).
         what: String,
     },
+    /// The on-call document does not validate; nothing was applied.
     ConfigInvalid {
+        /// Every problem found, sorted by path.
         problems: Vec<crate::oncall::Problem>,
     },
 }

@@ -18,16 +18,21 @@ pub const SMS_SEGMENT: usize = 160;
 /// Twilio's limit on a message body.
 pub const SMS_MAX: usize = 1600;
 
+/// The words of one page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageText {
+    /// The email subject; a one-line title of the incident.
     pub subject: String,
+    /// The body for the channel: the SMS text, what a call says, or the plain-text email.
     pub text: String,
 }
 
 /// One-click links for an email page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailLinks {
+    /// Signed URL that acknowledges the incident.
     pub acknowledge: String,
+    /// Signed URL that resolves the incident.
     pub resolve: String,
 }
 
@@ -42,6 +47,7 @@ pub fn page(incident: &Incident, delivery: &Delivery) -> PageText {
     PageText { subject, text }
 }
 
+/// `[pagerd] #12 CRITICAL db-prod: Disk full`: the subject of a page.
 pub fn subject(incident: &Incident) -> String {
     format!(
         "[pagerd] #{} {} {}: {}",

@@ -78,8 +78,11 @@ const OPT_IN: [&str; 3] = ["START", "YES", "UNSTOP"];
 pub enum SmsCommand {
     /// An action on the page with this code, or on the phone's latest page.
     Act(PhoneAction, Option<u64>),
+    /// An opt-out word on its own (`STOP`, ...): SMS pages to this phone stop.
     OptOut,
+    /// An opt-in word on its own (`START`, ...): SMS pages to this phone resume.
     OptIn,
+    /// Anything else: the answer is [`SMS_HELP`].
     Help,
 }
 
@@ -112,8 +115,11 @@ pub fn parse_sms(body: &str) -> SmsCommand {
 /// A key pressed during a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keypress {
+    /// A key that asks for an action (4, 6 or 5).
     Act(PhoneAction),
+    /// `*`: say the page again.
     Repeat,
+    /// Any other key.
     Unknown,
 }
 

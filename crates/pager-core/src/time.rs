@@ -27,16 +27,20 @@ pub fn rfc3339(ms: Millis) -> String {
 pub struct Span(pub Millis);
 
 impl Span {
+    /// No time at all, written `"0"`.
     pub const ZERO: Span = Span(0);
 
+    /// `s` seconds (saturating).
     pub fn from_secs(s: u64) -> Span {
         Span(s.saturating_mul(1000))
     }
 
+    /// `m` minutes (saturating).
     pub fn from_mins(m: u64) -> Span {
         Span(m.saturating_mul(60_000))
     }
 
+    /// The span in milliseconds.
     pub fn millis(self) -> Millis {
         self.0
     }

@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 /// Unique, time-ordered key: (due instant, sequence number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TimerKey {
+    /// When it is due, in milliseconds since the Unix epoch.
     pub at: Millis,
+    /// Insertion order, unique across all timers: timers due at the same instant
+    /// fire in the order they were set.
     pub seq: u64,
 }
 
@@ -24,30 +27,36 @@ pub struct TimerKey {
 pub struct TimerSet(Vec<TimerKey>);
 
 impl TimerSet {
+    /// Add a key (nothing if it is there already).
     pub fn insert(&mut self, key: TimerKey) {
         if let Err(at) = self.0.binary_search(&key) {
             self.0.insert(at, key);
         }
     }
 
+    /// Remove a key (nothing if it is absent).
     pub fn remove(&mut self, key: &TimerKey) {
         if let Ok(at) = self.0.binary_search(key) {
             self.0.remove(at);
         }
     }
 
+    /// Whether the key is in the set.
     pub fn contains(&self, key: &TimerKey) -> bool {
         self.0.binary_search(key).is_ok()
     }
 
+    /// The keys, ascending.
     pub fn iter(&self) -> std::slice::Iter<'_, TimerKey> {
         self.0.iter()
     }
 
+    /// How many keys there are.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -78,29 +87,50 @@ impl<'a> IntoIterator for &'a TimerSet {
     }
 }
 
+/// What a timer does when it comes due.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Timer {
     /// Page the next level of track `track` (or repeat its policy, or page the fallback).
-    Escalate { incident: IncidentId, track: u32 },
+    Escalate {
+        /// The incident escalating.
+        incident: IncidentId,
+        /// Index of the track in the incident's `tracks` (0: the primary).
+        track: u32,
+    },
     /// Fire notification rule `rule` of `user`.
     Notify {
+        /// The incident paging the user.
         incident: IncidentId,
+        /// The user to notify.
         user: String,
+        /// Index of the rule among the user's rules for the incident's urgency.
         rule: u32,
+        /// Whether the user is paged as a shadow.
         #[serde(default)]
         shadow: bool,
     },
     /// Retry a delivery that failed with a retryable error.
     Retry {
+        /// The incident of the delivery.
         incident: IncidentId,
+        /// The delivery to claim and send again.
         delivery: DeliveryId,
     },
     /// Snooze or acknowledgement timeout over: trigger the incident again.
-    Retrigger { incident: IncidentId },
+    Retrigger {
+        /// The incident to trigger again.
+        incident: IncidentId,
+    },
     /// The service's auto-resolve delay passed.
-    AutoResolve { incident: IncidentId },
+    AutoResolve {
+        /// The incident to resolve.
+        incident: IncidentId,
+    },
     /// A heartbeat monitor missed its ping.
-    HeartbeatMissed { name: String },
+    HeartbeatMissed {
+        /// The monitor's name in the document's `heartbeats`.
+        name: String,
+    },
 }
 
 impl Timer {
@@ -126,6 +156,7 @@ impl Timer {
     }
 }
 
+/// Every pending timer of the state, in due order (instant, then insertion).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timers {
     #[serde(with = "timer_rows")]
@@ -134,6 +165,7 @@ pub struct Timers {
 }
 
 impl Timers {
+    /// Set a timer due at `at`; returns its key.
     pub fn insert(&mut self, at: Millis, timer: Timer) -> TimerKey {
         self.next_seq += 1;
         let key = TimerKey {
@@ -144,18 +176,23 @@ impl Timers {
         key
     }
 
+    /// The timer under `key`, while it is pending.
     pub fn get(&self, key: &TimerKey) -> Option<&Timer> {
         self.rows.get(key)
     }
 
+    /// Whether the timer under `key` is still pending.
     pub fn contains(&self, key: &TimerKey) -> bool {
         self.rows.contains_key(key)
     }
 
+    /// Remove the timer under `key` and return it.
     pub fn remove(&mut self, key: &TimerKey) -> Option<Timer> {
         self.rows.remove(key)
     }
 
+    /// The earliest due instant, in milliseconds since the Unix epoch; None when
+    /// no timer is pending.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.rows.keys().next().map(|k| k.at)
     }
@@ -169,14 +206,17 @@ impl Timers {
         self.rows.remove(&first).map(|t| (first, t))
     }
 
+    /// How many timers are pending.
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
+    /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
+    /// Every pending timer with its key, earliest first.
     pub fn iter(&self) -> impl Iterator<Item = (&TimerKey, &Timer)> {
         self.rows.iter()
     }

@@ -23,7 +23,9 @@ pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub const REGEX_DFA_SIZE_LIMIT: usize = 1 << 20;
 /// Bounds on the work one event costs the state machine.
 pub const MAX_RULES: usize = 1000;
+/// Most conditions in one rule.
 pub const MAX_CONDITIONS: usize = 32;
+/// Longest `runbook_url`, in bytes.
 pub const MAX_URL_LEN: usize = 2048;
 
 /// Every problem in `rules`, each with its path (`routing_rules[2].conditions[0].value`),

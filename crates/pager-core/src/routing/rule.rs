@@ -20,13 +20,16 @@ pub struct RoutingRule {
     /// Services to page, in order. Names from the on-call document's `services`.
     #[serde(default)]
     pub route_to: Vec<String>,
+    /// Re-rate the event to this severity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_severity: Option<Severity>,
+    /// Open its incidents at this urgency, whatever the service's rule says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_urgency: Option<Urgency>,
     /// Record the event but open no page.
     #[serde(default)]
     pub suppress: bool,
+    /// The runbook link of its incidents, in place of the service's (an http(s) URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook_url: Option<String>,
     /// `false` (default): when this rule matches, evaluation stops here.
@@ -41,6 +44,7 @@ pub struct RoutingRule {
 pub struct Condition {
     /// One of [`FIELDS`], or `details.<key>` for a custom detail.
     pub field: String,
+    /// How the field is tested.
     pub op: Op,
     /// Required by every op except `exists` and `not_exists`, which refuse one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,6 +52,7 @@ pub struct Condition {
 }
 
 impl Condition {
+    /// A condition from borrowed parts.
     pub fn new(field: &str, op: Op, value: Option<&str>) -> Condition {
         Condition {
             field: field.to_string(),
@@ -78,6 +83,7 @@ pub enum Op {
 }
 
 impl Op {
+    /// The snake_case name, as written in the document.
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Equals => "equals",

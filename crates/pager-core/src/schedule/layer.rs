@@ -32,8 +32,10 @@ pub struct Layer {
     /// Names the layer in shifts and in validation problems.
     #[serde(default)]
     pub name: String,
+    /// Wall-clock time `users[0]`'s first turn starts, in the schedule's zone.
     #[serde(with = "civil::datetime")]
     pub start: DateTime,
+    /// How long each turn lasts.
     pub rotation: Rotation,
     /// Wall-clock time of the handoffs after the first.
     #[serde(

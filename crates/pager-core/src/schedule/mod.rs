@@ -144,6 +144,7 @@ pub const GAP_LOOKAHEAD: Span = Span(14 * civil::DAY as u64);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
+    /// Free text for people reading the document.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// The zone of every wall-clock time in the schedule.
@@ -171,7 +172,9 @@ pub struct OnCall {
 /// A stretch of time one user is on call, from one layer or an override.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shift {
+    /// The user on call.
     pub user: String,
+    /// When the shift starts, in milliseconds since the Unix epoch.
     pub start: Millis,
     /// Exclusive.
     pub end: Millis,

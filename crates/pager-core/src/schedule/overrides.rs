@@ -18,10 +18,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Override {
+    /// Who takes the pager.
     pub user: String,
     /// Only stand in for this user, when they are on call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
+    /// When it starts, in milliseconds since the Unix epoch.
     #[serde(with = "civil::instant")]
     pub start: Millis,
     /// Exclusive.

@@ -9,16 +9,24 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Day {
+    /// Monday.
     Mon,
+    /// Tuesday.
     Tue,
+    /// Wednesday.
     Wed,
+    /// Thursday.
     Thu,
+    /// Friday.
     Fri,
+    /// Saturday.
     Sat,
+    /// Sunday.
     Sun,
 }
 
 impl Day {
+    /// Every day of the week, Monday first.
     pub const ALL: [Day; 7] = [
         Day::Mon,
         Day::Tue,
@@ -57,8 +65,10 @@ pub struct Restriction {
     /// Days on which a window starts; empty for every day.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub days: Vec<Day>,
+    /// Wall-clock start of each window (`"08:00"`).
     #[serde(with = "civil::time")]
     pub from: Time,
+    /// Wall-clock end of each window; at or before `from`, it ends the following day.
     #[serde(with = "civil::time")]
     pub to: Time,
 }

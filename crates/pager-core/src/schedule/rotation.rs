@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Rotation {
+    /// Turns of one hour of absolute time.
     Hourly,
+    /// Turns of one calendar day, handing off at the same wall-clock time.
     Daily,
+    /// Turns of seven calendar days, handing off at the same wall-clock time.
     Weekly,
     /// Every this many calendar days (1 to [`Rotation::MAX_DAYS`]).
     Days(u32),
@@ -39,7 +42,9 @@ pub(crate) enum Step {
 }
 
 impl Rotation {
+    /// Longest `days` rotation, about ten years.
     pub const MAX_DAYS: u32 = 3660;
+    /// Shortest custom span: one hour.
     pub const MIN_CUSTOM: Span = Span(HOUR as u64);
     /// Longest custom span, as long as the longest day rotation.
     pub const MAX_CUSTOM: Span = Span(Self::MAX_DAYS as u64 * DAY as u64);

@@ -8,8 +8,11 @@ use std::collections::BTreeSet;
 
 /// Bounds that keep one query within its time budget.
 pub const MAX_LAYERS: usize = 32;
+/// Most users in one layer.
 pub const MAX_USERS_PER_LAYER: usize = 256;
+/// Most restrictions on one layer.
 pub const MAX_RESTRICTIONS_PER_LAYER: usize = 32;
+/// Most overrides on one schedule.
 pub const MAX_OVERRIDES: usize = 1024;
 /// Years a layer's wall-clock times may name.
 const YEARS: std::ops::RangeInclusive<i16> = 1970..=9000;

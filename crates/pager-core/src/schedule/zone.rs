@@ -23,6 +23,7 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// Look `name` up in the bundled database; an unknown name is kept, unresolved.
     pub fn new(name: impl Into<String>) -> Zone {
         let name = name.into();
         let tz = TimeZoneDatabase::bundled().get(&name).ok();

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// A heartbeat monitor's progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatState {
+    /// When the last ping arrived, in milliseconds since the Unix epoch.
     pub last_seen: Millis,
     /// The pending `HeartbeatMissed` timer.
     pub timer: Option<TimerKey>,

@@ -55,18 +55,26 @@ use ingest::Storm;
 /// Result of applying one command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
+    /// The answer to the proposer.
     pub response: Response,
+    /// What changed, in order, for the runtime to act on.
     pub effects: Vec<Effect>,
 }
 
 /// Counters kept in the replicated state (so every node reports the same).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
+    /// Events ingested with a known integration key.
     pub events: u64,
+    /// Incidents opened.
     pub incidents_opened: u64,
+    /// Triggers that joined an open incident instead of opening one.
     pub triggers_folded: u64,
+    /// Deliveries created: one per page.
     pub deliveries_created: u64,
+    /// Deliveries the provider accepted.
     pub deliveries_sent: u64,
+    /// Deliveries that failed for good.
     pub deliveries_failed: u64,
     /// Deliveries re-claimed by a new leader with no recorded outcome: each is
     /// a page that may have gone out twice.
@@ -99,6 +107,7 @@ pub struct Stats {
 pub struct LinkKey(String);
 
 impl LinkKey {
+    /// The key itself, for signing and checking links; never log it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -130,11 +139,14 @@ impl PartialEq for RouterCache {
     }
 }
 
+/// The replicated state of the paging domain: every node applies the same log
+/// to it and holds the same value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// Shared so apply can read it while changing the rest of the state
     /// without copying (replaced whole by `ApplyConfig`).
     pub config: Arc<OnCallDoc>,
+    /// Documents applied so far (an override adds one); 0 before the first.
     pub config_version: u64,
     #[serde(skip)]
     router: RouterCache,
@@ -148,6 +160,7 @@ pub struct State {
     open_by_key: BTreeMap<String, BTreeMap<String, IncidentId>>,
     /// Per service, the newest incident opened without a dedup key, for grouping.
     last_ungrouped: BTreeMap<String, IncidentId>,
+    /// Every delivery of the incidents kept, by id; shared like `incidents`.
     pub deliveries: BTreeMap<DeliveryId, Arc<Delivery>>,
     /// Deliveries in `Pending`: what the leader has to send.
     pending: BTreeSet<DeliveryId>,
@@ -158,6 +171,7 @@ pub struct State {
     /// Contact methods that cannot be reached, by [`contact_key`].
     #[serde(default)]
     pub unreachable: BTreeMap<String, Unreachable>,
+    /// Signs email acknowledge / resolve links; unset until the first `Takeover`.
     #[serde(default)]
     pub link_key: LinkKey,
     /// API tokens by name.
@@ -167,7 +181,9 @@ pub struct State {
     /// open storm incident.
     #[serde(default)]
     storms: BTreeMap<String, Storm>,
+    /// Every pending timer, by due instant.
     pub timers: Timers,
+    /// Each heartbeat monitor's progress, by name, from its first ping.
     pub heartbeats: BTreeMap<String, HeartbeatState>,
     next_incident: IncidentId,
     next_delivery: DeliveryId,
@@ -175,6 +191,7 @@ pub struct State {
     pub clock: Millis,
     /// Log position of the last applied command.
     pub last_applied: LogMeta,
+    /// Counters, the same on every node.
     pub stats: Stats,
 }
 
@@ -333,6 +350,8 @@ impl State {
 
     // ---- queries (pure, used by every node) ----
 
+    /// The earliest timer's due instant, in milliseconds since the Unix epoch: the
+    /// leader proposes a `Tick` then.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.timers.next_deadline()
     }
@@ -345,6 +364,8 @@ impl State {
             .filter_map(|id| self.deliveries.get(id).map(|d| &**d))
     }
 
+    /// The service that owns an integration key, from the index built when the
+    /// document was applied.
     pub fn service_for_key(&self, key: &str) -> Option<&str> {
         self.key_index.get(key).map(String::as_str)
     }
