@@ -1,6 +1,7 @@
-//! API tokens: who may act through the public API. Only a token's SHA-256
-//! digest is replicated (the daemon hashes the secret it hands out once), so
-//! the log, snapshots and backups never hold a usable credential.
+//! Who may act: API tokens for the public API and passwords for the console.
+//! Only a token's SHA-256 digest and a password's Argon2id hash are
+//! replicated (the daemon hashes before it proposes), so the log, snapshots
+//! and backups never hold a usable credential.
 
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
@@ -48,3 +49,24 @@ pub struct ApiToken {
 
 /// Longest token name, in bytes.
 pub const MAX_TOKEN_NAME: usize = 64;
+
+/// A user's console sign-in as replicated: the Argon2id hash of their
+/// password (a PHC string, salt and parameters included) and the role it
+/// grants. Only users of the current on-call document have one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    /// The user's stable name in the on-call document.
+    pub user: String,
+    /// What the user may do once signed in (the same roles as API tokens).
+    pub role: TokenRole,
+    /// `$argon2id$v=19$m=…,t=…,p=…$salt$hash`: never the password itself.
+    pub phc: String,
+    /// When the password was last set, in milliseconds since the Unix epoch.
+    pub set_at: Millis,
+    /// Who set it (the `by` of its `SetPassword`).
+    pub set_by: String,
+}
+
+/// Longest PHC string accepted, in bytes (Argon2id with default parameters
+/// is about 100).
+pub const MAX_PHC: usize = 256;

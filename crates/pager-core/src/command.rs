@@ -234,6 +234,30 @@ pub enum Command {
         /// Who revoked it.
         by: String,
     },
+    /// Set (or replace) a user's console password and role. Rejected unless
+    /// the user is in the current on-call document and `phc` is an Argon2id
+    /// PHC string.
+    SetPassword {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The user's stable name in the on-call document.
+        user: String,
+        /// What the user may do once signed in.
+        role: crate::auth::TokenRole,
+        /// The Argon2id hash of the password, as a PHC string.
+        phc: String,
+        /// Who set it.
+        by: String,
+    },
+    /// Remove a user's console password: they can no longer sign in.
+    ClearPassword {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The user whose password goes.
+        user: String,
+        /// Who removed it.
+        by: String,
+    },
     /// What happened when the leader sent `attempt` of `delivery`.
     Outcome {
         /// When the leader stamped it, in milliseconds since the Unix epoch.
@@ -281,6 +305,8 @@ macro_rules! each_at {
             | Command::AddOverride { $at, .. }
             | Command::CreateToken { $at, .. }
             | Command::RevokeToken { $at, .. }
+            | Command::SetPassword { $at, .. }
+            | Command::ClearPassword { $at, .. }
             | Command::Outcome { $at, .. }
             | Command::Compact { $at, .. } => $body,
         }

@@ -46,7 +46,7 @@ pub mod state;
 pub mod time;
 pub mod timer;
 
-pub use auth::{ApiToken, TokenRole};
+pub use auth::{ApiToken, Credential, TokenRole};
 pub use command::{Command, Effect, Response, SendResult};
 pub use delivery::{Delivery, DeliveryId, DeliveryStatus, PhoneAction, Unreachable};
 pub use event::{Event, EventAction, Severity};

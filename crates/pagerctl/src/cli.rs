@@ -18,6 +18,7 @@ use crate::cmd::oncall::OncallArgs;
 use crate::cmd::schedule::ScheduleCommand;
 use crate::cmd::simulate::SimulateArgs;
 use crate::cmd::token::TokenCommand;
+use crate::cmd::user::UserCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,6 +102,10 @@ pub enum Command {
     /// API tokens: create (the secret is printed once), revoke, list. Admin only.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Who can sign in to the web console: set-password (read from standard
+    /// input), clear-password, list. Admin only.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Print a shell completion script: `pagerctl completions bash > /etc/bash_completion.d/pagerctl`.
     Completions {
         #[arg(value_enum)]

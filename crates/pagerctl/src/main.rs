@@ -67,6 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Cluster(cmd) => cmd::cluster::run(&client, &out, cmd).await,
         Command::Token(cmd) => cmd::token::run(&client, &out, cmd).await,
+        Command::User(cmd) => cmd::user::run(&client, &out, cmd).await,
         Command::Completions { .. } => Ok(()),
         Command::Apply(args) => cmd::apply::run(&client, &out, args).await,
         Command::Config(cmd) => cmd::config::run(&client, &out, cmd).await,

@@ -212,3 +212,101 @@ async fn the_readme_walk_through_against_a_real_cluster() {
         n.shutdown().await;
     }
 }
+
+/// `pagerctl user set-password` with the password on standard input.
+async fn set_password(endpoints: &str, user: &str, stdin: &[u8], extra: &[&str]) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pagerctl"))
+        .arg("--endpoint")
+        .arg(endpoints)
+        .args(["user", "set-password", user])
+        .args(extra)
+        .env_remove("PAGERCTL_ENDPOINT")
+        .env_remove("PAGERCTL_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run pagerctl");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin).await.expect("write stdin");
+    drop(input);
+    child.wait_with_output().await.expect("pagerctl exits")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admin_sets_a_console_password_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, ep) = cluster(dir.path()).await;
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/oncall.example.toml"
+    );
+    let applied = pagerctl(&ep, &["apply", "-f", example]).await;
+    assert_eq!(applied.status.code(), Some(0));
+
+    let secret = "tr0ub4dor&3-horse";
+    let out = set_password(
+        &ep,
+        "alice",
+        format!("{secret}\n").as_bytes(),
+        &["--role", "admin", "--output", "json"],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let set: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (set["user"].as_str(), set["role"].as_str()),
+        (Some("alice"), Some("admin"))
+    );
+    let index = set["commit_index"].as_u64().expect("commit index");
+
+    // Every node holds the same Argon2id hash, which verifies the password
+    // and does not contain it.
+    for n in &nodes {
+        let mut m = n.node.raft.metrics();
+        m.wait_for(|m| m.last_applied.is_some_and(|l| l.index >= index))
+            .await
+            .expect("applied");
+        let cred = n
+            .node
+            .read(|s| s.credentials.get("alice").cloned())
+            .expect("credential replicated");
+        assert!(cred.phc.starts_with("$argon2id$"), "{}", cred.phc);
+        assert!(!cred.phc.contains(secret));
+        assert!(pagerd::edge::password::verify(&cred.phc, secret));
+        assert!(!pagerd::edge::password::verify(&cred.phc, "tr0ub4dor&3"));
+    }
+    let list = json(&ep, &["user", "list"]).await;
+    assert_eq!(list["users"][0]["user"], "alice");
+    assert_eq!(list["users"][0]["role"], "admin");
+
+    // Refused, with the field at fault, and nothing applied: a short
+    // password, an empty stdin, a user not in the document.
+    for (user, stdin, needle) in [
+        ("bob", &b"short\n"[..], "password"),
+        ("bob", &b""[..], "no password on standard input"),
+        ("mallory", &b"long enough password\n"[..], "mallory"),
+    ] {
+        let out = set_password(&ep, user, stdin, &[]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{user}: {err}");
+        assert!(err.contains(needle), "{user}: {err}");
+    }
+    let list = json(&ep, &["user", "list"]).await;
+    assert_eq!(list["users"].as_array().map(Vec::len), Some(1));
+
+    let cleared = json(&ep, &["user", "clear-password", "alice"]).await;
+    assert_eq!(cleared["cleared"], true);
+    let list = json(&ep, &["user", "list"]).await;
+    assert_eq!(list["users"].as_array().map(Vec::len), Some(0));
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

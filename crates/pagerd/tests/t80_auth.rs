@@ -201,3 +201,71 @@ async fn the_peer_port_demands_the_cluster_secret() {
     assert_eq!(status.code(), Code::Unauthenticated, "{status}");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_an_admin_sets_console_passwords() {
+    let c = Cluster::start_with_auth(3, BOOTSTRAP).await;
+    let leader = c.leader().await;
+    let f = c.follower(leader);
+    apply(c.channel(f).await, Some(BOOTSTRAP))
+        .await
+        .expect("admin applies");
+    let responder = create(c.channel(f).await, BOOTSTRAP, "alice-phone", "responder")
+        .await
+        .expect("token created");
+    let set = |token: Option<String>, user: &str, password: &str| {
+        let req = pb::SetPasswordRequest {
+            user: user.into(),
+            password: password.into(),
+            role: String::new(),
+        };
+        let ch = c.channel(f);
+        async move {
+            pb::users_client::UsersClient::new(ch.await)
+                .set_password(with_token(req, token.as_deref()))
+                .await
+        }
+    };
+    let err = set(None, "alice", "long enough secret")
+        .await
+        .expect_err("no token");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = set(
+        Some(responder.secret.clone()),
+        "alice",
+        "long enough secret",
+    )
+    .await
+    .expect_err("a responder may not");
+    assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+    let err = set(Some(BOOTSTRAP.into()), "alice", "short")
+        .await
+        .expect_err("too short");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("password"), "{}", err.message());
+    let err = set(Some(BOOTSTRAP.into()), "nobody", "long enough secret")
+        .await
+        .expect_err("not in the document");
+    assert_eq!(err.code(), Code::NotFound, "{}", err.message());
+    assert!(c.node(leader).node.read(|s| s.credentials.is_empty()));
+
+    let ok = set(Some(BOOTSTRAP.into()), "alice", "long enough secret")
+        .await
+        .expect("admin sets it")
+        .into_inner();
+    c.applied(leader, ok.commit_index).await;
+    let cred = c
+        .node(leader)
+        .node
+        .read(|s| s.credentials.get("alice").cloned())
+        .expect("replicated");
+    assert_eq!(
+        (cred.role, cred.set_by.as_str()),
+        (pager_core::TokenRole::Responder, "bootstrap-admin")
+    );
+    assert!(pagerd::edge::password::verify(
+        &cred.phc,
+        "long enough secret"
+    ));
+    c.shutdown().await;
+}

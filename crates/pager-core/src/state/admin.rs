@@ -18,6 +18,9 @@ impl State {
         }
         self.config = Arc::new(doc.clone());
         self.config_version += 1;
+        // A user removed from the document loses console access with it.
+        self.credentials
+            .retain(|user, _| doc.users.contains_key(user));
         self.router = RouterCache(Router::new(&doc.routing_rules).ok());
         self.key_index = doc
             .services
@@ -144,6 +147,42 @@ impl State {
                 sha256: sha256.to_ascii_lowercase(),
                 created_at: at,
                 created_by: by.to_string(),
+            },
+        );
+        Response::Noop
+    }
+
+    pub(super) fn set_password(
+        &mut self,
+        at: Millis,
+        user: &str,
+        role: crate::auth::TokenRole,
+        phc: &str,
+        by: &str,
+    ) -> Response {
+        if !self.config.users.contains_key(user) {
+            return Response::Rejected(Rejection::NotFound {
+                field: "user".into(),
+                what: format!("user {user:?} in the on-call document"),
+            });
+        }
+        if !phc.starts_with("$argon2id$") || phc.len() > crate::auth::MAX_PHC {
+            return rejected_invalid(
+                "phc",
+                format!(
+                    "an Argon2id PHC string of at most {} bytes",
+                    crate::auth::MAX_PHC
+                ),
+            );
+        }
+        self.credentials.insert(
+            user.to_string(),
+            crate::auth::Credential {
+                user: user.to_string(),
+                role,
+                phc: phc.to_string(),
+                set_at: at,
+                set_by: by.to_string(),
             },
         );
         Response::Noop

@@ -177,6 +177,9 @@ pub struct State {
     /// API tokens by name.
     #[serde(default)]
     pub tokens: BTreeMap<String, crate::auth::ApiToken>,
+    /// Console passwords by user (users of the current document only).
+    #[serde(default)]
+    pub credentials: BTreeMap<String, crate::auth::Credential>,
     /// Per service with a storm threshold: recent incident openings and the
     /// open storm incident.
     #[serde(default)]
@@ -320,6 +323,20 @@ impl State {
                 None => Response::Rejected(Rejection::NotFound {
                     field: "name".into(),
                     what: format!("token {name:?}"),
+                }),
+            },
+            Command::SetPassword {
+                user,
+                role,
+                phc,
+                by,
+                ..
+            } => self.set_password(cx.at, user, *role, phc, by),
+            Command::ClearPassword { user, .. } => match self.credentials.remove(user) {
+                Some(_) => Response::Noop,
+                None => Response::Rejected(Rejection::NotFound {
+                    field: "user".into(),
+                    what: format!("a password for user {user:?}"),
                 }),
             },
             Command::ContactHealth {

@@ -16,3 +16,4 @@ pub mod oncall;
 pub mod schedule;
 pub mod simulate;
 pub mod token;
+pub mod user;

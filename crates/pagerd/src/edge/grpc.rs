@@ -4,6 +4,7 @@
 
 mod oncall;
 mod tokens;
+mod users;
 
 use crate::edge::convert;
 use crate::error::NodeError;
@@ -838,13 +839,14 @@ impl pb::cluster_server::Cluster for Api {
 }
 
 /// The client port's services, by their full gRPC names.
-pub const PUBLIC_SERVICES: [&str; 6] = [
+pub const PUBLIC_SERVICES: [&str; 7] = [
     "pager.v1.Events",
     "pager.v1.Incidents",
     "pager.v1.Config",
     "pager.v1.OnCall",
     "pager.v1.Cluster",
     "pager.v1.Tokens",
+    "pager.v1.Users",
 ];
 
 /// Keep grpc.health.v1 in step with the cluster: the public services are

@@ -4,13 +4,14 @@
 //! none of it keeps state of its own but the per-key rate limit.
 //!
 //! - [`grpc`] and [`convert`]: the public gRPC API (Events, Incidents,
-//!   Config, OnCall, Cluster, Tokens; health and reflection) and its
+//!   Config, OnCall, Cluster, Tokens, Users; health and reflection) and its
 //!   protobuf conversions
 //! - [`http`]: the HTTP router (health, readiness, metrics, heartbeats) that
 //!   mounts the rest
 //! - [`compat`]: PagerDuty Events v2 and Alertmanager webhooks
 //! - [`webhooks`] and [`links`]: what phones and inboxes send back (Twilio
 //!   SMS, voice and status callbacks; signed email links)
+//! - [`password`]: console passwords (Argon2id)
 //! - [`ratelimit`]: the per-integration-key token bucket
 
 pub mod compat;
@@ -18,5 +19,6 @@ pub mod convert;
 pub mod grpc;
 pub mod http;
 pub mod links;
+pub mod password;
 pub mod ratelimit;
 pub mod webhooks;

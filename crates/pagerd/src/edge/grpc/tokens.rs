@@ -20,7 +20,7 @@ fn digest(secret: &str) -> String {
         .collect()
 }
 
-fn role_from_str(role: &str) -> Result<TokenRole, NodeError> {
+pub(super) fn role_from_str(role: &str) -> Result<TokenRole, NodeError> {
     match role {
         "responder" => Ok(TokenRole::Responder),
         "admin" => Ok(TokenRole::Admin),
