@@ -4,6 +4,9 @@
 //! Each server's listener is bound before the binary starts, so there is
 //! nothing to wait for: the binary's connect lands in the accept queue.
 
+mod common;
+
+use common::pagerctl_with_stdin;
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,7 +19,6 @@ use pager_proto::pager::v1::{
     GetConfigRequest, GetConfigResponse, InitClusterRequest, InitClusterResponse, MemberStatus,
     MembershipResponse, NodeInfo, RemoveNodeRequest,
 };
-use tokio::io::AsyncWriteExt;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
@@ -451,26 +453,6 @@ async fn spawn_config_node_with(fake: FakeConfig) -> String {
             .serve_with_incoming(incoming),
     );
     format!("http://{addr}")
-}
-
-/// `pagerctl ARGS` with `stdin` as its standard input.
-async fn pagerctl_with_stdin(args: &[&str], stdin: &str) -> Output {
-    let mut child = tokio::process::Command::new(BIN)
-        .args(args)
-        .env_remove("PAGERCTL_ENDPOINT")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run pagerctl");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.as_bytes())
-        .await
-        .expect("write stdin");
-    drop(input);
-    child.wait_with_output().await.expect("pagerctl exits")
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 //! transfer and a backup, with `--output json` parsed and exit codes checked.
 //! The endpoint list starts with a dead address, so every call also fails over.
 
+mod common;
+
 use pagerd::config::{RawConfig, RawMember};
 use pagerd::{Listeners, Running};
 use serde_json::Value;
@@ -213,26 +215,11 @@ async fn the_readme_walk_through_against_a_real_cluster() {
     }
 }
 
-/// `pagerctl user set-password` with the password on standard input.
-async fn set_password(endpoints: &str, user: &str, stdin: &[u8], extra: &[&str]) -> Output {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pagerctl"))
-        .arg("--endpoint")
-        .arg(endpoints)
-        .args(["user", "set-password", user])
-        .args(extra)
-        .env_remove("PAGERCTL_ENDPOINT")
-        .env_remove("PAGERCTL_TOKEN")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run pagerctl");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin).await.expect("write stdin");
-    drop(input);
-    child.wait_with_output().await.expect("pagerctl exits")
+/// `pagerctl user set-password USER EXTRA` with the password on standard input.
+async fn set_password(endpoints: &str, user: &str, stdin: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["--endpoint", endpoints, "user", "set-password", user];
+    args.extend(extra);
+    common::pagerctl_with_stdin(&args, stdin).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -250,7 +237,7 @@ async fn an_admin_sets_a_console_password_from_standard_input() {
     let out = set_password(
         &ep,
         "alice",
-        format!("{secret}\n").as_bytes(),
+        &format!("{secret}\n"),
         &["--role", "admin", "--output", "json"],
     )
     .await;
@@ -290,9 +277,9 @@ async fn an_admin_sets_a_console_password_from_standard_input() {
     // Refused, with the field at fault, and nothing applied: a short
     // password, an empty stdin, a user not in the document.
     for (user, stdin, needle) in [
-        ("bob", &b"short\n"[..], "password"),
-        ("bob", &b""[..], "no password on standard input"),
-        ("mallory", &b"long enough password\n"[..], "mallory"),
+        ("bob", "short\n", "password"),
+        ("bob", "", "no password on standard input"),
+        ("mallory", "long enough password\n", "mallory"),
     ] {
         let out = set_password(&ep, user, stdin, &[]).await;
         let err = String::from_utf8_lossy(&out.stderr);

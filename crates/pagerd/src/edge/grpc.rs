@@ -128,6 +128,17 @@ pub async fn send_event(
 }
 
 impl Api {
+    /// Commit an administrative command (tokens, passwords) whose answer is
+    /// only accepted or rejected: its commit index, or the rejection as a
+    /// status naming the field at fault.
+    pub(super) async fn commit(&self, cmd: pager_core::Command) -> Result<u64, Status> {
+        let w = self.node.write(cmd).await?;
+        match w.response {
+            CoreResponse::Rejected(r) => Err(NodeError::Rejected(r).into()),
+            _ => Ok(w.index),
+        }
+    }
+
     fn incident(&self, id: u64) -> Result<pb::Incident, Status> {
         self.node
             .read(|s| {

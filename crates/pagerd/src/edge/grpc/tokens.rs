@@ -3,7 +3,7 @@
 
 use super::Api;
 use crate::error::NodeError;
-use pager_core::{Command, Response as CoreResponse, TokenRole};
+use pager_core::{Command, TokenRole};
 use pager_proto::pager::v1 as pb;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -88,9 +88,8 @@ impl pb::tokens_server::Tokens for Api {
             let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
             format!("pgd_{hex}")
         };
-        let w = self
-            .node
-            .write(Command::CreateToken {
+        let commit_index = self
+            .commit(Command::CreateToken {
                 at: 0,
                 name: req.name.clone(),
                 role,
@@ -98,14 +97,11 @@ impl pb::tokens_server::Tokens for Api {
                 by,
             })
             .await?;
-        if let CoreResponse::Rejected(r) = w.response {
-            return Err(NodeError::Rejected(r).into());
-        }
         Ok(Response::new(pb::CreateTokenResponse {
             name: req.name,
             role: role.as_str().into(),
             secret,
-            commit_index: w.index,
+            commit_index,
         }))
     }
 
@@ -115,16 +111,10 @@ impl pb::tokens_server::Tokens for Api {
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         let by = self.authorize(&req, TokenRole::Admin)?;
         let name = req.into_inner().name;
-        let w = self
-            .node
-            .write(Command::RevokeToken { at: 0, name, by })
+        let commit_index = self
+            .commit(Command::RevokeToken { at: 0, name, by })
             .await?;
-        if let CoreResponse::Rejected(r) = w.response {
-            return Err(NodeError::Rejected(r).into());
-        }
-        Ok(Response::new(pb::RevokeTokenResponse {
-            commit_index: w.index,
-        }))
+        Ok(Response::new(pb::RevokeTokenResponse { commit_index }))
     }
 
     async fn list(

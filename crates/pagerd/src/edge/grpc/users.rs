@@ -6,7 +6,7 @@ use super::tokens::role_from_str;
 use super::Api;
 use crate::edge::password;
 use crate::error::NodeError;
-use pager_core::{Command, Response as CoreResponse, TokenRole};
+use pager_core::{Command, TokenRole};
 use pager_proto::pager::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -28,18 +28,13 @@ impl pb::users_server::Users for Api {
             role_from_str(&role)?
         };
         password::check(&password).map_err(|why| NodeError::invalid("password", why))?;
-        if !self.node.read(|s| s.config.users.contains_key(&user)) {
-            return Err(Status::not_found(format!(
-                "user: {user:?} is not in the current on-call document"
-            )));
-        }
+        // Whether the user is in the document is apply's to say (NOT_FOUND).
         let phc = tokio::task::spawn_blocking(move || password::hash(&password))
             .await
             .map_err(|e| Status::internal(format!("hashing task: {e}")))?
             .map_err(Status::internal)?;
-        let w = self
-            .node
-            .write(Command::SetPassword {
+        let commit_index = self
+            .commit(Command::SetPassword {
                 at: 0,
                 user,
                 role,
@@ -47,12 +42,7 @@ impl pb::users_server::Users for Api {
                 by,
             })
             .await?;
-        if let CoreResponse::Rejected(r) = w.response {
-            return Err(NodeError::Rejected(r).into());
-        }
-        Ok(Response::new(pb::SetPasswordResponse {
-            commit_index: w.index,
-        }))
+        Ok(Response::new(pb::SetPasswordResponse { commit_index }))
     }
 
     async fn clear_password(
@@ -61,16 +51,10 @@ impl pb::users_server::Users for Api {
     ) -> Result<Response<pb::ClearPasswordResponse>, Status> {
         let by = self.authorize(&req, TokenRole::Admin)?;
         let user = req.into_inner().user;
-        let w = self
-            .node
-            .write(Command::ClearPassword { at: 0, user, by })
+        let commit_index = self
+            .commit(Command::ClearPassword { at: 0, user, by })
             .await?;
-        if let CoreResponse::Rejected(r) = w.response {
-            return Err(NodeError::Rejected(r).into());
-        }
-        Ok(Response::new(pb::ClearPasswordResponse {
-            commit_index: w.index,
-        }))
+        Ok(Response::new(pb::ClearPasswordResponse { commit_index }))
     }
 
     async fn list_credentials(
