@@ -162,10 +162,60 @@ struct Job {
 }
 
 impl Dispatcher {
-    /// Start a task for each delivery on the work list that `term` claimed and
-    /// that is not in flight. True when pages could not go out (leadership not
-    /// confirmed): they stay on the list and are tried again.
+    /// The pages to send for `term`: deliveries on the work list it claimed,
+    /// still pending and not in flight. Entries settled since leave the list;
+    /// those of other terms stay.
+    fn jobs(&mut self, term: u64) -> Vec<Job> {
+        let node = &self.node;
+        let urls = Urls {
+            public: node.cfg.public_url.clone(),
+            fallback: node.fallback_http_url(),
+        };
+        let grace = node.cfg.dispatch.reconcile_grace.as_millis() as u64;
+        let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        // Sends of an earlier term of ours settle or get re-claimed; forget them.
+        busy.retain(|k| k.2 == term);
+        let now = now_ms();
+        let work = &mut self.work;
+        node.read(|s| {
+            let mut jobs = Vec::new();
+            work.0.retain(|&id, &mut claimed_by| {
+                if claimed_by != term {
+                    return true;
+                }
+                let Some(d) = s
+                    .deliveries
+                    .get(&id)
+                    .filter(|d| d.status == DeliveryStatus::Pending && d.claim_term == term)
+                else {
+                    return false; // settled since: its own effect follows or came first
+                };
+                if busy.contains(&(d.id, d.attempt, term)) {
+                    return false; // the task in flight hands it back when it ends
+                }
+                let Some(inc) = s.incidents.get(&d.incident) else {
+                    return false;
+                };
+                let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
+                    .then_some((d.claimed_at, d.updated_at + grace));
+                jobs.push(Job {
+                    page: pages::build(&node.cfg, &urls, s, inc, d, now),
+                    attempt: d.attempt,
+                    reconcile,
+                    high_urgency: inc.urgency == Urgency::High && !d.shadow,
+                    claimed_at: d.claimed_at,
+                });
+                true
+            });
+            jobs
+        })
+    }
+
+    /// Start a task for each of [`Self::jobs`]. True when pages could not go
+    /// out (leadership not confirmed): they stay on the list and are tried
+    /// again.
     async fn dispatch(&mut self, term: u64) -> bool {
+        let jobs = self.jobs(term);
         let Dispatcher {
             node,
             notifier,
@@ -175,48 +225,6 @@ impl Dispatcher {
             ended_tx: ended,
             ..
         } = self;
-        let urls = Urls {
-            public: node.cfg.public_url.clone(),
-            fallback: node.fallback_http_url(),
-        };
-        let grace = node.cfg.dispatch.reconcile_grace.as_millis() as u64;
-        let jobs: Vec<Job> =
-            {
-                let mut busy = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                // Sends of an earlier term of ours settle or get re-claimed; forget them.
-                busy.retain(|k| k.2 == term);
-                let now = now_ms();
-                node.read(|s| {
-                    let mut jobs = Vec::new();
-                    work.0.retain(|&id, &mut claimed_by| {
-                        if claimed_by != term {
-                            return true;
-                        }
-                        let Some(d) = s.deliveries.get(&id).filter(|d| {
-                            d.status == DeliveryStatus::Pending && d.claim_term == term
-                        }) else {
-                            return false; // settled since: its own effect follows or came first
-                        };
-                        if busy.contains(&(d.id, d.attempt, term)) {
-                            return false; // the task in flight hands it back when it ends
-                        }
-                        let Some(inc) = s.incidents.get(&d.incident) else {
-                            return false;
-                        };
-                        let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
-                            .then_some((d.claimed_at, d.updated_at + grace));
-                        jobs.push(Job {
-                            page: pages::build(&node.cfg, &urls, s, inc, d, now),
-                            attempt: d.attempt,
-                            reconcile,
-                            high_urgency: inc.urgency == Urgency::High && !d.shadow,
-                            claimed_at: d.claimed_at,
-                        });
-                        true
-                    });
-                    jobs
-                })
-            };
         if jobs.is_empty() {
             return false;
         }
