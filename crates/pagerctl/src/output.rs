@@ -176,11 +176,9 @@ impl Table {
     }
 }
 
-/// Milliseconds since the Unix epoch as RFC 3339 UTC to the second:
-/// `2023-11-14T22:13:20Z`.
-pub fn rfc3339(ms: u64) -> String {
-    pager_core::time::rfc3339(ms)
-}
+/// Milliseconds since the Unix epoch as RFC 3339 UTC to the second
+/// (`2023-11-14T22:13:20Z`): the daemon's own printer.
+pub use pager_core::time::rfc3339;
 
 #[cfg(test)]
 mod tests {
