@@ -22,6 +22,16 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
+/// The workspace's target directory: `CARGO_TARGET_DIR` (relative to the workspace root when
+/// relative), else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    let root = workspace_root();
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_relative() { root.join(t) } else { t })
+        .unwrap_or_else(|| root.join("target"))
+}
+
 /// `release` when this crate was built with optimisations, else `debug`.
 pub fn profile() -> &'static str {
     if cfg!(debug_assertions) {
@@ -54,11 +64,7 @@ fn locate() -> anyhow::Result<PathBuf> {
         return Ok(bin);
     }
     let root = workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_relative() { root.join(t) } else { t })
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join(profile()).join("pagerd");
+    let bin = target_dir().join(profile()).join("pagerd");
     let reason = match modified(&bin) {
         None => Some("it is missing".to_string()),
         Some(built) => newest_source(&root)

@@ -8,6 +8,8 @@
 //! layout follows etcd's `tests/robustness` (faults / traffic / model / validate / report):
 //!
 //! - [`binary`]: find (or build once) the `pagerd` executable.
+//! - [`browser`]: a headless Chromium over WebDriver (chromedriver), for the console's
+//!   end-to-end tests.
 //! - [`cluster`]: start, SIGKILL, SIGSTOP/SIGCONT, SIGTERM, wipe and restart nodes; wait for a
 //!   leader or an applied index.
 //! - [`proxy`]: the per-link proxies between nodes (partitions, latency) and the per-node
@@ -31,14 +33,16 @@
 //! `t40_regions` (five nodes 2/2/1: a region killed; every node killed), `t50_restarts`
 //! (rolling SIGTERM; a node wiped and re-added by snapshot), `t60_providers` (Twilio down,
 //! 429, slow; SMTP down), `t70_randomized` (a seeded schedule of all of them; the long soak is
-//! `examples/soak.rs`), `t90_issue_*` (reproductions of pagerd bugs). The benchmark is
-//! `src/bin/bench.rs`; the latest figures are in the repository's `BENCHMARKS.md`, earlier runs in
-//! `BENCH-RESULTS.md`.
+//! `examples/soak.rs`), `t81_browser` (the [`browser`] harness on a page the test serves),
+//! `t90_issue_*` (reproductions of pagerd bugs). The benchmark is `src/bin/bench.rs`; the latest
+//! figures are in the repository's `BENCHMARKS.md`, earlier runs in `BENCH-RESULTS.md`.
 //!
 //! Environment: `PAGERD_BIN` (the binary to run), `CHAOS_KEEP` (keep configs, logs and data),
-//! `CHAOS_PAGERD_LOG` (the nodes' log filter), `RUST_LOG` (this process's).
+//! `CHAOS_PAGERD_LOG` (the nodes' log filter), `CHROMEDRIVER` and `CHROMIUM` (the browser's
+//! executables), `RUST_LOG` (this process's).
 
 pub mod binary;
+pub mod browser;
 pub mod client;
 pub mod cluster;
 pub mod elections;

@@ -65,6 +65,12 @@ pub struct Credential {
     pub set_at: Millis,
     /// Who set it (the `by` of its `SetPassword`).
     pub set_by: String,
+    /// The log index of the last `SetPassword` or `RevokeSessions` for the
+    /// user: a console session names the version it was signed for, so a new
+    /// password or a revocation signs the user out everywhere at once. Unique
+    /// across the log, unlike `set_at` (two commands may share an instant).
+    #[serde(default)]
+    pub sessions_version: u64,
 }
 
 /// Longest PHC string accepted, in bytes (Argon2id with default parameters

@@ -258,6 +258,15 @@ pub enum Command {
         /// Who removed it.
         by: String,
     },
+    /// Sign a user out of every console session (their password stays).
+    RevokeSessions {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The user whose sessions end; they must have a password.
+        user: String,
+        /// Who revoked them.
+        by: String,
+    },
     /// What happened when the leader sent `attempt` of `delivery`.
     Outcome {
         /// When the leader stamped it, in milliseconds since the Unix epoch.
@@ -307,6 +316,7 @@ macro_rules! each_at {
             | Command::RevokeToken { $at, .. }
             | Command::SetPassword { $at, .. }
             | Command::ClearPassword { $at, .. }
+            | Command::RevokeSessions { $at, .. }
             | Command::Outcome { $at, .. }
             | Command::Compact { $at, .. } => $body,
         }

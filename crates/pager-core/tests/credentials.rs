@@ -122,3 +122,27 @@ fn an_older_snapshot_without_credentials_still_loads() {
     let back: pager_core::State = serde_json::from_value(json).expect("loads");
     assert!(back.credentials.is_empty());
 }
+
+#[test]
+fn a_new_password_or_a_revocation_moves_the_session_version() {
+    let mut log = Log::with_doc(DOC, T0);
+    set(&mut log, "alice", PHC);
+    let first = log.state.credentials["alice"].sessions_version;
+    assert!(first > 0, "the version is the SetPassword's log index");
+    let revoke = |user: &str| Command::RevokeSessions {
+        at: T0 + 2,
+        user: user.into(),
+        by: "ops".into(),
+    };
+    assert_eq!(log.apply(revoke("alice")).0, Response::Noop);
+    let revoked = log.state.credentials["alice"].sessions_version;
+    assert!(revoked > first, "{revoked} > {first}");
+    set(&mut log, "alice", PHC);
+    assert!(log.state.credentials["alice"].sessions_version > revoked);
+    // A user without a password has no sessions to revoke.
+    match log.apply(revoke("bob")).0 {
+        Response::Rejected(Rejection::NotFound { field, .. }) => assert_eq!(field, "user"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(!log.state.credentials.contains_key("bob"));
+}

@@ -528,6 +528,35 @@ fn roles_and_notes_land_in_the_timeline_with_who() {
             ("incident commander: bob", "alice"),
         ]
     );
+    // The same note sent again by the same user (a form resubmitted after an
+    // election) is the note already there; by someone else, or later than the
+    // window, it is a new one.
+    let notes = |log: &Log| {
+        log.state.incidents[&1]
+            .timeline
+            .iter()
+            .filter(|t| t.what == "note: failing over to replica")
+            .count()
+    };
+    let note = |at: u64, by: &str| Command::AddNote {
+        at,
+        incident: 1,
+        text: "failing over to replica".into(),
+        by: by.into(),
+    };
+    log.apply(note(MON_1200Z + 4, "bob"));
+    assert_eq!(notes(&log), 1, "a repeated note is written once");
+    log.apply(note(MON_1200Z + 5, "carol"));
+    assert_eq!(
+        notes(&log),
+        2,
+        "another user's same words are their own note"
+    );
+    log.apply(note(
+        MON_1200Z + 4 + pager_core::state::NOTE_REPEAT_WINDOW + 1,
+        "bob",
+    ));
+    assert_eq!(notes(&log), 3, "the same words much later are a new note");
     let (resp, _) = log.apply(Command::SetRole {
         at: MON_1200Z + 4,
         incident: 1,

@@ -312,6 +312,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
     let app = edge::http::router(node.clone());
     let shutdown = until_stop(stopped.clone());
     tasks.push(tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(listeners.http, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -1,7 +1,9 @@
 //! What a responder does to an incident: acknowledge, resolve, snooze,
 //! reassign, escalate, add responders, merge, set a role, add a note.
 
-use super::{not_found_incident, rejected_invalid, Cx, State, MAX_NOTE_BYTES, MAX_TRACKS};
+use super::{
+    not_found_incident, rejected_invalid, Cx, State, MAX_NOTE_BYTES, MAX_TRACKS, NOTE_REPEAT_WINDOW,
+};
 use crate::command::{Effect, Rejection, Responder, Response};
 use crate::incident::{Assignee, IncidentId, IncidentStatus, Role, Track};
 use crate::time::Millis;
@@ -333,7 +335,19 @@ impl State {
         let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
             return not_found_incident();
         };
-        inc.note(cx.stamp(), by, format!("note: {text}"));
+        let what = format!("note: {text}");
+        // A form sent again (a retry after an election, a double tap) must not
+        // write the note twice: the same text by the same user within
+        // NOTE_REPEAT_WINDOW is the note already there.
+        let repeated = inc
+            .timeline
+            .iter()
+            .rev()
+            .take_while(|e| e.at + NOTE_REPEAT_WINDOW >= cx.at)
+            .any(|e| e.by == by && e.what == what);
+        if !repeated {
+            inc.note(cx.stamp(), by, what);
+        }
         Response::Incident { id }
     }
 }

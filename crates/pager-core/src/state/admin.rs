@@ -154,6 +154,7 @@ impl State {
 
     pub(super) fn set_password(
         &mut self,
+        index: u64,
         at: Millis,
         user: &str,
         role: crate::auth::TokenRole,
@@ -183,6 +184,7 @@ impl State {
                 phc: phc.to_string(),
                 set_at: at,
                 set_by: by.to_string(),
+                sessions_version: index,
             },
         );
         Response::Noop

@@ -125,6 +125,10 @@ impl std::fmt::Debug for LinkKey {
 
 /// Longest note, in bytes.
 pub const MAX_NOTE_BYTES: usize = 4096;
+
+/// A note with the same text by the same user within this long of an earlier
+/// one is that note, not a second one (a form sent again after an election).
+pub const NOTE_REPEAT_WINDOW: Millis = 10 * 60 * 1000;
 /// Most tracks (primary plus responders) on one incident.
 pub const MAX_TRACKS: usize = 16;
 
@@ -331,7 +335,17 @@ impl State {
                 phc,
                 by,
                 ..
-            } => self.set_password(cx.at, user, *role, phc, by),
+            } => self.set_password(cx.meta.index, cx.at, user, *role, phc, by),
+            Command::RevokeSessions { user, .. } => match self.credentials.get_mut(user) {
+                Some(c) => {
+                    c.sessions_version = cx.meta.index;
+                    Response::Noop
+                }
+                None => Response::Rejected(Rejection::NotFound {
+                    field: "user".into(),
+                    what: format!("a password for user {user:?}"),
+                }),
+            },
             Command::ClearPassword { user, .. } => match self.credentials.remove(user) {
                 Some(_) => Response::Noop,
                 None => Response::Rejected(Rejection::NotFound {

@@ -1,4 +1,4 @@
-//! `pagerctl user set-password|clear-password|list`: who can sign in to the
+//! `pagerctl user set-password|clear-password|sign-out|list`: who can sign in to the
 //! web console (admin only). The password is read from standard input (its
 //! first line, so it can be piped from a password manager and never sits in
 //! the shell's history), sent once over the API and hashed by the node.
@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use pager_proto::pager::v1::{
     users_client::UsersClient, ClearPasswordRequest, ListCredentialsRequest, SetPasswordRequest,
+    SignOutRequest,
 };
 use std::io::BufRead;
 
@@ -24,6 +25,8 @@ pub enum UserCommand {
     },
     /// Remove a user's console password: they can no longer sign in.
     ClearPassword { user: String },
+    /// End every console session of a user (a lost phone); the password stays.
+    SignOut { user: String },
     /// List the users who can sign in, with their role.
     List,
 }
@@ -71,6 +74,18 @@ pub async fn run(client: &Client, out: &Printer, cmd: UserCommand) -> anyhow::Re
             out.emit(
                 || format!("password cleared for {user}\n"),
                 || serde_json::json!({"user": user, "cleared": true, "commit_index": r.commit_index}),
+            )
+        }
+        UserCommand::SignOut { user } => {
+            let r = client
+                .call(
+                    &SignOutRequest { user: user.clone() },
+                    |ch, req| async move { UsersClient::new(ch).sign_out(req).await },
+                )
+                .await?;
+            out.emit(
+                || format!("every console session of {user} ended\n"),
+                || serde_json::json!({"user": user, "signed_out": true, "commit_index": r.commit_index}),
             )
         }
         UserCommand::List => {

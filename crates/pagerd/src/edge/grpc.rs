@@ -903,56 +903,83 @@ pub async fn report_health(
 }
 
 /// Changes a watcher may have buffered before the sender waits for it.
-const WATCH_BUFFER: usize = 256;
+pub(crate) const WATCH_BUFFER: usize = 256;
 
-/// Feed one watcher: everything changed after its cursor, then again after
-/// each applied batch, until it hangs up.
 /// Bytes per backup message (gRPC's default receive limit is 4 MiB).
 const BACKUP_CHUNK: usize = 1 << 20;
+
+/// How a [`follow`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Followed {
+    /// The watcher hung up.
+    HungUp,
+    /// The node is shutting down: resume on another node.
+    Stopping,
+}
+
+/// Feed one watcher: every incident changed after revision `from`, then again
+/// after each applied batch, each as `map` makes it (in the same consistent
+/// read as the changes), until the watcher hangs up or the node stops. The
+/// gRPC watch and the console's live list are both fed here.
+pub(crate) async fn follow<T: Send>(
+    node: Arc<Node>,
+    from: u64,
+    mut map: impl FnMut(&pager_core::State, &pager_core::Incident) -> Option<T>,
+    tx: tokio::sync::mpsc::Sender<T>,
+) -> Followed {
+    let mut applied = node.applied.clone();
+    let mut stopping = node.stopping.clone();
+    let mut cursor = from;
+    loop {
+        // One consistent read: every change up to `seen` is in it.
+        let (changes, seen) = node.read(|s| {
+            let changes: Vec<T> = s
+                .changed_since(cursor)
+                .into_iter()
+                .filter_map(|i| map(s, i))
+                .collect();
+            (changes, s.last_applied.index)
+        });
+        for change in changes {
+            if tx.send(change).await.is_err() {
+                return Followed::HungUp;
+            }
+        }
+        cursor = cursor.max(seen);
+        if *stopping.borrow_and_update() {
+            return Followed::Stopping;
+        }
+        tokio::select! {
+            r = applied.changed() => if r.is_err() { return Followed::Stopping },
+            _ = tx.closed() => return Followed::HungUp,
+            _ = stopping.changed() => return Followed::Stopping,
+        }
+    }
+}
 
 async fn watch(
     node: Arc<Node>,
     req: pb::WatchRequest,
     tx: tokio::sync::mpsc::Sender<Result<pb::IncidentChange, Status>>,
 ) {
-    let mut applied = node.applied.clone();
-    let mut stopping = node.stopping.clone();
-    let mut cursor = req.from_revision;
-    loop {
-        // One consistent read: every change up to `seen` is in it.
-        let (changes, seen) = node.read(|s| {
-            let changes: Vec<pb::IncidentChange> = s
-                .changed_since(cursor)
-                .into_iter()
-                .filter(|i| req.service.is_empty() || i.service == req.service)
-                .map(|i| pb::IncidentChange {
-                    revision: i.revision,
-                    incident: Some(convert::incident_to_pb(
-                        i,
-                        i.deliveries
-                            .iter()
-                            .filter_map(|d| s.deliveries.get(d).map(|d| &**d)),
-                    )),
-                })
-                .collect();
-            (changes, s.last_applied.index)
-        });
-        for change in changes {
-            if tx.send(Ok(change)).await.is_err() {
-                return; // the watcher hung up
-            }
-        }
-        cursor = cursor.max(seen);
-        if *stopping.borrow_and_update() {
-            return;
-        }
-        tokio::select! {
-            r = applied.changed() => if r.is_err() { return },
-            _ = tx.closed() => return,
-            _ = stopping.changed() => {
-                let _ = tx.send(Err(Status::unavailable("node shutting down; resume the watch on another node"))).await;
-                return;
-            }
-        }
+    let change = |s: &pager_core::State, i: &pager_core::Incident| {
+        (req.service.is_empty() || i.service == req.service).then(|| {
+            Ok(pb::IncidentChange {
+                revision: i.revision,
+                incident: Some(convert::incident_to_pb(
+                    i,
+                    i.deliveries
+                        .iter()
+                        .filter_map(|d| s.deliveries.get(d).map(|d| &**d)),
+                )),
+            })
+        })
+    };
+    if follow(node, req.from_revision, change, tx.clone()).await == Followed::Stopping {
+        let _ = tx
+            .send(Err(Status::unavailable(
+                "node shutting down; resume the watch on another node",
+            )))
+            .await;
     }
 }

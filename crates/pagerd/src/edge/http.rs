@@ -25,7 +25,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/heartbeat/:key", axum::routing::post(heartbeat))
         .merge(crate::edge::webhooks::routes())
         .merge(crate::edge::compat::routes())
-        .with_state(node)
+        .with_state(node.clone())
+        .merge(crate::edge::console::router(node))
 }
 
 /// A monitor's ping: `POST /v1/heartbeat/{key}` (any body). A missed ping

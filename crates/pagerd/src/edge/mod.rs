@@ -11,10 +11,12 @@
 //! - [`compat`]: PagerDuty Events v2 and Alertmanager webhooks
 //! - [`webhooks`] and [`links`]: what phones and inboxes send back (Twilio
 //!   SMS, voice and status callbacks; signed email links)
+//! - [`console`]: the web console (sign-in, incidents, on call, cluster)
 //! - [`password`]: console passwords (Argon2id)
 //! - [`ratelimit`]: the per-integration-key token bucket
 
 pub mod compat;
+pub mod console;
 pub mod convert;
 pub mod grpc;
 pub mod http;

@@ -57,6 +57,18 @@ impl pb::users_server::Users for Api {
         Ok(Response::new(pb::ClearPasswordResponse { commit_index }))
     }
 
+    async fn sign_out(
+        &self,
+        req: Request<pb::SignOutRequest>,
+    ) -> Result<Response<pb::SignOutResponse>, Status> {
+        let by = self.authorize(&req, TokenRole::Admin)?;
+        let user = req.into_inner().user;
+        let commit_index = self
+            .commit(Command::RevokeSessions { at: 0, user, by })
+            .await?;
+        Ok(Response::new(pb::SignOutResponse { commit_index }))
+    }
+
     async fn list_credentials(
         &self,
         req: Request<pb::ListCredentialsRequest>,

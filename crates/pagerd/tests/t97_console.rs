@@ -1,0 +1,682 @@
+//! The web console over real HTTP on a three-node cluster (the browser tests
+//! are in chaos-tests): signing in on one node and acting on another as that
+//! user, CSRF, expired, foreign and revoked sessions, a responder trying an
+//! admin's part, sign-in limits, bad input, security headers, and the live
+//! list's event stream with its resume.
+
+mod common;
+
+use common::{trigger, Cluster};
+use pager_core::{Command, IncidentStatus, TokenRole};
+use pagerd::edge::console::session::{self, Claims};
+use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const ONCALL: &str = r#"
+[users.alice]
+contact_methods = [ { name = "email", type = "email", address = "alice@example.com" } ]
+notification_rules.high = [ { after = "1h", contact = "email" } ]
+[users.bob]
+contact_methods = [ { name = "email", type = "email", address = "bob@example.com" } ]
+notification_rules.high = [ { after = "1h", contact = "email" } ]
+[users.ops]
+contact_methods = [ { name = "email", type = "email", address = "ops@example.com" } ]
+notification_rules.high = [ { after = "1h", contact = "email" } ]
+[schedules.primary]
+time_zone = "UTC"
+[[schedules.primary.layers]]
+name = "weekly"
+start = "2024-01-01T00:00:00"
+rotation = "weekly"
+users = ["bob"]
+[escalation_policies.p]
+levels = [ { escalate_after = "1h", targets = [ { schedule = "primary" } ] } ]
+[services.web]
+integration_keys = ["web-key-0001"]
+escalation_policy = "p"
+"#;
+
+const ALICE_PW: &str = "alice-password-1";
+const OPS_PW: &str = "ops-password-0001";
+
+/// A browser without a browser: keeps the cookies a node sets, never follows
+/// redirects (the tests look at them).
+struct Agent {
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The CSRF token of the page's first form.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find(r#"name="csrf" value=""#)
+            .unwrap_or_else(|| panic!("no CSRF field in:\n{}", self.body));
+        let rest = &self.body[at + r#"name="csrf" value=""#.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+}
+
+impl Agent {
+    fn new() -> Agent {
+        Agent {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn keep(&mut self, res: reqwest::Response) -> Page {
+        for c in res.headers().get_all(SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (kv, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.into(), v.into());
+            }
+        }
+        Page {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        let res = self
+            .http
+            .get(url)
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(res).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let res = self
+            .http
+            .post(url)
+            .header(COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(res).await
+    }
+
+    /// Sign in through the form on `base`; the answer to the POST.
+    async fn sign_in(&mut self, base: &str, user: &str, password: &str) -> Page {
+        let form = self.get(&format!("{base}/login")).await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        let csrf = form.csrf();
+        self.post(
+            &format!("{base}/login"),
+            &[
+                ("csrf", &csrf),
+                ("user", user),
+                ("password", password),
+                ("next", "/incidents"),
+            ],
+        )
+        .await
+    }
+}
+
+fn base(c: &Cluster, id: usize) -> String {
+    format!("http://{}", c.addrs[id - 1].http)
+}
+
+/// A cluster with the document, alice (responder) and ops (admin) able to
+/// sign in, and one triggered incident. Returns the leader.
+async fn cluster() -> (Cluster, usize) {
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    c.apply(leader, ONCALL).await;
+    for (user, pw, role) in [
+        ("alice", ALICE_PW, TokenRole::Responder),
+        ("ops", OPS_PW, TokenRole::Admin),
+    ] {
+        let w = c
+            .node(leader)
+            .node
+            .write(Command::SetPassword {
+                at: 0,
+                user: user.into(),
+                role,
+                phc: pagerd::edge::password::hash(pw).unwrap(),
+                by: "test".into(),
+            })
+            .await
+            .unwrap();
+        for id in 1..=3 {
+            c.applied(id, w.index).await;
+        }
+    }
+    let r = c
+        .events(leader)
+        .await
+        .send(trigger("web-key-0001", "cpu-web1"))
+        .await
+        .unwrap()
+        .into_inner();
+    for id in 1..=3 {
+        c.applied(id, r.commit_index).await;
+    }
+    (c, leader)
+}
+
+fn incident(c: &Cluster, node: usize, id: u64) -> std::sync::Arc<pager_core::Incident> {
+    c.node(node)
+        .node
+        .read(|s| s.incidents.get(&id).cloned())
+        .expect("incident exists")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_on_one_node_and_acts_on_another_as_themselves() {
+    let (c, leader) = cluster().await;
+    let follower = c.follower(leader);
+    let mut alice = Agent::new();
+    let signed = alice.sign_in(&base(&c, follower), "alice", ALICE_PW).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    assert_eq!(signed.location(), "/incidents");
+    let cookie = signed
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("pagerd_session="))
+        .expect("a session cookie");
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie} lacks {flag}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http: no Secure flag");
+
+    // The same cookie works on the leader: every node checks it.
+    let list = alice.get(&format!("{}/incidents", base(&c, leader))).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(list.body.contains(r#"id="incident-1""#), "{}", list.body);
+    assert!(list.body.contains("disk full on db1"));
+    for (h, v) in [
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(list.headers[h], v, "{h}");
+    }
+    let csp = list.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(!list.body.contains("<script>"), "no inline script");
+
+    // Acknowledge from the follower's page: one write, named after alice.
+    let page = alice
+        .get(&format!("{}/incidents/1", base(&c, follower)))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let acked = alice
+        .post(
+            &format!("{}/incidents/1/acknowledge", base(&c, follower)),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(acked.status, StatusCode::SEE_OTHER, "{}", acked.body);
+    assert_eq!(acked.location(), "/incidents/1?done=acknowledge");
+    // Read-your-writes: the follower's page shows the acknowledgement at once.
+    let after = alice
+        .get(&format!("{}{}", base(&c, follower), acked.location()))
+        .await;
+    assert!(after.body.contains("Acknowledged."), "{}", after.body);
+    assert!(
+        after
+            .body
+            .contains(r#"<span class="by">alice</span> <span class="what">acknowledged"#),
+        "{}",
+        after.body
+    );
+    let inc = incident(&c, follower, 1);
+    assert_eq!(inc.status, IncidentStatus::Acknowledged);
+    assert_eq!(inc.acknowledged_by, "alice");
+
+    // A note, sent twice (a retry): written once, by alice.
+    for _ in 0..2 {
+        let noted = alice
+            .post(
+                &format!("{}/incidents/1/note", base(&c, follower)),
+                &[("csrf", &csrf), ("text", "restarted the web tier")],
+            )
+            .await;
+        assert_eq!(noted.status, StatusCode::SEE_OTHER, "{}", noted.body);
+    }
+    let notes: Vec<_> = incident(&c, leader, 1)
+        .timeline
+        .iter()
+        .filter(|t| t.what == "note: restarted the web tier")
+        .map(|t| t.by.clone())
+        .collect();
+    assert_eq!(notes, vec!["alice".to_string()]);
+
+    // A rejected action shows why, with a 4xx, and changes nothing.
+    let bad = alice
+        .post(
+            &format!("{}/incidents/1/merge", base(&c, follower)),
+            &[("csrf", &csrf), ("into", "99")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND, "{}", bad.body);
+    assert!(bad.body.contains(r#"id="error""#), "{}", bad.body);
+    assert_eq!(incident(&c, leader, 1).status, IncidentStatus::Acknowledged);
+
+    // Sign out: the cookie goes and pages send the browser to sign in.
+    let out = alice
+        .post(
+            &format!("{}/logout", base(&c, follower)),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let again = alice
+        .get(&format!("{}/incidents", base(&c, follower)))
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    assert!(
+        again.location().starts_with("/login?why=missing"),
+        "{}",
+        again.location()
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_this_sessions_csrf_token_are_refused_and_change_nothing() {
+    let (c, leader) = cluster().await;
+    let url = base(&c, leader);
+    let mut alice = Agent::new();
+    alice.sign_in(&url, "alice", ALICE_PW).await;
+    let missing = alice
+        .post(&format!("{url}/incidents/1/acknowledge"), &[])
+        .await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN, "{}", missing.body);
+    assert!(
+        missing.body.contains("Nothing was changed"),
+        "{}",
+        missing.body
+    );
+    let forged = alice
+        .post(
+            &format!("{url}/incidents/1/resolve"),
+            &[("csrf", "Zm9yZ2VkLXRva2Vu")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // A token from an earlier session of the same user is stale.
+    let old = alice.get(&format!("{url}/incidents/1")).await.csrf();
+    let mut again = Agent::new();
+    again.sign_in(&url, "alice", ALICE_PW).await;
+    let stale = again
+        .post(&format!("{url}/incidents/1/resolve"), &[("csrf", &old)])
+        .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    // The sign-in form has its own token.
+    let mut stranger = Agent::new();
+    let login = stranger
+        .post(
+            &format!("{url}/login"),
+            &[("user", "alice"), ("password", ALICE_PW), ("csrf", "x")],
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::FORBIDDEN);
+    assert!(!stranger.cookies.contains_key(session::COOKIE));
+    assert_eq!(incident(&c, leader, 1).status, IncidentStatus::Triggered);
+    c.shutdown().await;
+}
+
+/// A session cookie as a node would sign it, with `key`.
+fn forge(key: &[u8], user: &str, version: u64, expires: u64) -> String {
+    pagerd::edge::links::seal(
+        key,
+        &Claims {
+            user: user.into(),
+            version,
+            expires,
+            nonce: "n".into(),
+            seen: 0,
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_foreign_and_revoked_sessions_are_refused() {
+    let (c, leader) = cluster().await;
+    let url = base(&c, leader);
+    let (link_key, version) = c.node(leader).node.read(|s| {
+        (
+            s.link_key.expose().to_string(),
+            s.credentials["alice"].sessions_version,
+        )
+    });
+    let key = session::key(&link_key).unwrap();
+    let now = pagerd::node::now_ms();
+    let cases = [
+        ("expired", forge(&key, "alice", version, now - 1)),
+        (
+            "invalid",
+            forge(
+                &session::key("another cluster").unwrap(),
+                "alice",
+                version,
+                now + 60_000,
+            ),
+        ),
+        ("revoked", forge(&key, "alice", version - 1, now + 60_000)),
+    ];
+    for (why, cookie) in cases {
+        let mut a = Agent::new();
+        a.cookies.insert(session::COOKIE.into(), cookie);
+        let page = a.get(&format!("{url}/incidents/1")).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{why}");
+        assert!(
+            page.location()
+                .starts_with(&format!("/login?why={why}&next=%2Fincidents%2F1")),
+            "{why}: {}",
+            page.location()
+        );
+        let post = a
+            .post(&format!("{url}/incidents/1/acknowledge"), &[("csrf", "x")])
+            .await;
+        assert_eq!(post.status, StatusCode::UNAUTHORIZED, "{why}");
+    }
+    // The sign-in page says why.
+    let mut a = Agent::new();
+    let login = a.get(&format!("{url}/login?why=expired")).await;
+    assert!(
+        login.body.contains("Your session expired"),
+        "{}",
+        login.body
+    );
+
+    // A good session, then an admin signs alice out everywhere.
+    let mut alice = Agent::new();
+    alice.sign_in(&url, "alice", ALICE_PW).await;
+    assert_eq!(
+        alice.get(&format!("{url}/incidents")).await.status,
+        StatusCode::OK
+    );
+    let w = c
+        .node(leader)
+        .node
+        .write(Command::RevokeSessions {
+            at: 0,
+            user: "alice".into(),
+            by: "ops".into(),
+        })
+        .await
+        .unwrap();
+    c.applied(leader, w.index).await;
+    let gone = alice.get(&format!("{url}/incidents")).await;
+    assert!(
+        gone.location().starts_with("/login?why=revoked"),
+        "{}",
+        gone.location()
+    );
+    assert_eq!(incident(&c, leader, 1).status, IncidentStatus::Triggered);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_cannot_do_an_admins_part() {
+    let (c, leader) = cluster().await;
+    let url = base(&c, leader);
+    let mut alice = Agent::new();
+    alice.sign_in(&url, "alice", ALICE_PW).await;
+    let cluster = alice.get(&format!("{url}/cluster")).await;
+    assert_eq!(cluster.status, StatusCode::FORBIDDEN, "{}", cluster.body);
+    assert!(!alice
+        .get(&format!("{url}/incidents"))
+        .await
+        .body
+        .contains(r#"href="/cluster""#));
+    let oncall = alice.get(&format!("{url}/oncall")).await;
+    assert!(
+        oncall.body.contains(r#"<strong class="now">bob</strong>"#),
+        "{}",
+        oncall.body
+    );
+    let csrf = oncall.csrf();
+    let version = c.node(leader).node.read(|s| s.config_version);
+    // Moving bob's shift to ops is neither alice's page nor her shift.
+    let refused = alice
+        .post(
+            &format!("{url}/oncall/override"),
+            &[
+                ("csrf", &csrf),
+                ("schedule", "primary"),
+                ("user", "ops"),
+                ("replaces", "bob"),
+                ("hours", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(c.node(leader).node.read(|s| s.config_version), version);
+    // Taking the page herself is hers to do.
+    let taken = alice
+        .post(
+            &format!("{url}/oncall/override"),
+            &[
+                ("csrf", &csrf),
+                ("schedule", "primary"),
+                ("user", "alice"),
+                ("hours", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::SEE_OTHER, "{}", taken.body);
+    let now = alice.get(&format!("{url}/oncall?done=override")).await;
+    assert!(
+        now.body.contains(r#"<strong class="now">alice</strong>"#),
+        "{}",
+        now.body
+    );
+    assert!(now.body.contains("Override added."));
+
+    let mut ops = Agent::new();
+    ops.sign_in(&url, "ops", OPS_PW).await;
+    let cluster = ops.get(&format!("{url}/cluster")).await;
+    assert_eq!(cluster.status, StatusCode::OK, "{}", cluster.body);
+    assert!(
+        cluster.body.contains(&format!("node {leader} (leader)")),
+        "{}",
+        cluster.body
+    );
+    assert!(
+        cluster.body.contains(r#"<dd id="quorum">yes</dd>"#),
+        "{}",
+        cluster.body
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_bad_input_and_too_many_attempts_get_a_page_saying_why() {
+    let (c, leader) = cluster().await;
+    let url = base(&c, leader);
+    let mut mallory = Agent::new();
+    let wrong = mallory.sign_in(&url, "alice", "not-her-password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Wrong user name or password."));
+    let unknown = mallory.sign_in(&url, "nobody", "whatever-password").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    // Five attempts a minute per user: the sixth is refused before checking.
+    let mut last = StatusCode::OK;
+    for _ in 0..5 {
+        last = mallory.sign_in(&url, "alice", "still-not-it").await.status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    let limited = mallory.sign_in(&url, "alice", ALICE_PW).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key("retry-after"));
+    assert!(!mallory.cookies.contains_key(session::COOKIE));
+
+    let mut ops = Agent::new();
+    ops.sign_in(&url, "ops", OPS_PW).await;
+    for (path, status) in [
+        ("/incidents/77", StatusCode::NOT_FOUND),
+        ("/incidents/seven", StatusCode::NOT_FOUND),
+        ("/incidents?status=sleeping", StatusCode::BAD_REQUEST),
+        ("/nowhere", StatusCode::NOT_FOUND),
+    ] {
+        let page = ops.get(&format!("{url}{path}")).await;
+        assert_eq!(page.status, status, "{path}: {}", page.body);
+        assert!(
+            page.body.contains(r#"id="problem-detail""#),
+            "{path}: {}",
+            page.body
+        );
+    }
+    let csrf = ops.get(&format!("{url}/incidents/1")).await.csrf();
+    let snooze = ops
+        .post(
+            &format!("{url}/incidents/1/snooze"),
+            &[("csrf", &csrf), ("minutes", "0")],
+        )
+        .await;
+    assert_eq!(snooze.status, StatusCode::BAD_REQUEST, "{}", snooze.body);
+    assert!(snooze.body.contains("Snooze for 1 minute to 24 hours."));
+    assert_eq!(incident(&c, leader, 1).status, IncidentStatus::Triggered);
+    c.shutdown().await;
+}
+
+/// The next server-sent event of `res`: (event, id, data).
+async fn next_event(res: &mut reqwest::Response, buf: &mut String) -> (String, String, String) {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    event = v.into();
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.into();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            if !event.is_empty() {
+                return (event, id, data);
+            }
+            continue; // a keep-alive comment
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), res.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_list_streams_changes_and_resumes_from_the_last_revision() {
+    let (c, leader) = cluster().await;
+    let follower = c.follower(leader);
+    let url = base(&c, follower);
+    let mut alice = Agent::new();
+    alice.sign_in(&url, "alice", ALICE_PW).await;
+    let list = alice.get(&format!("{url}/incidents")).await;
+    let at = list.body.find(r#"data-revision=""#).unwrap() + r#"data-revision=""#.len();
+    let revision: u64 = list.body[at..at + list.body[at..].find('"').unwrap()]
+        .parse()
+        .unwrap();
+    let open = |from: String| {
+        alice
+            .http
+            .get(format!("{url}/incidents/stream?status=open&from={from}"))
+            .header(COOKIE, alice.cookie_header())
+            .send()
+    };
+    let mut res = open(revision.to_string()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut buf = String::new();
+
+    // A new incident appears as an upsert of its rendered row.
+    let r = c
+        .events(leader)
+        .await
+        .send(trigger("web-key-0001", "disk-web2"))
+        .await
+        .unwrap()
+        .into_inner();
+    let (event, id, data) = next_event(&mut res, &mut buf).await;
+    assert_eq!(event, "upsert");
+    assert!(
+        data.contains(&format!(r#"id="incident-{}""#, r.incident_id)),
+        "{data}"
+    );
+    assert!(data.contains("status-triggered"));
+    let seen: u64 = id.parse().unwrap();
+
+    // Resolving it leaves the "open" filter: a remove.
+    let resolved = c
+        .incidents(leader)
+        .await
+        .resolve(pager_proto::pager::v1::IncidentActionRequest {
+            id: r.incident_id,
+            by: "bob".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (event, id, data) = next_event(&mut res, &mut buf).await;
+    assert_eq!(
+        (event.as_str(), data),
+        ("remove", r.incident_id.to_string())
+    );
+    assert_eq!(id.parse::<u64>().unwrap(), resolved.commit_index);
+    drop(res);
+
+    // Reconnecting with the revision before the resolve replays it; with the
+    // last one it sends nothing old.
+    let mut again = open(seen.to_string()).await.unwrap();
+    let mut buf = String::new();
+    let (event, id, _) = next_event(&mut again, &mut buf).await;
+    assert_eq!(
+        (event.as_str(), id),
+        ("remove", resolved.commit_index.to_string())
+    );
+    c.shutdown().await;
+}
