@@ -736,7 +736,10 @@ pub async fn act(
         Ok(c) => c,
         Err(p) => return incident_page(&console, &session, id, "", Some((p.status, p.detail))),
     };
-    let written = console.node.write(cmd).await;
+    // Safe to send twice: the second acknowledge or resolve changes nothing,
+    // a repeated note is the same note, a role set again is the same role.
+    let repeatable = matches!(action.as_str(), "acknowledge" | "resolve" | "note" | "role");
+    let written = super::commit(&console.node, cmd, repeatable).await;
     match written {
         Ok(w) => {
             if let CoreResponse::Rejected(r) = &w.response {

@@ -183,6 +183,36 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Commit `cmd` through the leader. An action that is safe to apply twice
+/// (`repeatable`: acknowledge, resolve, a note, a role) is sent again while the cluster elects, until the write timeout:
+/// a forward to a leader that just died fails at once, and the person who
+/// pressed the button should not have to press it again. Anything else is
+/// sent once, and a failure says to check before retrying.
+pub async fn commit(
+    node: &Node,
+    cmd: pager_core::Command,
+    repeatable: bool,
+) -> Result<crate::node::Written, NodeError> {
+    let deadline = tokio::time::Instant::now() + node.cfg.write_timeout;
+    let mut metrics = node.raft.metrics();
+    loop {
+        let asked = metrics.borrow_and_update().current_leader;
+        match node.write(cmd.clone()).await {
+            Err(NodeError::Unavailable(_) | NodeError::NotLeader { .. })
+                if repeatable && tokio::time::Instant::now() < deadline =>
+            {
+                // Wait for the cluster to move on from the leader that failed.
+                let moved =
+                    metrics.wait_for(|m| m.current_leader.is_some() && m.current_leader != asked);
+                if tokio::time::timeout_at(deadline, moved).await.is_err() {
+                    return node.write(cmd).await;
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Why a write did not land, as a status and words a half-awake reader can
 /// act on.
 pub fn write_failed(e: &NodeError) -> (StatusCode, String) {
@@ -195,7 +225,7 @@ pub fn write_failed(e: &NodeError) -> (StatusCode, String) {
         NodeError::NotLeader { .. } | NodeError::Unavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "The cluster did not confirm this in time (a leader election may be under way). \
-             Check the page below, then try again: sending it again never applies it twice."
+             It may or may not have been applied: check the timeline below, then try again."
                 .to_string(),
         ),
         other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),

@@ -225,15 +225,14 @@ pub async fn add_override(
         Ok(o) => o,
         Err(p) => return render(&console, &session, false, Some((p.status, p.detail))),
     };
-    let written = console
-        .node
-        .write(Command::AddOverride {
-            at: 0,
-            schedule,
-            over,
-            by: session.user.clone(),
-        })
-        .await;
+    // Not sent again on its own: the document moves a version per override.
+    let cmd = Command::AddOverride {
+        at: 0,
+        schedule,
+        over,
+        by: session.user.clone(),
+    };
+    let written = super::commit(&console.node, cmd, false).await;
     match written {
         Ok(w) => match w.response {
             CoreResponse::Rejected(r) => {
