@@ -40,6 +40,7 @@ escalation_policy = "p"
 
 const ALICE_PW: &str = "alice-password-1";
 const OPS_PW: &str = "ops-password-0001";
+const BOB_PW: &str = "bob-password-0001";
 
 /// A browser without a browser: keeps the cookies a node sets, never follows
 /// redirects (the tests look at them).
@@ -164,6 +165,7 @@ async fn cluster() -> (Cluster, usize) {
     for (user, pw, role) in [
         ("alice", ALICE_PW, TokenRole::Responder),
         ("ops", OPS_PW, TokenRole::Admin),
+        ("bob", BOB_PW, TokenRole::Responder),
     ] {
         let w = c
             .node(leader)
@@ -678,5 +680,90 @@ async fn the_live_list_streams_changes_and_resumes_from_the_last_revision() {
         (event.as_str(), id),
         ("remove", resolved.commit_index.to_string())
     );
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_reads_in_the_console_and_a_shift_is_swapped_from_its_week() {
+    let (c, leader) = cluster().await;
+    let url = base(&c, c.follower(leader));
+    let mut bob = Agent::new();
+    bob.sign_in(&url, "bob", BOB_PW).await;
+    let services = bob.get(&format!("{url}/services")).await;
+    assert_eq!(services.status, StatusCode::OK);
+    assert!(
+        services.body.contains(r#"<a href="/services/web">web</a>"#),
+        "{}",
+        services.body
+    );
+    assert!(
+        services.body.contains("schedule primary; then after 1h"),
+        "{}",
+        services.body
+    );
+    assert!(services.body.contains("…0001") && !services.body.contains("web-key-0001"));
+
+    // The plan a trigger would page: bob, by email, an hour in (his rule).
+    let plan = bob.get(&format!("{url}/services/web")).await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
+    assert!(
+        plan.body
+            .contains("<td>1h</td><td>1</td><td>bob</td><td>email</td>"),
+        "{}",
+        plan.body
+    );
+    assert_eq!(
+        bob.get(&format!("{url}/services/nope")).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The week: bob every day, each shift of his with a swap form.
+    let week = bob.get(&format!("{url}/schedules/primary")).await;
+    assert_eq!(week.status, StatusCode::OK, "{}", week.body);
+    assert_eq!(week.body.matches(r#"<li class="day">"#).count(), 7);
+    assert!(
+        week.body.contains(r#"class="inline swap""#),
+        "{}",
+        week.body
+    );
+    let field = |name: &str| {
+        let at = week
+            .body
+            .find(&format!(r#"name="{name}" value=""#))
+            .unwrap()
+            + format!(r#"name="{name}" value=""#).len();
+        week.body[at..at + week.body[at..].find('"').unwrap()].to_string()
+    };
+    let (start, end) = (field("start_ms"), field("end_ms"));
+    let csrf = week.csrf();
+    let swapped = bob
+        .post(
+            &format!("{url}/oncall/override"),
+            &[
+                ("csrf", &csrf),
+                ("schedule", "primary"),
+                ("replaces", "bob"),
+                ("user", "alice"),
+                ("start_ms", &start),
+                ("end_ms", &end),
+            ],
+        )
+        .await;
+    assert_eq!(swapped.status, StatusCode::SEE_OTHER, "{}", swapped.body);
+    let after = bob.get(&format!("{url}/schedules/primary")).await;
+    assert!(
+        after
+            .body
+            .contains("<strong>alice</strong> <span class=\"muted\">override</span>"),
+        "{}",
+        after.body
+    );
+    assert!(
+        after.body.contains("<strong>alice</strong> for bob"),
+        "{}",
+        after.body
+    );
+    let bad = bob.get(&format!("{url}/schedules/primary?week=soon")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     c.shutdown().await;
 }

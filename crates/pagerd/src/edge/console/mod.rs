@@ -14,9 +14,12 @@
 //! - [`session`]: sign-in, the signed session cookie, CSRF tokens
 //! - [`incidents`]: the list, its live stream, an incident's page and actions
 //! - [`oncall`]: who is on call now and next, overrides
+//! - [`directory`]: services, teams, policies, a service's page plan, a
+//!   schedule's week
 //! - [`cluster`]: members, leader, lag (admins)
 
 mod cluster;
+mod directory;
 mod incidents;
 mod oncall;
 pub mod session;
@@ -64,6 +67,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/incidents/:id/:action", post(incidents::act))
         .route("/oncall", get(oncall::page))
         .route("/oncall/override", post(oncall::add_override))
+        .route("/services", get(directory::services))
+        .route("/services/:name", get(directory::service))
+        .route("/schedules/:name", get(directory::schedule))
         .route("/cluster", get(cluster::page))
         .route("/assets/console.css", get(stylesheet))
         .route("/assets/console.js", get(script))

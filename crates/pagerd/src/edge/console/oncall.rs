@@ -195,20 +195,39 @@ fn override_of(
              moving someone else's shift needs an admin.",
         ));
     }
-    let hours: u64 = f
-        .required("hours", "How many hours")?
-        .parse()
-        .ok()
-        .filter(|h| (1..=MAX_HOURS).contains(h))
-        .ok_or_else(|| Problem::bad_request(format!("Hours: 1 to {MAX_HOURS}.")))?;
-    let start = start_of(f.get("start"), now)?;
+    // A swap from the week view names the shift's own instants.
+    let exact = (
+        f.get("start_ms").parse::<u64>(),
+        f.get("end_ms").parse::<u64>(),
+    );
+    let (start, end) = match exact {
+        (Ok(start), Ok(end)) if start < end && end - start <= MAX_HOURS * 3_600_000 => (start, end),
+        (Ok(_), Ok(_)) => {
+            return Err(Problem::bad_request(format!(
+                "The shift must end after it starts, within {MAX_HOURS} hours."
+            )))
+        }
+        _ => {
+            let hours: u64 = f
+                .required("hours", "How many hours")?
+                .parse()
+                .ok()
+                .filter(|h| (1..=MAX_HOURS).contains(h))
+                .ok_or_else(|| Problem::bad_request(format!("Hours: 1 to {MAX_HOURS}.")))?;
+            let start = start_of(f.get("start"), now)?;
+            (start, start + hours * 3_600_000)
+        }
+    };
+    if user == replaces.clone().unwrap_or_default() {
+        return Err(Problem::bad_request("Hand the shift to someone else."));
+    }
     Ok((
         schedule,
         pager_core::schedule::Override {
             user,
             replaces,
             start,
-            end: start + hours * 3_600_000,
+            end,
         },
     ))
 }
