@@ -161,11 +161,11 @@ struct ServicePage {
 
 fn after(ms: Millis) -> String {
     let m = ms / 60_000;
-    match m {
-        0 => format!("{}s", ms / 1000),
-        1..=59 => format!("{m}m"),
-        _ if m % 60 == 0 => format!("{}h", m / 60),
-        _ => format!("{}h {}m", m / 60, m % 60),
+    match (m / 60, m % 60) {
+        (0, 0) => format!("{}s", ms / 1000),
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h {m}m"),
     }
 }
 
