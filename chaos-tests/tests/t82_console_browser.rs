@@ -162,6 +162,15 @@ async fn a_responder_works_an_incident_in_the_browser_through_a_leader_sigkill(
     assert_eq!(browser.text("#schedule-primary .now").await?, "alice");
     browser.wait_for_text("#my-shifts", "primary", WAIT).await?;
     browser.screenshot("oncall").await?;
+    browser.click("#schedule-primary h3 a").await?;
+    browser.wait_for("#week", WAIT).await?;
+    browser.screenshot("schedule").await?;
+    browser.goto(&format!("{console}/services/web")).await?;
+    browser.wait_for("#plan", WAIT).await?;
+    browser.screenshot("service").await?;
+    browser.goto(&format!("{console}/profile")).await?;
+    browser.wait_for("#contacts", WAIT).await?;
+    browser.screenshot("profile").await?;
 
     info!("--- the leader dies with an incident's page open on the follower");
     enqueue(c.ports(leader.id)?.http, "disk-web2", "disk full on web2").await?;

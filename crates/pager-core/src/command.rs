@@ -258,6 +258,20 @@ pub enum Command {
         /// Who removed it.
         by: String,
     },
+    /// Send `user` a test page on one of their contact methods: a real SMS,
+    /// call or email marked as a test, delivered like any page (claimed by
+    /// term, retried, reconciled), recorded, and never an incident. At most
+    /// [`crate::state::TEST_PAGES_PER_HOUR`] per user an hour.
+    TestPage {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The user to page (a name in the document's `users`).
+        user: String,
+        /// The name of the user's contact method to try.
+        contact: String,
+        /// Who asked for it.
+        by: String,
+    },
     /// Sign a user out of every console session (their password stays).
     RevokeSessions {
         /// When the leader stamped it, in milliseconds since the Unix epoch.
@@ -317,6 +331,7 @@ macro_rules! each_at {
             | Command::SetPassword { $at, .. }
             | Command::ClearPassword { $at, .. }
             | Command::RevokeSessions { $at, .. }
+            | Command::TestPage { $at, .. }
             | Command::Outcome { $at, .. }
             | Command::Compact { $at, .. } => $body,
         }
@@ -410,6 +425,11 @@ pub enum Response {
         incident: Option<IncidentId>,
         /// The text to send back.
         message: String,
+    },
+    /// The test page a `TestPage` created.
+    TestPage {
+        /// Its delivery id.
+        delivery: DeliveryId,
     },
     /// Nothing was applied.
     Rejected(Rejection),

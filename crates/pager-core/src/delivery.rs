@@ -63,6 +63,10 @@ pub struct Delivery {
     /// A copy for a shadow (in training), not a responder.
     #[serde(default)]
     pub shadow: bool,
+    /// A test page a user asked for (`TestPage`): `incident` is 0, and no
+    /// outcome touches an incident or the user's escalation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
     /// 1 for the first send; raised by each retry.
     pub attempt: u32,
     /// Raft term of the log entry that created or last re-claimed it.

@@ -47,6 +47,33 @@ pub fn page(incident: &Incident, delivery: &Delivery) -> PageText {
     PageText { subject, text }
 }
 
+/// The words of a test page (`TestPage`): what it is, and that nothing needs
+/// doing. No reply codes and no links: it belongs to no incident.
+pub fn test_page(delivery: &Delivery) -> PageText {
+    let how = match delivery.method {
+        ContactKind::Sms => "text message",
+        ContactKind::Voice => "call",
+        ContactKind::Email => "email",
+    };
+    let subject = format!("[pagerd] Test page for {}", delivery.user);
+    let text = match delivery.method {
+        ContactKind::Voice => format!(
+            "This is pager d. This is a test call for {}, to the contact method {}. \
+             No action is needed. Goodbye.",
+            spoken(&delivery.user),
+            spoken(&delivery.contact)
+        ),
+        _ => format!(
+            "pagerd test page for {} via {} ({}). If you got this {how}, pages reach you \
+             here. No action needed.",
+            gsm7(&delivery.user),
+            gsm7(&delivery.contact),
+            delivery.method.as_str()
+        ),
+    };
+    PageText { subject, text }
+}
+
 /// `[pagerd] #12 CRITICAL db-prod: Disk full`: the subject of a page.
 pub fn subject(incident: &Incident) -> String {
     format!(

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 const ONCALL: &str = r#"
 [users.alice]
-contact_methods = [ { name = "email", type = "email", address = "alice@example.com" } ]
+contact_methods = [
+  { name = "email", type = "email", address = "alice@example.com" },
+  { name = "phone", type = "sms", address = "+15550100001" },
+]
 notification_rules.high = [ { after = "1h", contact = "email" } ]
 [users.bob]
 contact_methods = [ { name = "email", type = "email", address = "bob@example.com" } ]
@@ -765,5 +768,121 @@ async fn the_document_reads_in_the_console_and_a_shift_is_swapped_from_its_week(
     );
     let bad = bob.get(&format!("{url}/schedules/primary?week=soon")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_page_is_a_real_page_recorded_on_the_profile_and_never_an_incident() {
+    let (c, leader) = cluster().await;
+    let follower = c.follower(leader);
+    let url = base(&c, follower);
+    let mut alice = Agent::new();
+    alice.sign_in(&url, "alice", ALICE_PW).await;
+    let profile = alice.get(&format!("{url}/profile")).await;
+    assert_eq!(profile.status, StatusCode::OK, "{}", profile.body);
+    assert!(
+        profile.body.contains("a****@example.com"),
+        "{}",
+        profile.body
+    );
+    assert!(
+        !profile.body.contains("alice@example.com"),
+        "addresses are masked"
+    );
+    assert!(profile.body.contains("after 1h: email"), "{}", profile.body);
+    let csrf = profile.csrf();
+    for contact in ["email", "phone"] {
+        let sent = alice
+            .post(
+                &format!("{url}/profile/test"),
+                &[("csrf", &csrf), ("contact", contact)],
+            )
+            .await;
+        assert_eq!(
+            sent.status,
+            StatusCode::SEE_OTHER,
+            "{contact}: {}",
+            sent.body
+        );
+        assert_eq!(sent.location(), "/profile?done=test");
+    }
+    // The leader sends both, like any page.
+    let mails = c
+        .smtp
+        .wait_for_mails(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(mails[0].to, vec!["alice@example.com".to_string()]);
+    let sms = c
+        .twilio
+        .wait_for_messages(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(sms[0].to, "+15550100001");
+    assert!(
+        sms[0].body.contains("pagerd test page for alice via phone"),
+        "{}",
+        sms[0].body
+    );
+    assert!(
+        !sms[0].body.contains("Reply"),
+        "no reply codes: {}",
+        sms[0].body
+    );
+    // Recorded as sent, on every node, and no incident was opened.
+    let node = c.node(follower).node.clone();
+    let mut applied = node.applied.clone();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        applied.wait_for(|_| {
+            node.read(|s| {
+                s.deliveries
+                    .values()
+                    .filter(|d| d.test && d.status == pager_core::delivery::DeliveryStatus::Sent)
+                    .count()
+                    == 2
+            })
+        }),
+    )
+    .await
+    .expect("both test pages recorded as sent")
+    .unwrap();
+    assert_eq!(
+        node.read(|s| s.incidents.len()),
+        1,
+        "only the fixture's incident"
+    );
+    let profile = alice.get(&format!("{url}/profile?done=test")).await;
+    assert!(profile.body.contains("Test page on its way."));
+    assert_eq!(
+        profile.body.matches("<td>sent</td>").count(),
+        2,
+        "{}",
+        profile.body
+    );
+    // An unknown contact method is refused with a reason.
+    let bad = alice
+        .post(
+            &format!("{url}/profile/test"),
+            &[("csrf", &csrf), ("contact", "pager")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND, "{}", bad.body);
+    assert!(bad.body.contains("contact method"), "{}", bad.body);
+
+    // Sign out everywhere: this session ends too.
+    let out = alice
+        .post(
+            &format!("{url}/profile/sign-out-everywhere"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let gone = alice.get(&format!("{url}/profile")).await;
+    assert!(
+        gone.location().starts_with("/login?why="),
+        "{}",
+        gone.location()
+    );
     c.shutdown().await;
 }

@@ -1,9 +1,9 @@
 //! Deliveries after they are created: reclaimed by a new leader, their
 //! outcomes (sent, failed, in doubt), retries with backoff, cancellation.
 
-use super::{Cx, State};
+use super::{Cx, State, TEST_PAGES_PER_HOUR};
 use crate::command::{Effect, Rejection, Response, SendResult};
-use crate::delivery::{DeliveryId, DeliveryStatus, MAX_ATTEMPTS, UNREACHABLE_CODES};
+use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, MAX_ATTEMPTS, UNREACHABLE_CODES};
 use crate::incident::IncidentId;
 use crate::time::Millis;
 use crate::timer::Timer;
@@ -152,6 +152,69 @@ impl State {
             _ => {} // already settled (a duplicate outcome after a re-claim)
         }
         Response::Noop
+    }
+
+    /// A test page to one contact method of `user`; see [`Command::TestPage`].
+    pub(super) fn test_page(&mut self, cx: &mut Cx, user: &str, contact: &str) -> Response {
+        let Some(u) = self.config.users.get(user) else {
+            return Response::Rejected(Rejection::NotFound {
+                field: "user".into(),
+                what: format!("user {user:?} in the on-call document"),
+            });
+        };
+        let Some(cm) = u.contact_methods.iter().find(|c| c.name == contact) else {
+            return Response::Rejected(Rejection::NotFound {
+                field: "contact".into(),
+                what: format!("contact method {contact:?} of {user}"),
+            });
+        };
+        let hour_ago = cx.at.saturating_sub(3_600_000);
+        let recent = self
+            .deliveries
+            .values()
+            .rev()
+            .take_while(|d| d.created_at >= hour_ago)
+            .filter(|d| d.test && d.user == user)
+            .count();
+        if recent >= TEST_PAGES_PER_HOUR {
+            return Response::Rejected(Rejection::Invalid {
+                field: "contact".into(),
+                reason: format!("at most {TEST_PAGES_PER_HOUR} test pages an hour; try later"),
+            });
+        }
+        self.next_delivery += 1;
+        let id = self.next_delivery;
+        let d = Delivery {
+            id,
+            incident: 0,
+            user: user.to_string(),
+            contact: cm.name.clone(),
+            method: cm.kind,
+            address: cm.address.clone(),
+            shadow: false,
+            test: true,
+            attempt: 1,
+            claim_term: cx.meta.term,
+            reclaims: 0,
+            status: DeliveryStatus::Pending,
+            claimed_at: cx.at,
+            in_doubt: false,
+            call_status: String::new(),
+            reached: false,
+            notice: String::new(),
+            provider_id: String::new(),
+            error: String::new(),
+            created_at: cx.at,
+            updated_at: cx.at,
+        };
+        self.deliveries.insert(id, Arc::new(d));
+        self.pending.insert(id);
+        self.stats.deliveries_created += 1;
+        cx.effects.push(Effect::Deliver {
+            delivery: id,
+            term: cx.meta.term,
+        });
+        Response::TestPage { delivery: id }
     }
 
     pub(super) fn retry(&mut self, cx: &mut Cx, id: DeliveryId) {

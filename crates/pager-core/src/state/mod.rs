@@ -126,6 +126,10 @@ impl std::fmt::Debug for LinkKey {
 /// Longest note, in bytes.
 pub const MAX_NOTE_BYTES: usize = 4096;
 
+/// Test pages one user may ask for in an hour (each is a real SMS, call or
+/// email, and costs what one does).
+pub const TEST_PAGES_PER_HOUR: usize = 5;
+
 /// A note with the same text by the same user within this long of an earlier
 /// one is that note, not a second one (a form sent again after an election).
 pub const NOTE_REPEAT_WINDOW: Millis = 10 * 60 * 1000;
@@ -336,6 +340,7 @@ impl State {
                 by,
                 ..
             } => self.set_password(cx.meta.index, cx.at, user, *role, phc, by),
+            Command::TestPage { user, contact, .. } => self.test_page(&mut cx, user, contact),
             Command::RevokeSessions { user, .. } => match self.credentials.get_mut(user) {
                 Some(c) => {
                     c.sessions_version = cx.meta.index;
@@ -438,6 +443,12 @@ impl State {
         }
         for (key, timer) in self.timers.iter() {
             match timer.incident() {
+                // A test page's retry: it belongs to no incident (ids start at 1).
+                Some(0) => match timer {
+                    Timer::Retry { delivery, .. }
+                        if self.deliveries.get(delivery).is_some_and(|d| d.test) => {}
+                    _ => return Err(format!("timer {key:?} on incident 0")),
+                },
                 Some(inc) => match self.incidents.get(&inc) {
                     Some(i) if i.timers.contains(key) => {
                         if timer.pages() && i.status != IncidentStatus::Triggered {

@@ -16,6 +16,8 @@ impl State {
                         inc.timers.remove(&key);
                         Some(inc.status)
                     }
+                    // Incident 0 is no incident: a test page's retry.
+                    None if id == 0 => Some(IncidentStatus::Triggered),
                     None => continue,
                 },
                 None => None,

@@ -191,6 +191,16 @@ async fn voice(
     Signed(params): Signed,
 ) -> HttpResponse {
     let answered_by = param(&params, "AnsweredBy");
+    let test = node.read(|s| {
+        s.deliveries
+            .get(&delivery)
+            .filter(|d| d.test)
+            .map(|d| pager_core::render::test_page(d).text)
+    });
+    if let Some(words) = test {
+        // A test call: say so and hang up; there is nothing to acknowledge.
+        return twiml(Twiml::new().say(&words).hangup().build());
+    }
     let page = node.read(|s| {
         let d = s.deliveries.get(&delivery)?;
         let inc = s.incidents.get(&d.incident)?;

@@ -193,11 +193,21 @@ impl Dispatcher {
                 if busy.contains(&(d.id, d.attempt, term)) {
                     return false; // the task in flight hands it back when it ends
                 }
+                let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
+                    .then_some((d.claimed_at, d.updated_at + grace));
+                if d.test {
+                    jobs.push(Job {
+                        page: pages::build_test(&node.cfg, &urls, d),
+                        attempt: d.attempt,
+                        reconcile,
+                        high_urgency: false,
+                        claimed_at: d.claimed_at,
+                    });
+                    return true;
+                }
                 let Some(inc) = s.incidents.get(&d.incident) else {
                     return false;
                 };
-                let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
-                    .then_some((d.claimed_at, d.updated_at + grace));
                 jobs.push(Job {
                     page: pages::build(&node.cfg, &urls, s, inc, d, now),
                     attempt: d.attempt,

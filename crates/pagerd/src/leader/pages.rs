@@ -78,6 +78,39 @@ pub fn build(
     }
 }
 
+/// The page of a test delivery (`TestPage`): the words say it is a test and
+/// carry no reply codes or links; a call says them and hangs up.
+pub fn build_test(cfg: &NodeConfig, urls: &Urls, d: &Delivery) -> Page {
+    let words = render::test_page(d);
+    let voice = (d.method == ContactKind::Voice).then(|| {
+        let path = voice_path(d.id, d.attempt);
+        VoiceCall {
+            url: format!("{}{path}", urls.public),
+            fallback_url: urls.fallback.as_ref().map(|f| format!("{f}{path}")),
+            status_callback: Some(format!(
+                "{}/twilio/status?d={}&a={}",
+                urls.public, d.id, d.attempt
+            )),
+            timeout_secs: cfg.dispatch.call_timeout_secs,
+            machine_detection: cfg.dispatch.machine_detection,
+        }
+    });
+    Page {
+        delivery_id: d.id,
+        method: method(d.method),
+        address: d.address.clone(),
+        subject: words.subject,
+        html: (d.method == ContactKind::Email).then(|| {
+            format!(
+                "<!DOCTYPE html><html><body><p>{}</p></body></html>",
+                render::html(&words.text)
+            )
+        }),
+        text: words.text,
+        voice,
+    }
+}
+
 fn email_links(
     cfg: &NodeConfig,
     urls: &Urls,

@@ -459,7 +459,7 @@ fn done_text(action: &str) -> &'static str {
     }
 }
 
-fn mask(method: pager_core::oncall::ContactKind, address: &str) -> String {
+pub fn mask(method: pager_core::oncall::ContactKind, address: &str) -> String {
     match method {
         pager_core::oncall::ContactKind::Email => pager_notify::mask::email(address),
         _ => pager_notify::mask::phone(address),

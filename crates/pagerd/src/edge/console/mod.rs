@@ -16,12 +16,14 @@
 //! - [`oncall`]: who is on call now and next, overrides
 //! - [`directory`]: services, teams, policies, a service's page plan, a
 //!   schedule's week
+//! - [`profile`]: my contact methods and rules, test pages, sign out everywhere
 //! - [`cluster`]: members, leader, lag (admins)
 
 mod cluster;
 mod directory;
 mod incidents;
 mod oncall;
+mod profile;
 pub mod session;
 
 use crate::edge::ratelimit::KeyLimiter;
@@ -70,6 +72,12 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/services", get(directory::services))
         .route("/services/:name", get(directory::service))
         .route("/schedules/:name", get(directory::schedule))
+        .route("/profile", get(profile::page))
+        .route("/profile/test", post(profile::test_page))
+        .route(
+            "/profile/sign-out-everywhere",
+            post(profile::sign_out_everywhere),
+        )
         .route("/cluster", get(cluster::page))
         .route("/assets/console.css", get(stylesheet))
         .route("/assets/console.js", get(script))

@@ -251,6 +251,11 @@ impl Session {
         }
     }
 
+    /// The cookie that ends this session in this browser.
+    pub fn cleared(&self) -> HeaderValue {
+        set_cookie(COOKIE, "", "/", 0, self.secure)
+    }
+
     /// Only admins past this point.
     pub fn require_admin(&self) -> Result<(), Problem> {
         if self.is_admin() {
@@ -486,15 +491,13 @@ pub async fn login(
 
 /// Sign out of this browser: the cookie goes. (Every session of a user ends
 /// with `pagerctl user sign-out USER`.)
-pub async fn logout(State(console): State<Console>, session: Session, fields: Fields) -> Response {
+pub async fn logout(session: Session, fields: Fields) -> Response {
     if let Err(p) = session.check_csrf(&fields) {
         return p.into_response();
     }
     let mut res = Redirect::to("/login").into_response();
-    res.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(COOKIE, "", "/", 0, secure(&console)),
-    );
+    res.headers_mut()
+        .append(header::SET_COOKIE, session.cleared());
     res
 }
 
