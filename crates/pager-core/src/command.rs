@@ -272,6 +272,19 @@ pub enum Command {
         /// Who asked for it.
         by: String,
     },
+    /// Email `user` a link to set their console password (valid once, until
+    /// it expires or their password changes), delivered like any page. The
+    /// address is the user's `email`, else their first email contact method.
+    Invite {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The user to invite (a name in the document's `users`).
+        user: String,
+        /// The console role the password will grant.
+        role: crate::auth::TokenRole,
+        /// Who sent the invitation.
+        by: String,
+    },
     /// Sign a user out of every console session (their password stays).
     RevokeSessions {
         /// When the leader stamped it, in milliseconds since the Unix epoch.
@@ -332,6 +345,7 @@ macro_rules! each_at {
             | Command::ClearPassword { $at, .. }
             | Command::RevokeSessions { $at, .. }
             | Command::TestPage { $at, .. }
+            | Command::Invite { $at, .. }
             | Command::Outcome { $at, .. }
             | Command::Compact { $at, .. } => $body,
         }
@@ -426,8 +440,8 @@ pub enum Response {
         /// The text to send back.
         message: String,
     },
-    /// The test page a `TestPage` created.
-    TestPage {
+    /// The delivery a `TestPage` or an `Invite` created.
+    Queued {
         /// Its delivery id.
         delivery: DeliveryId,
     },

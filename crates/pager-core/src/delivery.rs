@@ -45,6 +45,32 @@ impl DeliveryStatus {
     }
 }
 
+/// What a delivery is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// A page of an incident.
+    #[default]
+    Page,
+    /// A test page the user asked for (`TestPage`).
+    Test,
+    /// An email inviting the user to set a console password (`Invite`).
+    Invite {
+        /// The console role the password will grant.
+        role: crate::auth::TokenRole,
+        /// The user's `sessions_version` when invited (0: no password yet):
+        /// the link works only while it is unchanged, so it works once.
+        version: u64,
+    },
+}
+
+impl Purpose {
+    /// A page of an incident (the default, not serialized).
+    pub fn is_page(&self) -> bool {
+        *self == Purpose::Page
+    }
+}
+
 /// One page to one contact method of one user, for one incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -63,10 +89,11 @@ pub struct Delivery {
     /// A copy for a shadow (in training), not a responder.
     #[serde(default)]
     pub shadow: bool,
-    /// A test page a user asked for (`TestPage`): `incident` is 0, and no
-    /// outcome touches an incident or the user's escalation.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub test: bool,
+    /// A page of an incident, a test page, or an invitation; the last two
+    /// belong to no incident (`incident` is 0) and no outcome touches an
+    /// incident or the user's escalation.
+    #[serde(default, skip_serializing_if = "Purpose::is_page")]
+    pub purpose: Purpose,
     /// 1 for the first send; raised by each retry.
     pub attempt: u32,
     /// Raft term of the log entry that created or last re-claimed it.

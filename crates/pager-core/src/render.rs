@@ -74,6 +74,20 @@ pub fn test_page(delivery: &Delivery) -> PageText {
     PageText { subject, text }
 }
 
+/// The words of an invitation to the console (`Invite`): the link that sets
+/// the password, and when it stops working.
+pub fn invite(delivery: &Delivery, link: &str, expires: &str) -> PageText {
+    PageText {
+        subject: format!("[pagerd] Set your console password, {}", delivery.user),
+        text: format!(
+            "You have been invited to the pagerd console as {user}.\n\n\
+             Choose your password here (the link works once, until {expires}):\n{link}\n\n\
+             If you did not expect this, ignore it: nothing changes until the link is used.\n",
+            user = delivery.user
+        ),
+    }
+}
+
 /// `[pagerd] #12 CRITICAL db-prod: Disk full`: the subject of a page.
 pub fn subject(incident: &Incident) -> String {
     format!(

@@ -40,7 +40,7 @@ fn test_page(log: &mut Log, at: u64, contact: &str) -> (Response, Vec<Effect>) {
 fn a_test_page_is_a_delivery_of_no_incident_sent_and_retried_like_a_page() {
     let mut log = Log::with_doc(DOC, T0);
     let (r, effects) = test_page(&mut log, T0 + 1, "phone");
-    let Response::TestPage { delivery } = r else {
+    let Response::Queued { delivery } = r else {
         panic!("expected a test page, got {r:?}");
     };
     assert_eq!(
@@ -51,7 +51,11 @@ fn a_test_page_is_a_delivery_of_no_incident_sent_and_retried_like_a_page() {
         }]
     );
     let d = &log.state.deliveries[&delivery];
-    assert!(d.test && d.incident == 0 && d.status == DeliveryStatus::Pending);
+    assert!(
+        d.purpose == pager_core::delivery::Purpose::Test
+            && d.incident == 0
+            && d.status == DeliveryStatus::Pending
+    );
     assert_eq!(
         (d.method.as_str(), d.address.as_str()),
         ("sms", "+15550000001")
@@ -135,7 +139,7 @@ fn unknown_users_and_contacts_and_too_many_tests_are_refused() {
     assert_eq!(log.state.deliveries.len(), before);
     for i in 0..TEST_PAGES_PER_HOUR as u64 {
         let (r, _) = test_page(&mut log, T0 + 10 + i, "mail");
-        assert!(matches!(r, Response::TestPage { .. }), "{r:?}");
+        assert!(matches!(r, Response::Queued { .. }), "{r:?}");
     }
     let (r, _) = test_page(&mut log, T0 + 100, "mail");
     assert!(
@@ -144,16 +148,16 @@ fn unknown_users_and_contacts_and_too_many_tests_are_refused() {
     );
     // An hour later there is room again.
     let (r, _) = test_page(&mut log, T0 + 3_600_100, "mail");
-    assert!(matches!(r, Response::TestPage { .. }), "{r:?}");
+    assert!(matches!(r, Response::Queued { .. }), "{r:?}");
 }
 
 #[test]
 fn settled_test_pages_are_compacted_when_old() {
     let mut log = Log::with_doc(DOC, T0);
-    let (Response::TestPage { delivery: sent }, _) = test_page(&mut log, T0 + 1, "mail") else {
+    let (Response::Queued { delivery: sent }, _) = test_page(&mut log, T0 + 1, "mail") else {
         panic!("a test page");
     };
-    let (Response::TestPage { delivery: waiting }, _) = test_page(&mut log, T0 + 2, "phone") else {
+    let (Response::Queued { delivery: waiting }, _) = test_page(&mut log, T0 + 2, "phone") else {
         panic!("a test page");
     };
     log.apply(Command::Outcome {
@@ -180,5 +184,54 @@ fn settled_test_pages_are_compacted_when_old() {
     assert!(
         log.state.deliveries.contains_key(&waiting),
         "a pending one stays"
+    );
+}
+
+#[test]
+fn an_invitation_is_an_email_delivery_naming_the_role_and_the_password_version() {
+    use pager_core::delivery::Purpose;
+    use pager_core::TokenRole;
+    let mut log = Log::with_doc(DOC, T0);
+    let invite = |log: &mut Log, user: &str| {
+        log.apply(Command::Invite {
+            at: T0 + 1,
+            user: user.into(),
+            role: TokenRole::Admin,
+            by: "ops".into(),
+        })
+        .0
+    };
+    let Response::Queued { delivery } = invite(&mut log, "alice") else {
+        panic!("an invitation");
+    };
+    let d = &log.state.deliveries[&delivery];
+    assert_eq!(
+        (d.purpose, d.method.as_str(), d.address.as_str(), d.incident),
+        (
+            Purpose::Invite {
+                role: TokenRole::Admin,
+                version: 0
+            },
+            "email",
+            "alice@example.com",
+            0
+        )
+    );
+    let r = invite(&mut log, "nobody");
+    assert!(
+        matches!(r, Response::Rejected(Rejection::NotFound { ref field, .. }) if field == "user"),
+        "{r:?}"
+    );
+    // A user without any email address cannot be invited.
+    let doc = DOC.replace(
+        r#"  { name = "mail", type = "email", address = "alice@example.com" },
+"#,
+        "",
+    );
+    let mut log = Log::with_doc(&doc, T0);
+    let r = invite(&mut log, "alice");
+    assert!(
+        matches!(r, Response::Rejected(Rejection::Invalid { ref field, .. }) if field == "user"),
+        "{r:?}"
     );
 }

@@ -267,5 +267,48 @@ async fn only_an_admin_sets_console_passwords() {
         &cred.phc,
         "long enough secret"
     ));
+
+    // Invitations and signing out everywhere are an admin's too.
+    let invite = |token: &str| {
+        let req = pb::InviteRequest {
+            user: "alice".into(),
+            role: "admin".into(),
+        };
+        let ch = c.channel(f);
+        let token = token.to_string();
+        async move {
+            pb::users_client::UsersClient::new(ch.await)
+                .invite(with_token(req, Some(&token)))
+                .await
+        }
+    };
+    let err = invite(&responder.secret)
+        .await
+        .expect_err("a responder may not");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // alice's only contact method is an SMS and she has no email: refused, nothing queued.
+    let err = invite(BOOTSTRAP).await.expect_err("no email address");
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert!(
+        err.message().starts_with("user: alice has no email"),
+        "{}",
+        err.message()
+    );
+    let signed_out = pb::users_client::UsersClient::new(c.channel(f).await)
+        .sign_out(with_token(
+            pb::SignOutRequest {
+                user: "alice".into(),
+            },
+            Some(BOOTSTRAP),
+        ))
+        .await
+        .expect("admin signs alice out")
+        .into_inner();
+    c.applied(leader, signed_out.commit_index).await;
+    let version = c
+        .node(leader)
+        .node
+        .read(|s| s.credentials["alice"].sessions_version);
+    assert_eq!(version, signed_out.commit_index);
     c.shutdown().await;
 }

@@ -24,6 +24,10 @@ notification_rules.high = [ { after = "1h", contact = "email" } ]
 [users.bob]
 contact_methods = [ { name = "email", type = "email", address = "bob@example.com" } ]
 notification_rules.high = [ { after = "1h", contact = "email" } ]
+[users.carol]
+email = "carol@example.com"
+contact_methods = [ { name = "sms", type = "sms", address = "+15550100003" } ]
+notification_rules.high = [ { after = "1h", contact = "sms" } ]
 [users.ops]
 contact_methods = [ { name = "email", type = "email", address = "ops@example.com" } ]
 notification_rules.high = [ { after = "1h", contact = "email" } ]
@@ -838,7 +842,10 @@ async fn a_test_page_is_a_real_page_recorded_on_the_profile_and_never_an_inciden
             node.read(|s| {
                 s.deliveries
                     .values()
-                    .filter(|d| d.test && d.status == pager_core::delivery::DeliveryStatus::Sent)
+                    .filter(|d| {
+                        d.purpose == pager_core::delivery::Purpose::Test
+                            && d.status == pager_core::delivery::DeliveryStatus::Sent
+                    })
                     .count()
                     == 2
             })
@@ -884,5 +891,85 @@ async fn a_test_page_is_a_real_page_recorded_on_the_profile_and_never_an_inciden
         "{}",
         gone.location()
     );
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_invites_a_user_by_email_and_the_link_works_once() {
+    let (c, leader) = cluster().await;
+    let url = base(&c, c.follower(leader));
+    let mut ops = Agent::new();
+    ops.sign_in(&url, "ops", OPS_PW).await;
+    let users = ops.get(&format!("{url}/users")).await;
+    assert_eq!(users.status, StatusCode::OK, "{}", users.body);
+    assert!(users.body.contains(r#"id="user-carol""#));
+    let csrf = users.csrf();
+    let invited = ops
+        .post(
+            &format!("{url}/users/carol/invite"),
+            &[("csrf", &csrf), ("role", "responder")],
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::SEE_OTHER, "{}", invited.body);
+    // The leader sends the email, like a page.
+    let mail = c
+        .smtp
+        .wait_for_mails(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(mail[0].to, vec!["carol@example.com".to_string()]);
+    let text = mail[0].text().replace("=\r\n", "");
+    let at = text.find("/invite/").expect("a link in the invitation");
+    let path: String = text[at..]
+        .chars()
+        .take_while(|ch| !ch.is_whitespace() && *ch != '"' && *ch != '<')
+        .collect();
+
+    // Opening it on any node shows the form; the password sets and signs in.
+    let mut carol = Agent::new();
+    let form = carol.get(&format!("{url}{path}")).await;
+    assert_eq!(form.status, StatusCode::OK, "{path}: {}", form.body);
+    let csrf = form.csrf();
+    let short = carol
+        .post(
+            &format!("{url}{path}"),
+            &[("csrf", &csrf), ("password", "short"), ("confirm", "short")],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(short.body.contains("at least 10 bytes"), "{}", short.body);
+    let set = carol
+        .post(
+            &format!("{url}{path}"),
+            &[
+                ("csrf", &csrf),
+                ("password", "carol-password-1"),
+                ("confirm", "carol-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    assert_eq!(set.location(), "/incidents");
+    let list = carol.get(&format!("{url}/incidents")).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(list.body.contains(r#"title="Sign out carol""#));
+    let role = c.node(leader).node.read(|s| s.credentials["carol"].role);
+    assert_eq!(role, TokenRole::Responder);
+
+    // Used once: the same link no longer works.
+    let again = Agent::new().get(&format!("{url}{path}")).await;
+    assert_eq!(again.status, StatusCode::GONE, "{}", again.body);
+    assert!(again.body.contains("used already"), "{}", again.body);
+    // A forged link does not either.
+    let forged = Agent::new().get(&format!("{url}/invite/e30.AAAA")).await;
+    assert_eq!(forged.status, StatusCode::GONE);
+    // A responder cannot invite.
+    let mut alice = Agent::new();
+    alice.sign_in(&url, "alice", ALICE_PW).await;
+    let csrf = alice.get(&format!("{url}/incidents")).await.csrf();
+    let refused = alice
+        .post(&format!("{url}/users/bob/invite"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
     c.shutdown().await;
 }

@@ -83,11 +83,12 @@ impl State {
                 deliveries += u64::from(self.deliveries.remove(d).is_some());
             }
         }
-        // Test pages belong to no incident: they go once settled and as old.
+        // Test pages and invitations belong to no incident: they go once
+        // settled and as old.
         let pending = &self.pending;
         let before_tests = self.deliveries.len();
         self.deliveries
-            .retain(|id, d| !(d.test && d.updated_at < before && !pending.contains(id)));
+            .retain(|id, d| d.purpose.is_page() || d.updated_at >= before || pending.contains(id));
         deliveries += (before_tests - self.deliveries.len()) as u64;
         let (incidents, known) = (&self.incidents, &self.deliveries);
         self.latest_to_phone.retain(|_, d| known.contains_key(d));

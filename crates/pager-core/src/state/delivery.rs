@@ -2,9 +2,13 @@
 //! outcomes (sent, failed, in doubt), retries with backoff, cancellation.
 
 use super::{Cx, State, TEST_PAGES_PER_HOUR};
+use crate::auth::TokenRole;
 use crate::command::{Effect, Rejection, Response, SendResult};
-use crate::delivery::{Delivery, DeliveryId, DeliveryStatus, MAX_ATTEMPTS, UNREACHABLE_CODES};
+use crate::delivery::{
+    Delivery, DeliveryId, DeliveryStatus, Purpose, MAX_ATTEMPTS, UNREACHABLE_CODES,
+};
 use crate::incident::IncidentId;
+use crate::oncall::ContactKind;
 use crate::time::Millis;
 use crate::timer::Timer;
 use std::sync::Arc;
@@ -157,10 +161,7 @@ impl State {
     /// A test page to one contact method of `user`; see [`Command::TestPage`].
     pub(super) fn test_page(&mut self, cx: &mut Cx, user: &str, contact: &str) -> Response {
         let Some(u) = self.config.users.get(user) else {
-            return Response::Rejected(Rejection::NotFound {
-                field: "user".into(),
-                what: format!("user {user:?} in the on-call document"),
-            });
+            return unknown_user(user);
         };
         let Some(cm) = u.contact_methods.iter().find(|c| c.name == contact) else {
             return Response::Rejected(Rejection::NotFound {
@@ -168,18 +169,73 @@ impl State {
                 what: format!("contact method {contact:?} of {user}"),
             });
         };
+        let (name, kind, address) = (cm.name.clone(), cm.kind, cm.address.clone());
+        self.standalone(cx, user, Purpose::Test, name, kind, address, "contact")
+    }
+
+    /// An invitation to the console by email; see [`Command::Invite`].
+    pub(super) fn invite(&mut self, cx: &mut Cx, user: &str, role: TokenRole) -> Response {
+        let Some(u) = self.config.users.get(user) else {
+            return unknown_user(user);
+        };
+        let email = match u.email.trim() {
+            "" => u
+                .contact_methods
+                .iter()
+                .find(|c| c.kind == ContactKind::Email)
+                .map(|c| (c.name.clone(), c.address.clone())),
+            e => Some(("email".to_string(), e.to_string())),
+        };
+        let Some((contact, address)) = email else {
+            return Response::Rejected(Rejection::Invalid {
+                field: "user".into(),
+                reason: format!("{user} has no email address to send the invitation to"),
+            });
+        };
+        let version = self
+            .credentials
+            .get(user)
+            .map(|c| c.sessions_version)
+            .unwrap_or(0);
+        let purpose = Purpose::Invite { role, version };
+        self.standalone(
+            cx,
+            user,
+            purpose,
+            contact,
+            ContactKind::Email,
+            address,
+            "user",
+        )
+    }
+
+    /// A delivery of no incident (a test page, an invitation), at most
+    /// [`TEST_PAGES_PER_HOUR`] per user an hour; `field` is the one a refusal names.
+    #[allow(clippy::too_many_arguments)]
+    fn standalone(
+        &mut self,
+        cx: &mut Cx,
+        user: &str,
+        purpose: Purpose,
+        contact: String,
+        method: ContactKind,
+        address: String,
+        field: &str,
+    ) -> Response {
         let hour_ago = cx.at.saturating_sub(3_600_000);
         let recent = self
             .deliveries
             .values()
             .rev()
             .take_while(|d| d.created_at >= hour_ago)
-            .filter(|d| d.test && d.user == user)
+            .filter(|d| !d.purpose.is_page() && d.user == user)
             .count();
         if recent >= TEST_PAGES_PER_HOUR {
             return Response::Rejected(Rejection::Invalid {
-                field: "contact".into(),
-                reason: format!("at most {TEST_PAGES_PER_HOUR} test pages an hour; try later"),
+                field: field.into(),
+                reason: format!(
+                    "at most {TEST_PAGES_PER_HOUR} test pages and invitations an hour per user; try later"
+                ),
             });
         }
         self.next_delivery += 1;
@@ -188,11 +244,11 @@ impl State {
             id,
             incident: 0,
             user: user.to_string(),
-            contact: cm.name.clone(),
-            method: cm.kind,
-            address: cm.address.clone(),
+            contact,
+            method,
+            address,
             shadow: false,
-            test: true,
+            purpose,
             attempt: 1,
             claim_term: cx.meta.term,
             reclaims: 0,
@@ -214,7 +270,7 @@ impl State {
             delivery: id,
             term: cx.meta.term,
         });
-        Response::TestPage { delivery: id }
+        Response::Queued { delivery: id }
     }
 
     pub(super) fn retry(&mut self, cx: &mut Cx, id: DeliveryId) {
@@ -264,4 +320,11 @@ fn backoff(id: DeliveryId, attempt: u32) -> Millis {
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(6))
         .min(60_000);
     base + (id.wrapping_mul(7_919) % 250)
+}
+
+fn unknown_user(user: &str) -> Response {
+    Response::Rejected(Rejection::NotFound {
+        field: "user".into(),
+        what: format!("user {user:?} in the on-call document"),
+    })
 }

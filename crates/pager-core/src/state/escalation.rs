@@ -369,7 +369,7 @@ impl State {
             method: cm.kind,
             address: cm.address.clone(),
             shadow,
-            test: false,
+            purpose: crate::delivery::Purpose::Page,
             attempt: 1,
             claim_term: cx.meta.term,
             reclaims: 0,

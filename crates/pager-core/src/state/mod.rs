@@ -341,6 +341,7 @@ impl State {
                 ..
             } => self.set_password(cx.meta.index, cx.at, user, *role, phc, by),
             Command::TestPage { user, contact, .. } => self.test_page(&mut cx, user, contact),
+            Command::Invite { user, role, .. } => self.invite(&mut cx, user, *role),
             Command::RevokeSessions { user, .. } => match self.credentials.get_mut(user) {
                 Some(c) => {
                     c.sessions_version = cx.meta.index;
@@ -446,7 +447,10 @@ impl State {
                 // A test page's retry: it belongs to no incident (ids start at 1).
                 Some(0) => match timer {
                     Timer::Retry { delivery, .. }
-                        if self.deliveries.get(delivery).is_some_and(|d| d.test) => {}
+                        if self
+                            .deliveries
+                            .get(delivery)
+                            .is_some_and(|d| !d.purpose.is_page()) => {}
                     _ => return Err(format!("timer {key:?} on incident 0")),
                 },
                 Some(inc) => match self.incidents.get(&inc) {

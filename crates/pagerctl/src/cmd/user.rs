@@ -1,4 +1,4 @@
-//! `pagerctl user set-password|clear-password|sign-out|list`: who can sign in to the
+//! `pagerctl user set-password|invite|clear-password|sign-out|list`: who can sign in to the
 //! web console (admin only). The password is read from standard input (its
 //! first line, so it can be piped from a password manager and never sits in
 //! the shell's history), sent once over the API and hashed by the node.
@@ -6,8 +6,8 @@
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use pager_proto::pager::v1::{
-    users_client::UsersClient, ClearPasswordRequest, ListCredentialsRequest, SetPasswordRequest,
-    SignOutRequest,
+    users_client::UsersClient, ClearPasswordRequest, InviteRequest, ListCredentialsRequest,
+    SetPasswordRequest, SignOutRequest,
 };
 use std::io::BufRead;
 
@@ -25,6 +25,12 @@ pub enum UserCommand {
     },
     /// Remove a user's console password: they can no longer sign in.
     ClearPassword { user: String },
+    /// Email a user a link to choose their console password (works once, 72 h).
+    Invite {
+        user: String,
+        #[arg(long, value_parser = ["responder", "admin"], default_value = "responder")]
+        role: String,
+    },
     /// End every console session of a user (a lost phone); the password stays.
     SignOut { user: String },
     /// List the users who can sign in, with their role.
@@ -74,6 +80,21 @@ pub async fn run(client: &Client, out: &Printer, cmd: UserCommand) -> anyhow::Re
             out.emit(
                 || format!("password cleared for {user}\n"),
                 || serde_json::json!({"user": user, "cleared": true, "commit_index": r.commit_index}),
+            )
+        }
+        UserCommand::Invite { user, role } => {
+            let r = client
+                .call(
+                    &InviteRequest {
+                        user: user.clone(),
+                        role: role.clone(),
+                    },
+                    |ch, req| async move { UsersClient::new(ch).invite(req).await },
+                )
+                .await?;
+            out.emit(
+                || format!("invitation to {user} ({role}) on its way (delivery {})\n", r.delivery_id),
+                || serde_json::json!({"user": user, "role": role, "delivery_id": r.delivery_id, "commit_index": r.commit_index}),
             )
         }
         UserCommand::SignOut { user } => {

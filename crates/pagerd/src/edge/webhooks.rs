@@ -194,7 +194,7 @@ async fn voice(
     let test = node.read(|s| {
         s.deliveries
             .get(&delivery)
-            .filter(|d| d.test)
+            .filter(|d| d.purpose == pager_core::delivery::Purpose::Test)
             .map(|d| pager_core::render::test_page(d).text)
     });
     if let Some(words) = test {

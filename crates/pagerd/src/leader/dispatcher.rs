@@ -22,6 +22,7 @@
 use crate::leader::effects::Claim;
 use crate::leader::pages::{self, Urls};
 use crate::node::{now_ms, Node};
+use pager_core::delivery::Purpose;
 use pager_core::{Command, ContactKind, DeliveryId, DeliveryStatus, SendResult, Urgency};
 use pager_notify::{mask, Method, Notifier, Page};
 use std::collections::{BTreeMap, HashSet};
@@ -195,9 +196,14 @@ impl Dispatcher {
                 }
                 let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
                     .then_some((d.claimed_at, d.updated_at + grace));
-                if d.test {
+                let standalone = match d.purpose {
+                    Purpose::Page => None,
+                    Purpose::Test => Some(pages::build_test(&node.cfg, &urls, d)),
+                    Purpose::Invite { .. } => Some(pages::build_invite(&urls, s, d, now)),
+                };
+                if let Some(page) = standalone {
                     jobs.push(Job {
-                        page: pages::build_test(&node.cfg, &urls, d),
+                        page,
                         attempt: d.attempt,
                         reconcile,
                         high_urgency: false,

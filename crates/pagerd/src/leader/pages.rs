@@ -111,6 +111,37 @@ pub fn build_test(cfg: &NodeConfig, urls: &Urls, d: &Delivery) -> Page {
     }
 }
 
+/// The email of an invitation (`Invite`): the signed link that sets the
+/// user's password, made at send time with the cluster's link key.
+pub fn build_invite(urls: &Urls, state: &State, d: &Delivery, now: Millis) -> Page {
+    let (role, version) = match d.purpose {
+        pager_core::delivery::Purpose::Invite { role, version } => (role, version),
+        _ => (pager_core::TokenRole::Responder, u64::MAX),
+    };
+    let claims = crate::edge::console::invite::Claims {
+        user: d.user.clone(),
+        role,
+        version,
+        expires: now + crate::edge::console::invite::TTL_MS,
+    };
+    let link = crate::edge::console::invite::link(state.link_key.expose(), &urls.public, &claims)
+        .unwrap_or_else(|| format!("{}/login", urls.public));
+    let words = render::invite(d, &link, &pager_core::time::rfc3339(claims.expires));
+    Page {
+        delivery_id: d.id,
+        method: method(d.method),
+        address: d.address.clone(),
+        subject: words.subject,
+        html: Some(format!(
+            "<!DOCTYPE html><html><body><p>{}</p><p><a href=\"{}\">Choose your password</a></p></body></html>",
+            render::html(&words.text),
+            render::html(&link)
+        )),
+        text: words.text,
+        voice: None,
+    }
+}
+
 fn email_links(
     cfg: &NodeConfig,
     urls: &Urls,

@@ -17,14 +17,17 @@
 //! - [`directory`]: services, teams, policies, a service's page plan, a
 //!   schedule's week
 //! - [`profile`]: my contact methods and rules, test pages, sign out everywhere
+//! - [`users`] and [`invite`]: who can sign in, invitations by email (admins)
 //! - [`cluster`]: members, leader, lag (admins)
 
 mod cluster;
 mod directory;
 mod incidents;
+pub mod invite;
 mod oncall;
 mod profile;
 pub mod session;
+mod users;
 
 use crate::edge::ratelimit::KeyLimiter;
 use crate::error::NodeError;
@@ -78,6 +81,9 @@ pub fn router(node: Arc<Node>) -> Router {
             "/profile/sign-out-everywhere",
             post(profile::sign_out_everywhere),
         )
+        .route("/users", get(users::page))
+        .route("/users/:name/:action", post(users::act))
+        .route("/invite/:token", get(invite::page).post(invite::accept))
         .route("/cluster", get(cluster::page))
         .route("/assets/console.css", get(stylesheet))
         .route("/assets/console.js", get(script))

@@ -90,7 +90,9 @@ fn render(
                 .deliveries
                 .values()
                 .rev()
-                .filter(|d| d.test && d.user == session.user)
+                .filter(|d| {
+                    d.purpose == pager_core::delivery::Purpose::Test && d.user == session.user
+                })
                 .take(RECENT_TESTS)
                 .map(|d| TestRow {
                     when: when(d.created_at),

@@ -66,15 +66,21 @@ pub struct Claims {
 /// every node of the cluster has it and no other cluster does. `None` until a
 /// leader has taken over (a cluster that never elected one signs nothing).
 pub fn key(link_key: &str) -> Option<Vec<u8>> {
+    derived(link_key, "pagerd console session v1")
+}
+
+/// A key for one use (`label`) derived from the cluster's link key: a token
+/// made for one use never verifies as another.
+pub fn derived(link_key: &str, label: &str) -> Option<Vec<u8>> {
     if link_key.is_empty() {
         return None;
     }
     let mut m = Hmac::<Sha256>::new_from_slice(link_key.as_bytes()).ok()?;
-    m.update(b"pagerd console session v1");
+    m.update(label.as_bytes());
     Some(m.finalize().into_bytes().to_vec())
 }
 
-fn tag(key: &[u8], purpose: &str, nonce: &str) -> String {
+pub(super) fn tag(key: &[u8], purpose: &str, nonce: &str) -> String {
     let Ok(mut m) = Hmac::<Sha256>::new_from_slice(key) else {
         return String::new();
     };
@@ -84,11 +90,11 @@ fn tag(key: &[u8], purpose: &str, nonce: &str) -> String {
     B64.encode(m.finalize().into_bytes())
 }
 
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-fn nonce() -> String {
+pub(super) fn nonce() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 18];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -110,14 +116,20 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// A `Set-Cookie` value: HttpOnly and SameSite=Lax always, Secure when the
 /// node's public URL is https (the HTTP port itself is plain; TLS is then a
 /// proxy's).
-fn set_cookie(name: &str, value: &str, path: &str, max_age_s: u64, secure: bool) -> HeaderValue {
+pub(super) fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age_s: u64,
+    secure: bool,
+) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let v =
         format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn secure(console: &Console) -> bool {
+pub(super) fn secure(console: &Console) -> bool {
     console.node.cfg.public_url.starts_with("https://")
 }
 
@@ -321,7 +333,7 @@ pub struct LoginQuery {
 }
 
 /// Where to go after signing in: a path of this console, never another site.
-fn safe_next(next: &str) -> String {
+pub(super) fn safe_next(next: &str) -> String {
     if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
         next.to_string()
     } else {

@@ -57,6 +57,36 @@ impl pb::users_server::Users for Api {
         Ok(Response::new(pb::ClearPasswordResponse { commit_index }))
     }
 
+    async fn invite(
+        &self,
+        req: Request<pb::InviteRequest>,
+    ) -> Result<Response<pb::InviteResponse>, Status> {
+        let by = self.authorize(&req, TokenRole::Admin)?;
+        let pb::InviteRequest { user, role } = req.into_inner();
+        let role = if role.is_empty() {
+            TokenRole::Responder
+        } else {
+            role_from_str(&role)?
+        };
+        let w = self
+            .node
+            .write(Command::Invite {
+                at: 0,
+                user,
+                role,
+                by,
+            })
+            .await?;
+        match w.response {
+            pager_core::Response::Queued { delivery } => Ok(Response::new(pb::InviteResponse {
+                delivery_id: delivery,
+                commit_index: w.index,
+            })),
+            pager_core::Response::Rejected(r) => Err(NodeError::Rejected(r).into()),
+            other => Err(Status::internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
     async fn sign_out(
         &self,
         req: Request<pb::SignOutRequest>,
