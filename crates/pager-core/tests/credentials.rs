@@ -139,10 +139,18 @@ fn a_new_password_or_a_revocation_moves_the_session_version() {
     assert!(revoked > first, "{revoked} > {first}");
     set(&mut log, "alice", PHC);
     assert!(log.state.credentials["alice"].sessions_version > revoked);
-    // A user without a password has no sessions to revoke.
-    match log.apply(revoke("bob")).0 {
+    assert_eq!(
+        log.state.sessions_version("alice"),
+        log.state.credentials["alice"].sessions_version
+    );
+    // A user without a password (single sign-on) is signed out all the same,
+    // and gets no password by it.
+    assert_eq!(log.state.sessions_version("bob"), 0);
+    assert_eq!(log.apply(revoke("bob")).0, Response::Noop);
+    assert!(log.state.sessions_version("bob") > 0);
+    assert!(!log.state.credentials.contains_key("bob"));
+    match log.apply(revoke("mallory")).0 {
         Response::Rejected(Rejection::NotFound { field, .. }) => assert_eq!(field, "user"),
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert!(!log.state.credentials.contains_key("bob"));
 }

@@ -8,6 +8,7 @@
 //! A dev-only crate (`publish = false`): pager-notify, pagerd and chaos-tests take it as a
 //! dev-dependency or, for the chaos binaries, a dependency; the product crates never do.
 
+pub mod oidc;
 pub mod smtp;
 pub mod twilio;
 

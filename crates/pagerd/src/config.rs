@@ -192,6 +192,69 @@ pub struct RawAuth {
     /// state: create the real tokens with it, then keep it secret or drop it.
     pub bootstrap_admin_token: Option<String>,
     pub bootstrap_admin_token_file: Option<PathBuf>,
+    /// Console sign-in with an OpenID Connect provider.
+    #[serde(default)]
+    pub oidc: Option<RawOidc>,
+}
+
+/// `[auth.oidc]`: console sign-in through an identity provider
+/// (authorization code flow with PKCE). A user signs in as the user of the
+/// on-call document the ID token names: by `email` (matched against users'
+/// `email` or email contact methods) or by a claim holding the stable name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    /// The provider's issuer URL (its discovery document is
+    /// `{issuer}/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// The ID-token claim that names the user: `email` (the default), or
+    /// another claim (`preferred_username`, `sub`) holding the stable name.
+    #[serde(default)]
+    pub user_claim: Option<String>,
+    /// The sign-in button's words (default "Sign in with single sign-on").
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Scopes asked for (default "openid email profile").
+    #[serde(default)]
+    pub scopes: Option<String>,
+}
+
+/// `[auth.oidc]`, checked.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub user_claim: String,
+    pub label: String,
+    pub scopes: String,
+}
+
+impl RawOidc {
+    fn validate(self) -> Result<OidcSettings, ConfigError> {
+        let issuer = base_url("auth.oidc.issuer", &self.issuer)?;
+        if self.client_id.trim().is_empty() {
+            return Err(invalid("auth.oidc.client_id", "required"));
+        }
+        let client_secret = secret(
+            "auth.oidc.client_secret",
+            self.client_secret,
+            self.client_secret_file,
+        )?;
+        Ok(OidcSettings {
+            issuer,
+            client_id: self.client_id,
+            client_secret,
+            user_claim: self.user_claim.unwrap_or_else(|| "email".into()),
+            label: self
+                .label
+                .unwrap_or_else(|| "Sign in with single sign-on".into()),
+            scopes: self.scopes.unwrap_or_else(|| "openid email profile".into()),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -583,6 +646,8 @@ pub struct NodeConfig {
     /// Bearer tokens required on the gRPC API.
     pub auth_enabled: bool,
     pub bootstrap_admin_token: Option<Secret>,
+    /// Console sign-in through an OpenID Connect provider (`[auth.oidc]`).
+    pub oidc: Option<OidcSettings>,
     /// Shared secret of the peer port.
     pub cluster_secret: Option<Secret>,
     /// Regions the leader should be in, most preferred first.
@@ -840,6 +905,7 @@ impl RawConfig {
         let smtp = self.smtp.map(RawSmtp::validate).transpose()?;
         let dispatch = self.dispatch.validate()?;
         let bootstrap_admin_token = self.auth.bootstrap_token()?;
+        let oidc = self.auth.oidc.clone().map(RawOidc::validate).transpose()?;
         let cluster_secret = self.cluster.secret()?;
         let public_url = self.advertise.validate(http_listen)?;
         self.cluster.validate_member_urls()?;
@@ -887,6 +953,7 @@ impl RawConfig {
             auth_enabled: self.auth.enabled,
             cluster_secret,
             bootstrap_admin_token,
+            oidc,
             public_url,
             dispatch,
             dispatch_concurrency: self.dispatch.concurrency,

@@ -6,12 +6,12 @@
 
 mod common;
 
+use common::agent::Agent;
 use common::{trigger, Cluster};
 use pager_core::{Command, IncidentStatus, TokenRole};
 use pagerd::edge::console::session::{self, Claims};
-use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 const ONCALL: &str = r#"
@@ -48,116 +48,6 @@ escalation_policy = "p"
 const ALICE_PW: &str = "alice-password-1";
 const OPS_PW: &str = "ops-password-0001";
 const BOB_PW: &str = "bob-password-0001";
-
-/// A browser without a browser: keeps the cookies a node sets, never follows
-/// redirects (the tests look at them).
-struct Agent {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    /// The CSRF token of the page's first form.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find(r#"name="csrf" value=""#)
-            .unwrap_or_else(|| panic!("no CSRF field in:\n{}", self.body));
-        let rest = &self.body[at + r#"name="csrf" value=""#.len()..];
-        rest[..rest.find('"').unwrap()].to_string()
-    }
-}
-
-impl Agent {
-    fn new() -> Agent {
-        Agent {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn keep(&mut self, res: reqwest::Response) -> Page {
-        for c in res.headers().get_all(SET_COOKIE) {
-            let c = c.to_str().unwrap();
-            let (kv, _) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = kv.split_once('=').unwrap();
-            if v.is_empty() || c.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.into(), v.into());
-            }
-        }
-        Page {
-            status: res.status(),
-            headers: res.headers().clone(),
-            body: res.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> Page {
-        let res = self
-            .http
-            .get(url)
-            .header(COOKIE, self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.keep(res).await
-    }
-
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
-        let res = self
-            .http
-            .post(url)
-            .header(COOKIE, self.cookie_header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.keep(res).await
-    }
-
-    /// Sign in through the form on `base`; the answer to the POST.
-    async fn sign_in(&mut self, base: &str, user: &str, password: &str) -> Page {
-        let form = self.get(&format!("{base}/login")).await;
-        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
-        let csrf = form.csrf();
-        self.post(
-            &format!("{base}/login"),
-            &[
-                ("csrf", &csrf),
-                ("user", user),
-                ("password", password),
-                ("next", "/incidents"),
-            ],
-        )
-        .await
-    }
-}
 
 fn base(c: &Cluster, id: usize) -> String {
     format!("http://{}", c.addrs[id - 1].http)

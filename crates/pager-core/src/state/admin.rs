@@ -21,6 +21,8 @@ impl State {
         // A user removed from the document loses console access with it.
         self.credentials
             .retain(|user, _| doc.users.contains_key(user));
+        self.signed_out
+            .retain(|user, _| doc.users.contains_key(user));
         self.router = RouterCache(Router::new(&doc.routing_rules).ok());
         self.key_index = doc
             .services

@@ -188,6 +188,10 @@ pub struct State {
     /// Console passwords by user (users of the current document only).
     #[serde(default)]
     pub credentials: BTreeMap<String, crate::auth::Credential>,
+    /// Users without a password signed out everywhere (single sign-on
+    /// sessions): the log index of their last `RevokeSessions`.
+    #[serde(default)]
+    pub signed_out: BTreeMap<String, u64>,
     /// Per service with a storm threshold: recent incident openings and the
     /// open storm incident.
     #[serde(default)]
@@ -347,9 +351,13 @@ impl State {
                     c.sessions_version = cx.meta.index;
                     Response::Noop
                 }
+                None if self.config.users.contains_key(user) => {
+                    self.signed_out.insert(user.clone(), cx.meta.index);
+                    Response::Noop
+                }
                 None => Response::Rejected(Rejection::NotFound {
                     field: "user".into(),
-                    what: format!("a password for user {user:?}"),
+                    what: format!("user {user:?} in the on-call document"),
                 }),
             },
             Command::ClearPassword { user, .. } => match self.credentials.remove(user) {
@@ -423,6 +431,16 @@ impl State {
             .collect();
         changed.sort_by_key(|i| (i.revision, i.id));
         changed
+    }
+
+    /// The version a console session of `user` must name to be valid now:
+    /// the log index of their last new password or sign-out everywhere (0
+    /// when neither happened).
+    pub fn sessions_version(&self, user: &str) -> u64 {
+        match self.credentials.get(user) {
+            Some(c) => c.sessions_version,
+            None => self.signed_out.get(user).copied().unwrap_or(0),
+        }
     }
 
     /// Checks that cross-references hold; tests call it after every apply.

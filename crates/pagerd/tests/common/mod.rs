@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
+
 use pager_fakes::smtp::SmtpServer;
 use pager_fakes::twilio::FakeTwilio;
 use pager_proto::pager::v1 as pb;

@@ -6,12 +6,12 @@
 //! version, so the link works once. Opening it shows a form for the new
 //! password; sending it sets the password and signs the user in.
 
-use super::session::{self, Claims as SessionClaims};
+use super::session;
 use super::{html, write_failed, Console, Fields, Problem};
 use crate::node::now_ms;
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use pager_core::{Command, Millis, Response as CoreResponse, TokenRole};
 use serde::{Deserialize, Serialize};
@@ -191,36 +191,9 @@ pub async fn accept(
         tracing::warn!(cause = %e, "invitation accepted; sign-in waits for this node");
         return Redirect::to("/login").into_response();
     }
-    let version = console.node.read(|s| {
-        s.credentials
-            .get(&claims.user)
-            .map(|c| c.sessions_version)
-            .unwrap_or(0)
-    });
-    let session = SessionClaims {
-        user: claims.user.clone(),
-        version,
-        expires: now_ms() + session::LIFETIME_MS,
-        nonce: session::nonce(),
-        seen: w.index,
-    };
-    let Some(key) = session::key(&link_key) else {
-        return Redirect::to("/login").into_response();
-    };
-    let Ok(cookie) = crate::edge::links::seal(&key, &session) else {
+    let Some(cookie) = session::start(&console, &claims.user) else {
         return Redirect::to("/login").into_response();
     };
     tracing::info!(user = %claims.user, "console invitation accepted");
-    let mut res = Redirect::to("/incidents").into_response();
-    res.headers_mut().append(
-        header::SET_COOKIE,
-        session::set_cookie(
-            session::COOKIE,
-            &cookie,
-            "/",
-            session::LIFETIME_MS / 1000,
-            session::secure(&console),
-        ),
-    );
-    res
+    session::signed_in(&console, &cookie, "/incidents")
 }

@@ -12,6 +12,7 @@
 //! compiled into the binary with the stylesheet and the script.
 //!
 //! - [`session`]: sign-in, the signed session cookie, CSRF tokens
+//! - [`oidc`]: sign-in through an OpenID Connect provider (PKCE)
 //! - [`incidents`]: the list, its live stream, an incident's page and actions
 //! - [`oncall`]: who is on call now and next, overrides
 //! - [`directory`]: services, teams, policies, a service's page plan, a
@@ -24,6 +25,7 @@ mod cluster;
 mod directory;
 mod incidents;
 pub mod invite;
+mod oidc;
 mod oncall;
 mod profile;
 pub mod session;
@@ -53,11 +55,14 @@ pub struct Console {
     pub by_address: Arc<KeyLimiter>,
     /// Changed rows for the live incident lists.
     pub live: incidents::Live,
+    /// The identity provider's discovery document and keys, once read.
+    pub oidc: Arc<tokio::sync::Mutex<Option<oidc::Provider>>>,
 }
 
 pub fn router(node: Arc<Node>) -> Router {
     let console = Console {
         live: incidents::Live::start(node.clone()),
+        oidc: Arc::new(tokio::sync::Mutex::new(None)),
         node,
         by_user: Arc::new(KeyLimiter::new(5.0 / 60.0, 5)),
         by_address: Arc::new(KeyLimiter::new(30.0 / 60.0, 30)),
@@ -66,6 +71,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/", get(|| async { Redirect::to("/incidents") }))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
+        .route("/login/oidc", get(oidc::start))
+        .route("/login/oidc/callback", get(oidc::callback))
         .route("/incidents", get(incidents::list))
         .route("/incidents/stream", get(incidents::stream))
         .route("/incidents/:id", get(incidents::show))

@@ -204,12 +204,19 @@ impl Session {
         if claims.expires <= now_ms() {
             return Err(Signedout::Expired);
         }
+        let sso = console.node.cfg.oidc.is_some();
         let role = console.node.read(|s| {
-            s.credentials
-                .get(&claims.user)
-                .filter(|c| c.sessions_version == claims.version)
-                .filter(|_| s.config.users.contains_key(&claims.user))
-                .map(|c| c.role)
+            if !s.config.users.contains_key(&claims.user)
+                || s.sessions_version(&claims.user) != claims.version
+            {
+                return None;
+            }
+            match s.credentials.get(&claims.user) {
+                Some(c) => Some(c.role),
+                // Signed in through the identity provider, without a password.
+                None if sso => Some(TokenRole::Responder),
+                None => None,
+            }
         });
         let role = role.ok_or(Signedout::Revoked)?;
         Ok(Session {
@@ -317,6 +324,8 @@ impl FromRequestParts<Console> for Session {
 #[derive(Template)]
 #[template(path = "console/login.html")]
 struct LoginPage {
+    /// The single sign-on button's words; empty without `[auth.oidc]`.
+    sso: String,
     csrf: String,
     next: String,
     user: String,
@@ -342,7 +351,7 @@ pub(super) fn safe_next(next: &str) -> String {
 }
 
 /// The sign-in form, with a fresh nonce cookie its CSRF token is bound to.
-fn login_form(
+pub(super) fn login_form(
     console: &Console,
     status: StatusCode,
     next: &str,
@@ -362,6 +371,13 @@ fn login_form(
     };
     let n = nonce();
     let page = LoginPage {
+        sso: console
+            .node
+            .cfg
+            .oidc
+            .as_ref()
+            .map(|o| o.label.clone())
+            .unwrap_or_default(),
         csrf: tag(&key, "login", &n),
         next: safe_next(next),
         user: user.to_string(),
@@ -389,6 +405,35 @@ pub async fn login_page(
         .map(Signedout::text)
         .unwrap_or("");
     login_form(&console, StatusCode::OK, &q.next, "", notice, "")
+}
+
+/// A new session for `user` as of the state now, sealed: the cookie value.
+pub(super) fn start(console: &Console, user: &str) -> Option<String> {
+    let (link_key, version, seen) = console.node.read(|s| {
+        (
+            s.link_key.expose().to_string(),
+            s.sessions_version(user),
+            s.last_applied.index,
+        )
+    });
+    let claims = Claims {
+        user: user.to_string(),
+        version,
+        expires: now_ms() + LIFETIME_MS,
+        nonce: nonce(),
+        seen,
+    };
+    crate::edge::links::seal(&key(&link_key)?, &claims).ok()
+}
+
+/// The response that signs the browser in and sends it on to `next`.
+pub(super) fn signed_in(console: &Console, token: &str, next: &str) -> Response {
+    let mut res = Redirect::to(&safe_next(next)).into_response();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(COOKIE, token, "/", LIFETIME_MS / 1000, secure(console)),
+    );
+    res
 }
 
 /// A hash to check against when the user has no password, so a wrong user
@@ -458,7 +503,7 @@ pub async fn login(
     let ok = tokio::task::spawn_blocking(move || crate::edge::password::verify(&phc, &password))
         .await
         .unwrap_or(false);
-    let (Some(version), true, Some(key)) = (version, ok, key(&link_key)) else {
+    if version.is_none() || !ok {
         // A name that is not a user is not logged: it may be a password typed
         // in the wrong field.
         let known = found.is_some();
@@ -471,15 +516,8 @@ pub async fn login(
             "",
             "Wrong user name or password.",
         );
-    };
-    let claims = Claims {
-        user: user.clone(),
-        version,
-        expires: now_ms() + LIFETIME_MS,
-        nonce: nonce(),
-        seen: console.node.read(|s| s.last_applied.index),
-    };
-    let Ok(token) = crate::edge::links::seal(&key, &claims) else {
+    }
+    let Some(token) = start(&console, &user) else {
         return Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Sign-in failed",
@@ -488,13 +526,8 @@ pub async fn login(
         .into_response();
     };
     tracing::info!(user = %user, "console sign-in");
-    let mut res = Redirect::to(&safe_next(&next)).into_response();
-    let h = res.headers_mut();
-    h.append(
-        header::SET_COOKIE,
-        set_cookie(COOKIE, &token, "/", LIFETIME_MS / 1000, secure(&console)),
-    );
-    h.append(
+    let mut res = signed_in(&console, &token, &next);
+    res.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(LOGIN_COOKIE, "", "/login", 0, secure(&console)),
     );
