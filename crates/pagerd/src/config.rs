@@ -1270,6 +1270,44 @@ mod tests {
     }
 
     #[test]
+    fn single_sign_on_needs_an_issuer_url_a_client_and_one_secret() {
+        let with = |oidc: RawOidc| {
+            let mut raw = RawConfig::default();
+            raw.auth.oidc = Some(oidc);
+            raw.validate()
+        };
+        let ok = RawOidc {
+            issuer: "https://login.example.com/realms/ops/".into(),
+            client_id: "pagerd".into(),
+            client_secret: Some("s3cret".into()),
+            ..RawOidc::default()
+        };
+        let cfg = with(ok.clone()).expect("valid").oidc.expect("set");
+        assert_eq!(cfg.issuer, "https://login.example.com/realms/ops");
+        assert_eq!(
+            (cfg.user_claim.as_str(), cfg.scopes.as_str()),
+            ("email", "openid email profile")
+        );
+        assert!(RawConfig::default().validate().unwrap().oidc.is_none());
+        let err = |o: RawOidc| with(o).expect_err("refused").to_string();
+        assert!(err(RawOidc {
+            issuer: "login.example.com".into(),
+            ..ok.clone()
+        })
+        .contains("auth.oidc.issuer"));
+        assert!(err(RawOidc {
+            client_id: " ".into(),
+            ..ok.clone()
+        })
+        .contains("auth.oidc.client_id"));
+        let both = RawOidc {
+            client_secret_file: Some("/x".into()),
+            ..ok
+        };
+        assert!(err(both).contains("auth.oidc.client_secret"));
+    }
+
+    #[test]
     fn defaults_are_a_single_node_with_console() {
         let cfg = RawConfig::default().validate().unwrap();
         assert_eq!(cfg.node_id, 1);
