@@ -352,6 +352,25 @@ async fn expired_foreign_and_revoked_sessions_are_refused() {
         gone.location()
     );
     assert_eq!(incident(&c, leader, 1).status, IncidentStatus::Triggered);
+
+    // Signed in again, then the document drops alice: her session ends at once.
+    let mut alice = Agent::new();
+    alice.sign_in(&url, "alice", ALICE_PW).await;
+    assert_eq!(
+        alice.get(&format!("{url}/incidents")).await.status,
+        StatusCode::OK
+    );
+    let start = ONCALL.find("[users.alice]").unwrap();
+    let end = ONCALL.find("[users.bob]").unwrap();
+    let without = format!("{}{}", &ONCALL[..start], &ONCALL[end..]);
+    let applied = c.apply(leader, &without).await;
+    c.applied(leader, applied.commit_index).await;
+    let gone = alice.get(&format!("{url}/incidents")).await;
+    assert!(
+        gone.location().starts_with("/login?why=revoked"),
+        "{}",
+        gone.location()
+    );
     c.shutdown().await;
 }
 

@@ -921,9 +921,14 @@ pub(crate) enum Followed {
 /// after each applied batch, each as `map` makes it (in the same consistent
 /// read as the changes), until the watcher hangs up or the node stops. The
 /// gRPC watch and the console's live list are both fed here.
+///
+/// Finding the changes is a pass over the incidents, so a watcher that can
+/// wait (a person's browser) passes `pace`: at most one pass per `pace`,
+/// whatever the rate of applied batches.
 pub(crate) async fn follow<T: Send>(
     node: Arc<Node>,
     from: u64,
+    pace: Option<std::time::Duration>,
     mut map: impl FnMut(&pager_core::State, &pager_core::Incident) -> Option<T>,
     tx: tokio::sync::mpsc::Sender<T>,
 ) -> Followed {
@@ -931,6 +936,7 @@ pub(crate) async fn follow<T: Send>(
     let mut stopping = node.stopping.clone();
     let mut cursor = from;
     loop {
+        let passed = tokio::time::Instant::now();
         // One consistent read: every change up to `seen` is in it.
         let (changes, seen) = node.read(|s| {
             let changes: Vec<T> = s
@@ -948,6 +954,13 @@ pub(crate) async fn follow<T: Send>(
         cursor = cursor.max(seen);
         if *stopping.borrow_and_update() {
             return Followed::Stopping;
+        }
+        if let Some(pace) = pace {
+            tokio::select! {
+                _ = tokio::time::sleep_until(passed + pace) => {}
+                _ = tx.closed() => return Followed::HungUp,
+                _ = stopping.changed() => return Followed::Stopping,
+            }
         }
         tokio::select! {
             r = applied.changed() => if r.is_err() { return Followed::Stopping },
@@ -975,7 +988,7 @@ async fn watch(
             })
         })
     };
-    if follow(node, req.from_revision, change, tx.clone()).await == Followed::Stopping {
+    if follow(node, req.from_revision, None, change, tx.clone()).await == Followed::Stopping {
         let _ = tx
             .send(Err(Status::unavailable(
                 "node shutting down; resume the watch on another node",

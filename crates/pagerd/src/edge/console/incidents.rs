@@ -1,9 +1,10 @@
 //! Incidents in the console: the list (newest first, filtered, paginated),
 //! its live stream, an incident's page, and the actions on it.
 //!
-//! The live list: one task per node follows the incidents that change after
-//! each applied batch (the same [`follow`] as the gRPC watch) and renders
-//! each changed row once into a broadcast; every open list subscribes,
+//! The live list: while any list is open, one task per node follows the
+//! incidents that change after each applied batch (the same [`follow`] as
+//! the gRPC watch) and renders each changed row once into a broadcast; every
+//! open list subscribes,
 //! filters and forwards rows as server-sent events whose id is the
 //! incident's revision. A browser that reconnects (to this node or another)
 //! sends the last id it saw and gets every change after it, so a dropped
@@ -263,10 +264,15 @@ pub struct Change {
     row: String,
 }
 
-/// The node's feed of changed rows; see the module's docs.
+/// The node's feed of changed rows; see the module's docs. The feed runs
+/// only while a list is open: following every change costs a pass over the
+/// incidents per applied batch, which nobody should pay for an empty room.
 #[derive(Clone)]
 pub struct Live {
+    node: Arc<crate::node::Node>,
     tx: broadcast::Sender<Arc<Change>>,
+    /// True while the feed runs.
+    running: Arc<std::sync::Mutex<bool>>,
 }
 
 /// Changes an open list may fall behind by before it catches up on its own.
@@ -286,22 +292,80 @@ fn change(s: &pager_core::State, i: &Incident, now: u64) -> Option<Arc<Change>> 
     }))
 }
 
+/// At most one pass over the incidents per this long for the live lists: a
+/// person sees a change within it, and a storm of applied batches costs
+/// five passes a second, not one per batch.
+const LIVE_PACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How often an idle feed checks whether any list is still open.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Live {
-    /// Start following this node's changes (ends when the node stops).
-    pub fn start(node: Arc<crate::node::Node>) -> Live {
+    pub fn new(node: Arc<crate::node::Node>) -> Live {
         let (tx, _) = broadcast::channel(LIVE_BUFFER);
-        let live = Live { tx: tx.clone() };
-        let from = node.read(|s| s.last_applied.index);
-        let (feed, mut rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
-        tokio::spawn(follow(node, from, |s, i| change(s, i, now_ms()), feed));
-        tokio::spawn(async move {
-            while let Some(c) = rx.recv().await {
-                // No open list: nothing to do.
-                let _ = tx.send(c);
-            }
-        });
-        live
+        Live {
+            node,
+            tx,
+            running: Arc::new(std::sync::Mutex::new(false)),
+        }
     }
+
+    /// A receiver of changed rows, starting the feed if no list was open. The
+    /// feed starts at this node's applied index, so a subscriber that then
+    /// reads the state from its own revision misses nothing.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = self.tx.subscribe();
+        if !*running {
+            *running = true;
+            let from = self.node.read(|s| s.last_applied.index);
+            tokio::spawn(feed(
+                self.node.clone(),
+                from,
+                self.tx.clone(),
+                self.running.clone(),
+            ));
+        }
+        rx
+    }
+}
+
+/// Follow the node's changes into the broadcast until no list is open (or
+/// the node stops).
+async fn feed(
+    node: Arc<crate::node::Node>,
+    from: u64,
+    tx: broadcast::Sender<Arc<Change>>,
+    running: Arc<std::sync::Mutex<bool>>,
+) {
+    let (changes, mut rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
+    let follower = tokio::spawn(follow(
+        node,
+        from,
+        Some(LIVE_PACE),
+        |s, i| change(s, i, now_ms()),
+        changes,
+    ));
+    let mut idle = tokio::time::interval(IDLE_CHECK);
+    loop {
+        tokio::select! {
+            c = rx.recv() => match c {
+                Some(c) => { let _ = tx.send(c); }
+                None => break, // the node stops
+            },
+            _ = idle.tick() => {}
+        }
+        if tx.receiver_count() == 0 {
+            let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
+            // Checked again under the lock a new subscriber takes.
+            if tx.receiver_count() == 0 {
+                *r = false;
+                follower.abort();
+                return;
+            }
+        }
+    }
+    *running.lock().unwrap_or_else(|p| p.into_inner()) = false;
 }
 
 fn event(filter: &Filter, doc_team: Option<&str>, c: &Change) -> Event {
@@ -336,7 +400,7 @@ pub async fn stream(
         .or(q.get("from").map(String::as_str))
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let mut sub = console.live.tx.subscribe();
+    let mut sub = console.live.subscribe();
     let node = console.node.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, std::convert::Infallible>>(64);
     tokio::spawn(async move {

@@ -61,7 +61,7 @@ pub struct Console {
 
 pub fn router(node: Arc<Node>) -> Router {
     let console = Console {
-        live: incidents::Live::start(node.clone()),
+        live: incidents::Live::new(node.clone()),
         oidc: Arc::new(tokio::sync::Mutex::new(None)),
         node,
         by_user: Arc::new(KeyLimiter::new(5.0 / 60.0, 5)),
