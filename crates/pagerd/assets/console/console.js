@@ -57,6 +57,10 @@
         if (Number(rows[i].getAttribute("data-id")) < id) { before = rows[i]; break; }
       }
       list.insertBefore(row, before);
+      // A page of rows, as the server sends: older ones are a link away.
+      var page = Number(list.getAttribute("data-page")) || 50;
+      var all = list.querySelectorAll("li.incident");
+      for (var j = page; j < all.length; j++) all[j].remove();
     }
     refreshEmpty();
   });

@@ -918,9 +918,12 @@ pub(crate) enum Followed {
 }
 
 /// Feed one watcher: every incident changed after revision `from`, then again
-/// after each applied batch, each as `map` makes it (in the same consistent
-/// read as the changes), until the watcher hangs up or the node stops. The
-/// gRPC watch and the console's live list are both fed here.
+/// after each applied batch, until the watcher hangs up or the node stops.
+/// Each pass hands `pass` the changed incidents (in revision order) and the
+/// index the pass read through, in the same consistent read, and sends what
+/// it makes: the gRPC watch one change per incident, the console's live list
+/// one batch per pass. Several incidents may share a revision (one log entry
+/// holds many events), so only a pass's `through` is a safe place to resume.
 ///
 /// Finding the changes is a pass over the incidents, so a watcher that can
 /// wait (a person's browser) passes `pace`: at most one pass per `pace`,
@@ -929,7 +932,7 @@ pub(crate) async fn follow<T: Send>(
     node: Arc<Node>,
     from: u64,
     pace: Option<std::time::Duration>,
-    mut map: impl FnMut(&pager_core::State, &pager_core::Incident) -> Option<T>,
+    mut pass: impl FnMut(&pager_core::State, &[&pager_core::Incident], u64) -> Vec<T>,
     tx: tokio::sync::mpsc::Sender<T>,
 ) -> Followed {
     let mut applied = node.applied.clone();
@@ -939,12 +942,14 @@ pub(crate) async fn follow<T: Send>(
         let passed = tokio::time::Instant::now();
         // One consistent read: every change up to `seen` is in it.
         let (changes, seen) = node.read(|s| {
-            let changes: Vec<T> = s
-                .changed_since(cursor)
-                .into_iter()
-                .filter_map(|i| map(s, i))
-                .collect();
-            (changes, s.last_applied.index)
+            let seen = s.last_applied.index;
+            let changed = s.changed_since(cursor);
+            let changes = if changed.is_empty() {
+                Vec::new()
+            } else {
+                pass(s, &changed, seen)
+            };
+            (changes, seen)
         });
         for change in changes {
             if tx.send(change).await.is_err() {
@@ -975,18 +980,22 @@ async fn watch(
     req: pb::WatchRequest,
     tx: tokio::sync::mpsc::Sender<Result<pb::IncidentChange, Status>>,
 ) {
-    let change = |s: &pager_core::State, i: &pager_core::Incident| {
-        (req.service.is_empty() || i.service == req.service).then(|| {
-            Ok(pb::IncidentChange {
-                revision: i.revision,
-                incident: Some(convert::incident_to_pb(
-                    i,
-                    i.deliveries
-                        .iter()
-                        .filter_map(|d| s.deliveries.get(d).map(|d| &**d)),
-                )),
+    let change = |s: &pager_core::State, changed: &[&pager_core::Incident], _through| {
+        changed
+            .iter()
+            .filter(|i| req.service.is_empty() || i.service == req.service)
+            .map(|i| {
+                Ok(pb::IncidentChange {
+                    revision: i.revision,
+                    incident: Some(convert::incident_to_pb(
+                        i,
+                        i.deliveries
+                            .iter()
+                            .filter_map(|d| s.deliveries.get(d).map(|d| &**d)),
+                    )),
+                })
             })
-        })
+            .collect()
     };
     if follow(node, req.from_revision, None, change, tx.clone()).await == Followed::Stopping {
         let _ = tx

@@ -180,6 +180,8 @@ struct ListPage {
     older: String,
     /// True on a later page (those are not live).
     paged: bool,
+    /// Rows a page shows (the live list keeps no more).
+    page: usize,
     query: String,
 }
 
@@ -253,15 +255,41 @@ pub async fn list(
         revision,
         older,
         paged: below != u64::MAX,
+        page: PAGE,
     })
 }
 
 /// One changed incident, rendered once for every open list.
 pub struct Change {
-    revision: u64,
     incident: Arc<Incident>,
     team: Option<String>,
     row: String,
+}
+
+/// One pass of the feed: the incidents changed since the previous pass,
+/// rendered, and the applied index the pass read through (the only safe
+/// place to resume: one log entry may change many incidents).
+pub struct Batch {
+    through: u64,
+    changes: Vec<Change>,
+}
+
+fn batch(s: &pager_core::State, changed: &[&Incident], through: u64, now: u64) -> Batch {
+    let changes = changed
+        .iter()
+        .filter_map(|i| {
+            Some(Change {
+                row: RowHtml { r: &row(s, i, now) }.render().ok()?,
+                incident: s.incidents.get(&i.id)?.clone(),
+                team: s
+                    .config
+                    .services
+                    .get(&i.service)
+                    .and_then(|s| s.team.clone()),
+            })
+        })
+        .collect();
+    Batch { through, changes }
 }
 
 /// The node's feed of changed rows; see the module's docs. The feed runs
@@ -270,27 +298,13 @@ pub struct Change {
 #[derive(Clone)]
 pub struct Live {
     node: Arc<crate::node::Node>,
-    tx: broadcast::Sender<Arc<Change>>,
+    tx: broadcast::Sender<Arc<Batch>>,
     /// True while the feed runs.
     running: Arc<std::sync::Mutex<bool>>,
 }
 
-/// Changes an open list may fall behind by before it catches up on its own.
-const LIVE_BUFFER: usize = 1024;
-
-fn change(s: &pager_core::State, i: &Incident, now: u64) -> Option<Arc<Change>> {
-    let row = RowHtml { r: &row(s, i, now) }.render().ok()?;
-    Some(Arc::new(Change {
-        revision: i.revision,
-        incident: s.incidents.get(&i.id)?.clone(),
-        team: s
-            .config
-            .services
-            .get(&i.service)
-            .and_then(|s| s.team.clone()),
-        row,
-    }))
-}
+/// Passes an open list may fall behind by before it catches up on its own.
+const LIVE_BUFFER: usize = 256;
 
 /// At most one pass over the incidents per this long for the live lists: a
 /// person sees a change within it, and a storm of applied batches costs
@@ -313,7 +327,7 @@ impl Live {
     /// A receiver of changed rows, starting the feed if no list was open. The
     /// feed starts at this node's applied index, so a subscriber that then
     /// reads the state from its own revision misses nothing.
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let rx = self.tx.subscribe();
         if !*running {
@@ -335,7 +349,7 @@ impl Live {
 async fn feed(
     node: Arc<crate::node::Node>,
     from: u64,
-    tx: broadcast::Sender<Arc<Change>>,
+    tx: broadcast::Sender<Arc<Batch>>,
     running: Arc<std::sync::Mutex<bool>>,
 ) {
     let (changes, mut rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
@@ -343,7 +357,7 @@ async fn feed(
         node,
         from,
         Some(LIVE_PACE),
-        |s, i| change(s, i, now_ms()),
+        |s, changed, through| vec![Arc::new(batch(s, changed, through, now_ms()))],
         changes,
     ));
     let mut idle = tokio::time::interval(IDLE_CHECK);
@@ -368,18 +382,50 @@ async fn feed(
     *running.lock().unwrap_or_else(|p| p.into_inner()) = false;
 }
 
-fn event(filter: &Filter, doc_team: Option<&str>, c: &Change) -> Event {
+fn matches(filter: &Filter, c: &Change) -> bool {
     let i = &c.incident;
-    let matches = filter.status_matches(i.status)
+    filter.status_matches(i.status)
         && (filter.service.is_empty() || i.service == filter.service)
         && (filter.urgency.is_empty() || urgency(i.urgency) == filter.urgency)
-        && (filter.team.is_empty() || doc_team == Some(filter.team.as_str()));
-    let e = Event::default().id(c.revision.to_string());
-    if matches {
-        e.event("upsert").data(c.row.replace('\n', " "))
-    } else {
-        e.event("remove").data(i.id.to_string())
+        && (filter.team.is_empty() || c.team.as_deref() == Some(filter.team.as_str()))
+}
+
+/// What one list sends for a pass: the changes after its cursor, as rows to
+/// upsert and ids to remove. A list shows the newest [`PAGE`] rows, so of a
+/// storm's new rows only the newest page can be on it, and only removals
+/// newer than the oldest of those can matter. The last event carries the
+/// pass's `through` as its id, where a reconnect resumes.
+fn events(filter: &Filter, batch: &Batch, cursor: u64) -> Vec<Event> {
+    let fresh = batch
+        .changes
+        .iter()
+        .filter(|c| c.incident.revision > cursor);
+    let (mut upserts, removes): (Vec<&Change>, Vec<&Change>) =
+        fresh.partition(|c| matches(filter, c));
+    upserts.sort_by(|a, b| b.incident.id.cmp(&a.incident.id));
+    upserts.truncate(PAGE);
+    let floor = match upserts.len() {
+        PAGE => upserts.last().map(|c| c.incident.id).unwrap_or(0),
+        _ => 0,
+    };
+    let mut out: Vec<Event> = removes
+        .iter()
+        .filter(|c| c.incident.id > floor)
+        .map(|c| {
+            Event::default()
+                .event("remove")
+                .data(c.incident.id.to_string())
+        })
+        .chain(upserts.iter().rev().map(|c| {
+            Event::default()
+                .event("upsert")
+                .data(c.row.replace('\n', " "))
+        }))
+        .collect();
+    if let Some(last) = out.pop() {
+        out.push(last.id(batch.through.to_string()));
     }
+    out
 }
 
 /// `GET /incidents/stream?from=REV&<filters>`: the list's server-sent events.
@@ -409,16 +455,15 @@ pub async fn stream(
         'catch_up: loop {
             // Everything after the cursor from the state itself, then the feed.
             let now = now_ms();
-            let (events, seen) = node.read(|s| {
-                let events: Vec<Event> = s
-                    .changed_since(cursor)
-                    .into_iter()
-                    .filter_map(|i| change(s, i, now))
-                    .map(|c| event(&filter, c.team.as_deref(), &c))
-                    .collect();
-                (events, s.last_applied.index)
+            let (catch_up, seen) = node.read(|s| {
+                let seen = s.last_applied.index;
+                let changed = s.changed_since(cursor);
+                (
+                    events(&filter, &batch(s, &changed, seen, now), cursor),
+                    seen,
+                )
             });
-            for e in events {
+            for e in catch_up {
                 if tx.send(Ok(e)).await.is_err() {
                     return;
                 }
@@ -426,21 +471,19 @@ pub async fn stream(
             cursor = cursor.max(seen);
             loop {
                 let next = tokio::select! {
-                    c = sub.recv() => c,
+                    b = sub.recv() => b,
                     _ = tx.closed() => return,
                     _ = stopping.changed() => return,
                 };
                 match next {
-                    Ok(c) if c.revision <= cursor => {}
-                    Ok(c) => {
-                        cursor = c.revision;
-                        if tx
-                            .send(Ok(event(&filter, c.team.as_deref(), &c)))
-                            .await
-                            .is_err()
-                        {
-                            return;
+                    Ok(b) if b.through <= cursor => {}
+                    Ok(b) => {
+                        for e in events(&filter, &b, cursor) {
+                            if tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
                         }
+                        cursor = b.through;
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => continue 'catch_up,
                     Err(broadcast::error::RecvError::Closed) => return,
