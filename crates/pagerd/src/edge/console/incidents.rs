@@ -402,7 +402,7 @@ fn events(filter: &Filter, batch: &Batch, cursor: u64) -> Vec<Event> {
         .filter(|c| c.incident.revision > cursor);
     let (mut upserts, removes): (Vec<&Change>, Vec<&Change>) =
         fresh.partition(|c| matches(filter, c));
-    upserts.sort_by(|a, b| b.incident.id.cmp(&a.incident.id));
+    upserts.sort_by_key(|c| std::cmp::Reverse(c.incident.id));
     upserts.truncate(PAGE);
     let floor = match upserts.len() {
         PAGE => upserts.last().map(|c| c.incident.id).unwrap_or(0),
