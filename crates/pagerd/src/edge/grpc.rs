@@ -926,12 +926,13 @@ pub(crate) enum Followed {
 /// holds many events), so only a pass's `through` is a safe place to resume.
 ///
 /// Finding the changes is a pass over the incidents, so a watcher that can
-/// wait (a person's browser) passes `pace`: at most one pass per `pace`,
-/// whatever the rate of applied batches.
+/// wait (a person's browser) passes `pace`: after a pass that found `n`
+/// changed incidents, the next waits `pace(n)`, whatever the rate of
+/// applied batches.
 pub(crate) async fn follow<T: Send>(
     node: Arc<Node>,
     from: u64,
-    pace: Option<std::time::Duration>,
+    pace: Option<fn(usize) -> std::time::Duration>,
     mut pass: impl FnMut(&pager_core::State, &[&pager_core::Incident], u64) -> Vec<T>,
     tx: tokio::sync::mpsc::Sender<T>,
 ) -> Followed {
@@ -941,7 +942,7 @@ pub(crate) async fn follow<T: Send>(
     loop {
         let passed = tokio::time::Instant::now();
         // One consistent read: every change up to `seen` is in it.
-        let (changes, seen) = node.read(|s| {
+        let (changes, seen, found) = node.read(|s| {
             let seen = s.last_applied.index;
             let changed = s.changed_since(cursor);
             let changes = if changed.is_empty() {
@@ -949,7 +950,7 @@ pub(crate) async fn follow<T: Send>(
             } else {
                 pass(s, &changed, seen)
             };
-            (changes, seen)
+            (changes, seen, changed.len())
         });
         for change in changes {
             if tx.send(change).await.is_err() {
@@ -962,7 +963,7 @@ pub(crate) async fn follow<T: Send>(
         }
         if let Some(pace) = pace {
             tokio::select! {
-                _ = tokio::time::sleep_until(passed + pace) => {}
+                _ = tokio::time::sleep_until(passed + pace(found)) => {}
                 _ = tx.closed() => return Followed::HungUp,
                 _ = stopping.changed() => return Followed::Stopping,
             }

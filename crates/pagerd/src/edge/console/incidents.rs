@@ -306,10 +306,15 @@ pub struct Live {
 /// Passes an open list may fall behind by before it catches up on its own.
 const LIVE_BUFFER: usize = 256;
 
-/// At most one pass over the incidents per this long for the live lists: a
-/// person sees a change within it, and a storm of applied batches costs
-/// five passes a second, not one per batch.
-const LIVE_PACE: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long the live lists' feed waits after a pass that found `n` changed
+/// incidents: 200 ms (a person sees a change within it, and a storm of
+/// applied batches costs five passes a second, not one per batch), and a
+/// second in a storm of more than a page of new rows a pass, which nobody
+/// reads faster and which every open list would otherwise be sent five
+/// times a second.
+fn live_pace(n: usize) -> std::time::Duration {
+    std::time::Duration::from_millis(if n > PAGE { 1_000 } else { 200 })
+}
 
 /// How often an idle feed checks whether any list is still open.
 const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
@@ -356,7 +361,7 @@ async fn feed(
     let follower = tokio::spawn(follow(
         node,
         from,
-        Some(LIVE_PACE),
+        Some(live_pace),
         |s, changed, through| vec![Arc::new(batch(s, changed, through, now_ms()))],
         changes,
     ));
