@@ -64,6 +64,18 @@
     }
     refreshEmpty();
   });
+  // A storm: too many rows to send; say how many and offer a reload.
+  var more = document.getElementById("more");
+  var moreLink = document.getElementById("more-link");
+  var pending = 0;
+  es.addEventListener("many", function (e) {
+    pending += Number(e.data) || 0;
+    if (more && moreLink) {
+      moreLink.textContent = pending + " new or changed incidents: show them";
+      moreLink.setAttribute("href", location.pathname + location.search);
+      more.hidden = false;
+    }
+  });
   es.addEventListener("remove", function (e) {
     var old = document.getElementById("incident-" + e.data);
     if (old) old.remove();

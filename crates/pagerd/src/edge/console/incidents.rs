@@ -29,6 +29,10 @@ use tokio::sync::broadcast;
 /// Incidents per page of the list.
 pub const PAGE: usize = 50;
 
+/// More new or changed rows than this in one pass of the live feed is a
+/// storm: lists are told how many, not sent the rows.
+pub const STORM_ROWS: usize = 20;
+
 /// The list's filters, from its query string (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -309,11 +313,9 @@ const LIVE_BUFFER: usize = 256;
 /// How long the live lists' feed waits after a pass that found `n` changed
 /// incidents: 200 ms (a person sees a change within it, and a storm of
 /// applied batches costs five passes a second, not one per batch), and a
-/// second in a storm of more than a page of new rows a pass, which nobody
-/// reads faster and which every open list would otherwise be sent five
-/// times a second.
+/// second in a storm (more than [`STORM_ROWS`] changed incidents a pass).
 fn live_pace(n: usize) -> std::time::Duration {
-    std::time::Duration::from_millis(if n > PAGE { 1_000 } else { 200 })
+    std::time::Duration::from_millis(if n > STORM_ROWS { 1_000 } else { 200 })
 }
 
 /// How often an idle feed checks whether any list is still open.
@@ -407,6 +409,16 @@ fn events(filter: &Filter, batch: &Batch, cursor: u64) -> Vec<Event> {
         .filter(|c| c.incident.revision > cursor);
     let (mut upserts, removes): (Vec<&Change>, Vec<&Change>) =
         fresh.partition(|c| matches(filter, c));
+    if upserts.len() > STORM_ROWS {
+        // A storm: more rows than anyone reads at once. One event says how
+        // many; the list offers to show them (a reload), instead of every
+        // open list being sent a page of rows each pass.
+        let many = Event::default()
+            .event("many")
+            .data(upserts.len().to_string())
+            .id(batch.through.to_string());
+        return vec![many];
+    }
     upserts.sort_by_key(|c| std::cmp::Reverse(c.incident.id));
     upserts.truncate(PAGE);
     let floor = match upserts.len() {
