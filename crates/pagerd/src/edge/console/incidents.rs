@@ -144,7 +144,11 @@ fn level_text(i: &Incident) -> String {
 }
 
 pub fn row(s: &pager_core::State, i: &Incident, now: u64) -> Row {
-    let paged = paged_users(s, i);
+    row_of(i, &paged_users(s, i), now)
+}
+
+/// The row of `i`, whose paged users are `paged`: needs no state.
+fn row_of(i: &Incident, paged: &[String], now: u64) -> Row {
     Row {
         id: i.id,
         summary: i.summary.clone(),
@@ -263,33 +267,51 @@ pub async fn list(
     })
 }
 
-/// One changed incident, rendered once for every open list.
+/// One changed incident, as the feed's pass read it. Its row is rendered
+/// outside the state's lock, once, by the first list that sends it (in a
+/// storm, none does).
 pub struct Change {
     incident: Arc<Incident>,
     team: Option<String>,
-    row: String,
+    paged: Vec<String>,
+    row: std::sync::OnceLock<String>,
 }
 
-/// One pass of the feed: the incidents changed since the previous pass,
-/// rendered, and the applied index the pass read through (the only safe
-/// place to resume: one log entry may change many incidents).
+impl Change {
+    fn row(&self) -> &str {
+        self.row.get_or_init(|| {
+            RowHtml {
+                r: &row_of(&self.incident, &self.paged, now_ms()),
+            }
+            .render()
+            .unwrap_or_default()
+            .replace('\n', " ")
+        })
+    }
+}
+
+/// One pass of the feed: the incidents changed since the previous pass and
+/// the applied index the pass read through (the only safe place to resume:
+/// one log entry may change many incidents). Made under the state's read
+/// lock, so it only takes what it needs: `Arc`s and the paged users.
 pub struct Batch {
     through: u64,
     changes: Vec<Change>,
 }
 
-fn batch(s: &pager_core::State, changed: &[&Incident], through: u64, now: u64) -> Batch {
+fn batch(s: &pager_core::State, changed: &[&Incident], through: u64) -> Batch {
     let changes = changed
         .iter()
         .filter_map(|i| {
             Some(Change {
-                row: RowHtml { r: &row(s, i, now) }.render().ok()?,
+                paged: paged_users(s, i),
                 incident: s.incidents.get(&i.id)?.clone(),
                 team: s
                     .config
                     .services
                     .get(&i.service)
                     .and_then(|s| s.team.clone()),
+                row: std::sync::OnceLock::new(),
             })
         })
         .collect();
@@ -364,7 +386,7 @@ async fn feed(
         node,
         from,
         Some(live_pace),
-        |s, changed, through| vec![Arc::new(batch(s, changed, through, now_ms()))],
+        |s, changed, through| vec![Arc::new(batch(s, changed, through))],
         changes,
     ));
     let mut idle = tokio::time::interval(IDLE_CHECK);
@@ -433,11 +455,12 @@ fn events(filter: &Filter, batch: &Batch, cursor: u64) -> Vec<Event> {
                 .event("remove")
                 .data(c.incident.id.to_string())
         })
-        .chain(upserts.iter().rev().map(|c| {
-            Event::default()
-                .event("upsert")
-                .data(c.row.replace('\n', " "))
-        }))
+        .chain(
+            upserts
+                .iter()
+                .rev()
+                .map(|c| Event::default().event("upsert").data(c.row())),
+        )
         .collect();
     if let Some(last) = out.pop() {
         out.push(last.id(batch.through.to_string()));
@@ -471,15 +494,11 @@ pub async fn stream(
         let mut cursor = from;
         'catch_up: loop {
             // Everything after the cursor from the state itself, then the feed.
-            let now = now_ms();
-            let (catch_up, seen) = node.read(|s| {
+            let (caught, seen) = node.read(|s| {
                 let seen = s.last_applied.index;
-                let changed = s.changed_since(cursor);
-                (
-                    events(&filter, &batch(s, &changed, seen, now), cursor),
-                    seen,
-                )
+                (batch(s, &s.changed_since(cursor), seen), seen)
             });
+            let catch_up = events(&filter, &caught, cursor);
             for e in catch_up {
                 if tx.send(Ok(e)).await.is_err() {
                     return;
