@@ -14,6 +14,8 @@
 //!     [--only timers] [--timers-pending 1000,100000] [--timers-probes P]
 //!         [--timers-deadline-probes Q]
 //!     [--only failover] [--kills K] [--region-kills R]
+//!     [--only console] [--console-incidents N] [--console-streams S] [--console-events E]
+//!         [--console-list-seconds T] [--console-list-rate R]
 //! ```
 //!
 //! `--only ingest` runs phase 1 only (both throughput runs) and the no-lost-events check: about
@@ -40,6 +42,14 @@
 //!   (default 20 here) leader SIGKILLs on three nodes, then `--region-kills` SIGKILLs of the
 //!   leader's whole region on five nodes (2/2/1): kill to new leader, kill to the new leader's
 //!   level-2 SMS, and that page's delay after its deadline, p50/p99/max.
+//! - `--only console` (module `console`, about 2 minutes with the defaults): the web console
+//!   with `--console-incidents` (default 10,000) open incidents: `GET /incidents` (first page,
+//!   on a follower and on the leader; a page 5,000 deep) at `--console-list-rate` requests/s
+//!   (default 50) for `--console-list-seconds` (default 20) each, open loop, latency from each
+//!   request's due time; `wrk` against the list (Debian's `wrk`: `apt-get install wrk`; without
+//!   it the phase says so); then the 64-client `Events.Send` run (`--console-events` a run)
+//!   without, with `--console-streams` (default 500) live-list streams open, and without again.
+//!   Run it from a shell with `ulimit -n 65536` where the open-file limit is 1,024.
 //!
 //! 1. Throughput: `Events.Send` triggers with distinct dedup keys sent to the leader by one
 //!    client (N/10 events), then by 64 concurrent clients, each on its own HTTP/2 connection
@@ -141,6 +151,22 @@ struct Args {
     /// kills on three.
     #[arg(long, default_value_t = 5)]
     region_kills: usize,
+    /// Console: open incidents preloaded before the list is measured.
+    #[arg(long, default_value_t = 10_000)]
+    console_incidents: usize,
+    /// Console: server-sent-event streams (live incident lists) open during the second
+    /// ingest run, spread over the three nodes.
+    #[arg(long, default_value_t = 500)]
+    console_streams: usize,
+    /// Console: events of each 64-client ingest run (as `--matrix-events`; 10-20 s here).
+    #[arg(long, default_value_t = 20_000)]
+    console_events: usize,
+    /// Console: seconds of each list-latency run.
+    #[arg(long, default_value_t = 20)]
+    console_list_seconds: u64,
+    /// Console: list requests a second (open loop).
+    #[arg(long, default_value_t = 50)]
+    console_list_rate: u32,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +187,8 @@ enum Only {
     Timers,
     /// Leader and region SIGKILLs on 3 and 5 nodes.
     Failover,
+    /// The web console: list latency, and ingest with 500 live streams open.
+    Console,
 }
 
 #[path = "bench/storm.rs"]
@@ -180,6 +208,9 @@ mod timers;
 
 #[path = "bench/failover.rs"]
 mod failover;
+
+#[path = "bench/console.rs"]
+mod console;
 
 /// Whether the full run (no `--only`) includes the storm phase.
 const STORM_IN_FULL_RUN: bool = true;
@@ -475,6 +506,40 @@ async fn failover_only(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--only console`: its own cluster; fails only when an accepted event was lost.
+async fn console_only(args: &Args) -> anyhow::Result<()> {
+    if args.console_incidents < console::MIN_INCIDENTS {
+        bail!(
+            "--console-incidents must be at least {} (the deep page is 5,000 below the newest)",
+            console::MIN_INCIDENTS
+        );
+    }
+    if args.console_list_rate == 0 || args.console_list_seconds == 0 || args.console_events == 0 {
+        bail!(
+            "--console-list-rate, --console-list-seconds and --console-events must be at least 1"
+        );
+    }
+    let total = Instant::now();
+    let r = console::run_phase(console::Settings {
+        incidents: args.console_incidents,
+        rate: args.console_list_rate,
+        seconds: args.console_list_seconds,
+        streams: args.console_streams,
+        events: args.console_events,
+    })
+    .await?;
+    let took = total.elapsed();
+    header("console, 3 pagerd processes", took);
+    r.print();
+    if args.json {
+        println!("{}", phase_json("console", took, "console", r.json()));
+    }
+    if !r.is_clean() {
+        bail!("{} accepted events are missing: see above", r.lost());
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -492,6 +557,7 @@ async fn main() -> anyhow::Result<()> {
         Only::IngestMatrix => return matrix_only(&args).await,
         Only::Timers => return timers_only(&args).await,
         Only::Failover => return failover_only(&args).await,
+        Only::Console => return console_only(&args).await,
         Only::All | Only::Ingest | Only::Storm | Only::Api => {}
     }
     let kills = args.kills.unwrap_or(KILLS_IN_FULL_RUN);

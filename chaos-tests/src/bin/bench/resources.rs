@@ -172,8 +172,8 @@ async fn force_snapshot(c: &Cluster, id: u64) -> anyhow::Result<(u64, Duration)>
 }
 
 /// Trigger `n` incidents with keys `res-<from>..` on `node` by `SendBatch`; returns the
-/// events not accepted.
-async fn load(c: &Cluster, node: u64, from: usize, n: usize) -> anyhow::Result<usize> {
+/// events not accepted. The console phase preloads with it too.
+pub async fn load(c: &Cluster, node: u64, from: usize, n: usize) -> anyhow::Result<usize> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..IN_FLIGHT {
