@@ -118,6 +118,10 @@ fn policies_of(doc: &OnCallDoc) -> Vec<PolicyRow> {
 }
 
 pub async fn services(State(console): State<Console>, session: Session) -> Response {
+    // Read-your-writes (a swap just made shows on its week).
+    if let Err(p) = super::caught_up(&console, &session).await {
+        return p.into_response();
+    }
     let page = console.node.read(|s| {
         let doc = &s.config;
         ServicesPage {
@@ -176,6 +180,10 @@ pub async fn service(
     session: Session,
     Path(name): Path<String>,
 ) -> Response {
+    // Read-your-writes (a swap just made shows on its week).
+    if let Err(p) = super::caught_up(&console, &session).await {
+        return p.into_response();
+    }
     let found = console.node.read(|s| {
         s.config.services.contains_key(&name).then(|| {
             let row = services_of(&s.config).into_iter().find(|r| r.name == name);
@@ -342,6 +350,10 @@ pub async fn schedule(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    // Read-your-writes (a swap just made shows on its week).
+    if let Err(p) = super::caught_up(&console, &session).await {
+        return p.into_response();
+    }
     let Some(sch) = console
         .node
         .read(|s| s.config.schedules.get(&name).cloned())

@@ -11,15 +11,15 @@
 //! connection loses nothing. A subscriber that falls behind the broadcast
 //! catches up from its own revision the same way.
 
-use super::{age, html, when, write_failed, Console, Fields, Nav, Problem, Session};
+use super::{age, html, when, Console, Fields, Nav, Problem, Session};
 use crate::edge::grpc::{follow, WATCH_BUFFER};
 use crate::node::now_ms;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Redirect, Response};
-use pager_core::command::{Responder, Response as CoreResponse};
+use axum::response::{IntoResponse, Response};
+use pager_core::command::Responder;
 use pager_core::incident::{Assignee, Role};
 use pager_core::{Command, Incident, IncidentStatus, OnCallDoc, Urgency};
 use std::collections::HashMap;
@@ -193,22 +193,6 @@ struct ListPage {
     query: String,
 }
 
-/// Wait until this node has applied the session's last write, so a user sees
-/// what they did even on a follower that is a little behind.
-async fn caught_up(console: &Console, session: &Session) -> Result<(), Problem> {
-    console
-        .node
-        .wait_applied(session.seen())
-        .await
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "This node is behind",
-                format!("{e}. Reload in a moment, or use another node."),
-            )
-        })
-}
-
 pub async fn list(
     State(console): State<Console>,
     session: Session,
@@ -225,7 +209,7 @@ pub async fn list(
             return Problem::bad_request("before is not an incident number.").into_response()
         }
     };
-    if let Err(p) = caught_up(&console, &session).await {
+    if let Err(p) = super::caught_up(&console, &session).await {
         return p.into_response();
     }
     let now = now_ms();
@@ -602,13 +586,6 @@ fn done_text(action: &str) -> &'static str {
     }
 }
 
-pub fn mask(method: pager_core::oncall::ContactKind, address: &str) -> String {
-    match method {
-        pager_core::oncall::ContactKind::Email => pager_notify::mask::email(address),
-        _ => pager_notify::mask::phone(address),
-    }
-}
-
 fn parse_id(id: &str) -> Result<u64, Problem> {
     id.parse::<u64>().map_err(|_| {
         Problem::new(
@@ -694,7 +671,7 @@ fn incident_page(
                     id: d.id,
                     user: d.user.clone(),
                     method: d.method.as_str().to_string(),
-                    address: mask(d.method, &d.address),
+                    address: pager_notify::mask::address(&d.address),
                     attempt: d.attempt,
                     status: d.status.as_str(),
                     provider_id: d.provider_id.clone(),
@@ -746,7 +723,7 @@ pub async fn show(
         Ok(id) => id,
         Err(p) => return p.into_response(),
     };
-    if let Err(p) = caught_up(&console, &session).await {
+    if let Err(p) = super::caught_up(&console, &session).await {
         return p.into_response();
     }
     let done = q.get("done").map(|d| done_text(d)).unwrap_or("");
@@ -882,19 +859,8 @@ pub async fn act(
     // Safe to send twice: the second acknowledge or resolve changes nothing,
     // a repeated note is the same note, a role set again is the same role.
     let repeatable = matches!(action.as_str(), "acknowledge" | "resolve" | "note" | "role");
-    let written = super::commit(&console.node, cmd, repeatable).await;
-    match written {
-        Ok(w) => {
-            if let CoreResponse::Rejected(r) = &w.response {
-                let e = crate::error::NodeError::Rejected(r.clone());
-                return incident_page(&console, &session, id, "", Some(write_failed(&e)));
-            }
-            // Where the incident lives now (a merge sends the reader along).
-            let mut res = Redirect::to(&format!("/incidents/{id}?done={action}")).into_response();
-            res.headers_mut()
-                .insert(header::SET_COOKIE, session.after_write(w.index));
-            res
-        }
-        Err(e) => incident_page(&console, &session, id, "", Some(write_failed(&e))),
+    match super::commit(&console.node, cmd, repeatable).await {
+        Ok(index) => session.redirect_after(index, &format!("/incidents/{id}?done={action}")),
+        Err(e) => incident_page(&console, &session, id, "", Some(e)),
     }
 }

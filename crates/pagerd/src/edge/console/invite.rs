@@ -7,13 +7,13 @@
 //! password; sending it sets the password and signs the user in.
 
 use super::session;
-use super::{html, write_failed, Console, Fields, Problem};
+use super::{html, Console, Fields, Problem};
 use crate::node::now_ms;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use pager_core::{Command, Millis, Response as CoreResponse, TokenRole};
+use pager_core::{Command, Millis, TokenRole};
 use serde::{Deserialize, Serialize};
 
 /// How long an invitation link works.
@@ -175,19 +175,12 @@ pub async fn accept(
         by: format!("{} (invitation)", claims.user),
     };
     // Sent once: a second would be refused as a used link anyway.
-    let w = match super::commit(&console.node, cmd, false).await {
-        Ok(w) => w,
-        Err(e) => {
-            let (status, why) = write_failed(&e);
-            return form(&console, &token, &claims, status, &why);
-        }
+    let index = match super::commit(&console.node, cmd, false).await {
+        Ok(index) => index,
+        Err((status, why)) => return form(&console, &token, &claims, status, &why),
     };
-    if let CoreResponse::Rejected(r) = w.response {
-        let (status, why) = write_failed(&crate::error::NodeError::Rejected(r));
-        return form(&console, &token, &claims, status, &why);
-    }
     // Signed in: the session names the version this write set.
-    if let Err(e) = console.node.wait_applied(w.index).await {
+    if let Err(e) = console.node.wait_applied(index).await {
         tracing::warn!(cause = %e, "invitation accepted; sign-in waits for this node");
         return Redirect::to("/login").into_response();
     }

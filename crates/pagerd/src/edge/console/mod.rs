@@ -210,7 +210,8 @@ impl IntoResponse for Problem {
     }
 }
 
-/// Commit `cmd` through the leader. An action that is safe to apply twice
+/// Commit `cmd` through the leader: its commit index, or why it did not
+/// land (a rejection included) in words for the page. An action that is safe to apply twice
 /// (`repeatable`: acknowledge, resolve, a note, a role) is sent again while the cluster elects, until the write timeout:
 /// a forward to a leader that just died fails at once, and the person who
 /// pressed the button should not have to press it again. Anything else is
@@ -219,10 +220,10 @@ pub async fn commit(
     node: &Node,
     cmd: pager_core::Command,
     repeatable: bool,
-) -> Result<crate::node::Written, NodeError> {
+) -> Result<u64, (StatusCode, String)> {
     let deadline = tokio::time::Instant::now() + node.cfg.write_timeout;
     let mut metrics = node.raft.metrics();
-    loop {
+    let written = loop {
         let asked = metrics.borrow_and_update().current_leader;
         match node.write(cmd.clone()).await {
             Err(NodeError::Unavailable(_) | NodeError::NotLeader { .. })
@@ -232,12 +233,35 @@ pub async fn commit(
                 let moved =
                     metrics.wait_for(|m| m.current_leader.is_some() && m.current_leader != asked);
                 if tokio::time::timeout_at(deadline, moved).await.is_err() {
-                    return node.write(cmd).await;
+                    break node.write(cmd).await;
                 }
             }
-            other => return other,
+            other => break other,
         }
+    };
+    match written {
+        Ok(w) => match w.response {
+            pager_core::Response::Rejected(r) => Err(write_failed(&NodeError::Rejected(r))),
+            _ => Ok(w.index),
+        },
+        Err(e) => Err(write_failed(&e)),
     }
+}
+
+/// Wait until this node has applied the session's last write, so a user sees
+/// what they did even on a follower that is a little behind.
+pub async fn caught_up(console: &Console, session: &Session) -> Result<(), Problem> {
+    console
+        .node
+        .wait_applied(session.seen())
+        .await
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This node is behind",
+                format!("{e}. Reload in a moment, or use another node."),
+            )
+        })
 }
 
 /// Why a write did not land, as a status and words a half-awake reader can

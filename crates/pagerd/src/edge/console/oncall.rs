@@ -6,13 +6,13 @@
 //! admin's. The override is one `AddOverride` write: a new document version
 //! with it, validated like any document.
 
-use super::{html, when, write_failed, Console, Fields, Nav, Problem, Session};
+use super::{html, when, Console, Fields, Nav, Problem, Session};
 use crate::node::now_ms;
 use askama::Template;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use pager_core::{Command, Millis, Response as CoreResponse};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pager_core::{Command, Millis};
 use std::collections::HashMap;
 
 /// How far "my upcoming shifts" looks.
@@ -145,13 +145,8 @@ pub async fn page(
     session: Session,
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(e) = console.node.wait_applied(session.seen()).await {
-        return Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "This node is behind",
-            e.to_string(),
-        )
-        .into_response();
+    if let Err(p) = super::caught_up(&console, &session).await {
+        return p.into_response();
     }
     render(&console, &session, q.contains_key("done"), None)
 }
@@ -251,21 +246,9 @@ pub async fn add_override(
         over,
         by: session.user.clone(),
     };
-    let written = super::commit(&console.node, cmd, false).await;
-    match written {
-        Ok(w) => match w.response {
-            CoreResponse::Rejected(r) => {
-                let e = crate::error::NodeError::Rejected(r);
-                render(&console, &session, false, Some(write_failed(&e)))
-            }
-            _ => {
-                let mut res = Redirect::to("/oncall?done=override").into_response();
-                res.headers_mut()
-                    .insert(header::SET_COOKIE, session.after_write(w.index));
-                res
-            }
-        },
-        Err(e) => render(&console, &session, false, Some(write_failed(&e))),
+    match super::commit(&console.node, cmd, false).await {
+        Ok(index) => session.redirect_after(index, "/oncall?done=override"),
+        Err(e) => render(&console, &session, false, Some(e)),
     }
 }
 

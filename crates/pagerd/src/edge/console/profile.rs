@@ -4,13 +4,12 @@
 //! delivered like any page, never an incident) with the recent tests'
 //! outcomes, and signing out everywhere.
 
-use super::incidents::mask;
-use super::{html, when, write_failed, Console, Fields, Nav, Problem, Session};
+use super::{html, when, Console, Fields, Nav, Problem, Session};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use pager_core::{Command, Response as CoreResponse};
+use pager_core::Command;
 use std::collections::HashMap;
 
 pub struct Contact {
@@ -76,7 +75,7 @@ fn render(
                 .map(|c| Contact {
                     name: c.name.clone(),
                     kind: c.kind.as_str(),
-                    address: mask(c.kind, &c.address),
+                    address: pager_notify::mask::address(&c.address),
                     unreachable: s
                         .unreachable
                         .get(&pager_core::delivery::contact_key(c.kind, &c.address))
@@ -125,13 +124,8 @@ pub async fn page(
     session: Session,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(e) = console.node.wait_applied(session.seen()).await {
-        return Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "This node is behind",
-            e.to_string(),
-        )
-        .into_response();
+    if let Err(p) = super::caught_up(&console, &session).await {
+        return p.into_response();
     }
     let done = match q.get("done").map(String::as_str) {
         Some("test") => "Test page on its way. Its status shows below.",
@@ -161,19 +155,8 @@ pub async fn test_page(
         by: session.user.clone(),
     };
     match super::commit(&console.node, cmd, false).await {
-        Ok(w) => match w.response {
-            CoreResponse::Rejected(r) => {
-                let e = crate::error::NodeError::Rejected(r);
-                render(&console, &session, "", Some(write_failed(&e)))
-            }
-            _ => {
-                let mut res = Redirect::to("/profile?done=test").into_response();
-                res.headers_mut()
-                    .insert(header::SET_COOKIE, session.after_write(w.index));
-                res
-            }
-        },
-        Err(e) => render(&console, &session, "", Some(write_failed(&e))),
+        Ok(index) => session.redirect_after(index, "/profile?done=test"),
+        Err(e) => render(&console, &session, "", Some(e)),
     }
 }
 
@@ -193,20 +176,13 @@ pub async fn sign_out_everywhere(
         by: session.user.clone(),
     };
     match super::commit(&console.node, cmd, true).await {
-        Ok(w) if !matches!(w.response, CoreResponse::Rejected(_)) => {
+        Ok(_) => {
             // This browser's cookie goes now, before this node applies the write.
             let mut res = Redirect::to("/login?why=revoked").into_response();
             res.headers_mut()
                 .insert(header::SET_COOKIE, session.cleared());
             res
         }
-        Ok(w) => {
-            let e = match w.response {
-                CoreResponse::Rejected(r) => crate::error::NodeError::Rejected(r),
-                _ => crate::error::NodeError::Fatal("unexpected answer".into()),
-            };
-            render(&console, &session, "", Some(write_failed(&e)))
-        }
-        Err(e) => render(&console, &session, "", Some(write_failed(&e))),
+        Err(e) => render(&console, &session, "", Some(e)),
     }
 }

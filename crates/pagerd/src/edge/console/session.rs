@@ -270,6 +270,15 @@ impl Session {
         }
     }
 
+    /// The answer to a form whose write landed at `index`: back to `to`
+    /// (303), the cookie remembering the write.
+    pub fn redirect_after(&self, index: u64, to: &str) -> Response {
+        let mut res = Redirect::to(to).into_response();
+        res.headers_mut()
+            .insert(header::SET_COOKIE, self.after_write(index));
+        res
+    }
+
     /// The cookie that ends this session in this browser.
     pub fn cleared(&self) -> HeaderValue {
         set_cookie(COOKIE, "", "/", 0, self.secure)

@@ -3,12 +3,12 @@
 //! device, remove the password. Each is one replicated write naming the
 //! signed-in admin.
 
-use super::{html, when, write_failed, Console, Fields, Nav, Problem, Session};
+use super::{html, when, Console, Fields, Nav, Problem, Session};
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use pager_core::{Command, Response as CoreResponse, TokenRole};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pager_core::{Command, TokenRole};
 use std::collections::HashMap;
 
 pub struct UserRow {
@@ -69,13 +69,8 @@ pub async fn page(
     if let Err(p) = session.require_admin() {
         return p.into_response();
     }
-    if let Err(e) = console.node.wait_applied(session.seen()).await {
-        return Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "This node is behind",
-            e.to_string(),
-        )
-        .into_response();
+    if let Err(p) = super::caught_up(&console, &session).await {
+        return p.into_response();
     }
     let user = q.get("user").cloned().unwrap_or_default();
     let done = match q.get("done").map(String::as_str) {
@@ -152,23 +147,12 @@ pub async fn act(
             .into_response()
         }
     };
+    let to = format!(
+        "/users?done={action}&user={}",
+        url::form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>()
+    );
     match super::commit(&console.node, cmd, repeatable).await {
-        Ok(w) => match w.response {
-            CoreResponse::Rejected(r) => {
-                let e = crate::error::NodeError::Rejected(r);
-                render(&console, &session, String::new(), Some(write_failed(&e)))
-            }
-            _ => {
-                let to = format!(
-                    "/users?done={action}&user={}",
-                    url::form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>()
-                );
-                let mut res = Redirect::to(&to).into_response();
-                res.headers_mut()
-                    .insert(header::SET_COOKIE, session.after_write(w.index));
-                res
-            }
-        },
-        Err(e) => render(&console, &session, String::new(), Some(write_failed(&e))),
+        Ok(index) => session.redirect_after(index, &to),
+        Err(e) => render(&console, &session, String::new(), Some(e)),
     }
 }
