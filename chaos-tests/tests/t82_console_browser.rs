@@ -220,6 +220,15 @@ async fn a_responder_works_an_incident_in_the_browser_through_a_leader_sigkill(
     browser
         .wait_for_text("#incidents", "memory low on web3", WAIT)
         .await?;
+    // One tap from the list: the row that arrived live acknowledges with
+    // this session's token (the script fills it into the shared row).
+    let third = incident_by_dedup(&c, new_leader.id, "mem-web3").await?;
+    browser
+        .click(&format!("#incident-{} .quick-ack button", third.id))
+        .await?;
+    browser
+        .wait_for_text("#done", "Acknowledged.", WAIT)
+        .await?;
 
     info!("--- sign out");
     browser.click("#sign-out").await?;

@@ -125,6 +125,13 @@ async fn a_user_signs_in_on_one_node_and_acts_on_another_as_themselves() {
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     assert!(list.body.contains(r#"id="incident-1""#), "{}", list.body);
     assert!(list.body.contains("disk full on db1"));
+    // A triggered row is acknowledged in one tap, with this session's token.
+    assert!(
+        list.body
+            .contains(r#"action="/incidents/1/acknowledge" class="quick-ack""#),
+        "{}",
+        list.body
+    );
     for (h, v) in [
         ("x-frame-options", "DENY"),
         ("referrer-policy", "same-origin"),

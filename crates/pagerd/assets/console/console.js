@@ -44,6 +44,10 @@
     t.innerHTML = e.data.trim();
     var row = t.content.firstElementChild;
     if (!row) return;
+    // Rows from the feed are shared by every session: this page's token.
+    var mine = document.querySelector('form.signout input[name="csrf"]');
+    var blanks = row.querySelectorAll('input[name="csrf"]');
+    for (var k = 0; k < blanks.length; k++) if (mine) blanks[k].value = mine.value;
     var old = document.getElementById(row.id);
     if (old) {
       if (Number(old.getAttribute("data-revision")) >= Number(row.getAttribute("data-revision"))) return;

@@ -172,6 +172,9 @@ fn row_of(i: &Incident, paged: &[String], now: u64) -> Row {
 #[template(path = "console/row.html")]
 struct RowHtml<'a> {
     r: &'a Row,
+    /// The session's CSRF token for the row's Acknowledge; empty in the live
+    /// feed's rows, which every session shares (the script fills it in).
+    csrf: &'a str,
 }
 
 #[derive(Template)]
@@ -190,6 +193,8 @@ struct ListPage {
     paged: bool,
     /// Rows a page shows (the live list keeps no more).
     page: usize,
+    /// For each triggered row's one-tap Acknowledge.
+    csrf: String,
     query: String,
 }
 
@@ -248,6 +253,7 @@ pub async fn list(
         older,
         paged: below != u64::MAX,
         page: PAGE,
+        csrf: session.csrf(),
     })
 }
 
@@ -266,6 +272,7 @@ impl Change {
         self.row.get_or_init(|| {
             RowHtml {
                 r: &row_of(&self.incident, &self.paged, now_ms()),
+                csrf: "",
             }
             .render()
             .unwrap_or_default()
