@@ -133,6 +133,44 @@ pub struct Delivery {
     pub updated_at: Millis,
 }
 
+impl Delivery {
+    /// A new delivery `id` for `user`'s contact method `cm`, pending, first
+    /// attempt, claimed by `term` at `at`: a page of `incident` unless the
+    /// caller says otherwise (`purpose`, `shadow`, `notice`).
+    pub fn claimed(
+        id: DeliveryId,
+        incident: IncidentId,
+        user: &str,
+        cm: &crate::oncall::ContactMethod,
+        term: u64,
+        at: Millis,
+    ) -> Delivery {
+        Delivery {
+            id,
+            incident,
+            user: user.to_string(),
+            contact: cm.name.clone(),
+            method: cm.kind,
+            address: cm.address.clone(),
+            shadow: false,
+            purpose: Purpose::Page,
+            attempt: 1,
+            claim_term: term,
+            reclaims: 0,
+            status: DeliveryStatus::Pending,
+            claimed_at: at,
+            in_doubt: false,
+            call_status: String::new(),
+            reached: false,
+            notice: String::new(),
+            provider_id: String::new(),
+            error: String::new(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
 /// What a responder asked for from their phone (SMS reply code or keypress).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

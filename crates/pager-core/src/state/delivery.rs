@@ -8,7 +8,7 @@ use crate::delivery::{
     Delivery, DeliveryId, DeliveryStatus, Purpose, MAX_ATTEMPTS, UNREACHABLE_CODES,
 };
 use crate::incident::IncidentId;
-use crate::oncall::ContactKind;
+use crate::oncall::{ContactKind, ContactMethod};
 use crate::time::Millis;
 use crate::timer::Timer;
 use std::sync::Arc;
@@ -169,8 +169,8 @@ impl State {
                 what: format!("contact method {contact:?} of {user}"),
             });
         };
-        let (name, kind, address) = (cm.name.clone(), cm.kind, cm.address.clone());
-        self.standalone(cx, user, Purpose::Test, name, kind, address, "contact")
+        let cm = cm.clone();
+        self.standalone(cx, user, Purpose::Test, &cm, "contact")
     }
 
     /// An invitation to the console by email; see [`Command::Invite`].
@@ -183,10 +183,14 @@ impl State {
                 .contact_methods
                 .iter()
                 .find(|c| c.kind == ContactKind::Email)
-                .map(|c| (c.name.clone(), c.address.clone())),
-            e => Some(("email".to_string(), e.to_string())),
+                .cloned(),
+            e => Some(ContactMethod {
+                name: "email".into(),
+                kind: ContactKind::Email,
+                address: e.to_string(),
+            }),
         };
-        let Some((contact, address)) = email else {
+        let Some(cm) = email else {
             return Response::Rejected(Rejection::Invalid {
                 field: "user".into(),
                 reason: format!("{user} has no email address to send the invitation to"),
@@ -198,28 +202,17 @@ impl State {
             .map(|c| c.sessions_version)
             .unwrap_or(0);
         let purpose = Purpose::Invite { role, version };
-        self.standalone(
-            cx,
-            user,
-            purpose,
-            contact,
-            ContactKind::Email,
-            address,
-            "user",
-        )
+        self.standalone(cx, user, purpose, &cm, "user")
     }
 
     /// A delivery of no incident (a test page, an invitation), at most
     /// [`TEST_PAGES_PER_HOUR`] per user an hour; `field` is the one a refusal names.
-    #[allow(clippy::too_many_arguments)]
     fn standalone(
         &mut self,
         cx: &mut Cx,
         user: &str,
         purpose: Purpose,
-        contact: String,
-        method: ContactKind,
-        address: String,
+        cm: &ContactMethod,
         field: &str,
     ) -> Response {
         let hour_ago = cx.at.saturating_sub(3_600_000);
@@ -241,27 +234,8 @@ impl State {
         self.next_delivery += 1;
         let id = self.next_delivery;
         let d = Delivery {
-            id,
-            incident: 0,
-            user: user.to_string(),
-            contact,
-            method,
-            address,
-            shadow: false,
             purpose,
-            attempt: 1,
-            claim_term: cx.meta.term,
-            reclaims: 0,
-            status: DeliveryStatus::Pending,
-            claimed_at: cx.at,
-            in_doubt: false,
-            call_status: String::new(),
-            reached: false,
-            notice: String::new(),
-            provider_id: String::new(),
-            error: String::new(),
-            created_at: cx.at,
-            updated_at: cx.at,
+            ..Delivery::claimed(id, 0, user, cm, cx.meta.term, cx.at)
         };
         self.deliveries.insert(id, Arc::new(d));
         self.pending.insert(id);

@@ -4,7 +4,7 @@
 
 use super::{Cx, State};
 use crate::command::Effect;
-use crate::delivery::{contact_key, mask_address, Delivery, DeliveryStatus};
+use crate::delivery::{contact_key, mask_address, Delivery};
 use crate::incident::{Assignee, IncidentId, IncidentStatus};
 use crate::oncall::{ContactKind, Target};
 use crate::time::Millis;
@@ -362,27 +362,9 @@ impl State {
         self.next_delivery += 1;
         let did = self.next_delivery;
         let d = Delivery {
-            id: did,
-            incident: id,
-            user: user.to_string(),
-            contact: cm.name.clone(),
-            method: cm.kind,
-            address: cm.address.clone(),
             shadow,
-            purpose: crate::delivery::Purpose::Page,
-            attempt: 1,
-            claim_term: cx.meta.term,
-            reclaims: 0,
-            status: DeliveryStatus::Pending,
-            claimed_at: cx.at,
-            in_doubt: false,
-            call_status: String::new(),
-            reached: false,
             notice,
-            provider_id: String::new(),
-            error: String::new(),
-            created_at: cx.at,
-            updated_at: cx.at,
+            ..Delivery::claimed(did, id, user, cm, cx.meta.term, cx.at)
         };
         self.deliveries.insert(did, Arc::new(d));
         self.pending.insert(did);
