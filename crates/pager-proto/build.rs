@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "pager/v1/oncall.proto",
         "pager/v1/tokens.proto",
         "pager/v1/users.proto",
+        "pager/v1/followups.proto",
         "raft/v1/raft.proto",
     ];
     for f in &files {

@@ -305,6 +305,49 @@ pub enum Command {
         /// What the provider answered.
         result: SendResult,
     },
+    /// Change the written part of an incident's RCA, or its assignee.
+    EditRca {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The incident whose RCA it is.
+        incident: IncidentId,
+        /// The fields that change.
+        edit: Box<crate::rca::RcaEdit>,
+        /// Who edited it.
+        by: String,
+    },
+    /// Complete an incident's RCA; refused, naming the field, while a field
+    /// it needs is empty.
+    CompleteRca {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The incident whose RCA it is.
+        incident: IncidentId,
+        /// Who completed it.
+        by: String,
+    },
+    /// The incident is a duplicate (of `of`, when given): no RCA is needed.
+    MarkDuplicate {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The duplicate.
+        incident: IncidentId,
+        /// The incident it duplicates, when known.
+        of: Option<IncidentId>,
+        /// Who marked it.
+        by: String,
+    },
+    /// Move an incident's card on the page board.
+    MoveCard {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The incident whose card it is.
+        incident: IncidentId,
+        /// Where it goes; `Complete` is refused while a repair item is open.
+        stage: crate::rca::Stage,
+        /// Who moved it.
+        by: String,
+    },
     /// Forget incidents resolved before `resolved_before`, with their
     /// deliveries, so the state (memory, snapshots) stays bounded. The leader
     /// proposes it for its retention setting; apply decides from the state
@@ -347,6 +390,10 @@ macro_rules! each_at {
             | Command::TestPage { $at, .. }
             | Command::Invite { $at, .. }
             | Command::Outcome { $at, .. }
+            | Command::EditRca { $at, .. }
+            | Command::CompleteRca { $at, .. }
+            | Command::MarkDuplicate { $at, .. }
+            | Command::MoveCard { $at, .. }
             | Command::Compact { $at, .. } => $body,
         }
     };

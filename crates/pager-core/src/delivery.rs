@@ -62,6 +62,16 @@ pub enum Purpose {
         /// the link works only while it is unchanged, so it works once.
         version: u64,
     },
+    /// A reminder that an incident's RCA is overdue (email, low urgency).
+    RcaReminder {
+        /// The incident whose RCA it is.
+        incident: IncidentId,
+        /// Whole days overdue when it was sent (0 on the due date).
+        days_overdue: u32,
+        /// Sent to a team admin, not the assignee.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        to_admin: bool,
+    },
 }
 
 impl Purpose {

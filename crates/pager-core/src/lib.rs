@@ -37,6 +37,7 @@ pub mod event;
 pub mod incident;
 pub mod oncall;
 pub mod query;
+pub mod rca;
 pub mod rejection;
 pub mod render;
 pub mod reply;
@@ -52,6 +53,7 @@ pub use delivery::{Delivery, DeliveryId, DeliveryStatus, PhoneAction, Unreachabl
 pub use event::{Event, EventAction, Severity};
 pub use incident::{Incident, IncidentId, IncidentStatus};
 pub use oncall::{ContactKind, OnCallDoc, Urgency};
+pub use rca::{Rca, RcaStatus, Stage};
 pub use rejection::Rejection;
 pub use state::{Applied, State, Stats};
 pub use time::{Millis, Span};

@@ -58,6 +58,9 @@ pub struct Team {
     /// Policy used when the team is added as a responder (else all members are paged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation_policy: Option<String>,
+    /// Users told when an RCA of the team's services is two days overdue.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<String>,
 }
 
 /// A response tier: how fast incidents of its services should be acknowledged.
@@ -69,6 +72,13 @@ pub struct Tier {
     pub description: String,
     /// An incident should be acknowledged within this.
     pub ack_sla: Span,
+    /// Whether its services' high-urgency incidents need an RCA (a
+    /// service's own `rca` wins); `optional` when neither says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rca: Option<crate::rca::RcaPolicy>,
+    /// A required RCA is due this long after mitigation (3 days when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rca_due: Option<Span>,
 }
 
 /// A heartbeat monitor: it must ping every `interval`, or an incident opens
@@ -267,6 +277,9 @@ pub struct Service {
     /// Name of a tier (its acknowledgement SLA applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
+    /// Whether its high-urgency incidents need an RCA; the tier's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rca: Option<crate::rca::RcaPolicy>,
     /// Triggers without a dedup key fold into the service's newest open
     /// incident opened within this window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -455,6 +468,11 @@ impl OnCallDoc {
                     );
                 }
             }
+            for (i, a) in team.admins.iter().enumerate() {
+                if !is_user(a) {
+                    bad(format!("{base}.admins[{i}]"), format!("unknown user {a:?}"));
+                }
+            }
             if let Some(p) = &team.escalation_policy {
                 if !self.escalation_policies.contains_key(p) {
                     bad(
@@ -478,6 +496,12 @@ impl OnCallDoc {
             if tier.ack_sla == Span::ZERO {
                 bad(
                     format!("tiers.{tname}.ack_sla"),
+                    "must be more than 0".into(),
+                );
+            }
+            if tier.rca_due == Some(Span::ZERO) {
+                bad(
+                    format!("tiers.{tname}.rca_due"),
                     "must be more than 0".into(),
                 );
             }

@@ -88,6 +88,54 @@ pub fn invite(delivery: &Delivery, link: &str, expires: &str) -> PageText {
     }
 }
 
+/// The words of an overdue-RCA reminder (`Purpose::RcaReminder`): which
+/// incident, how late, and where to write it. `link` is the console's page.
+pub fn rca_reminder(delivery: &Delivery, rca: &crate::rca::Rca, link: &str) -> PageText {
+    let (days, to_admin) = match delivery.purpose {
+        crate::delivery::Purpose::RcaReminder {
+            days_overdue,
+            to_admin,
+            ..
+        } => (days_overdue, to_admin),
+        _ => (0, false),
+    };
+    let late = match days {
+        0 => "due today".to_string(),
+        1 => "1 day overdue".to_string(),
+        n => format!("{n} days overdue"),
+    };
+    let due = rca.due.map(crate::time::rfc3339).unwrap_or_default();
+    let whose = if to_admin {
+        format!(
+            "It is assigned to {}; you are told as an admin of team {}.",
+            if rca.assignee.is_empty() {
+                "nobody"
+            } else {
+                &rca.assignee
+            },
+            rca.team
+        )
+    } else {
+        "It is assigned to you.".to_string()
+    };
+    PageText {
+        subject: format!(
+            "[pagerd] RCA for #{} {} ({late})",
+            rca.incident, rca.service
+        ),
+        text: format!(
+            "The root cause analysis of incident #{id} on {service}, \"{title}\", was due \
+             {due} and is {late}. {whose}\n\n\
+             Write it (a short summary when customers were not affected) or mark the incident \
+             a duplicate:\n{link}\n\n\
+             This is a low-urgency reminder: it never pages. It comes daily until the RCA is done.\n",
+            id = rca.incident,
+            service = rca.service,
+            title = rca.title,
+        ),
+    }
+}
+
 /// `[pagerd] #12 CRITICAL db-prod: Disk full`: the subject of a page.
 pub fn subject(incident: &Incident) -> String {
     format!(

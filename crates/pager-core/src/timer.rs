@@ -131,6 +131,12 @@ pub enum Timer {
         /// The monitor's name in the document's `heartbeats`.
         name: String,
     },
+    /// An RCA is due (or still overdue): remind its assignee. Indexed on the
+    /// RCA, not the incident, which compaction may forget first.
+    RcaReminder {
+        /// The incident whose RCA it is.
+        incident: IncidentId,
+    },
 }
 
 impl Timer {
@@ -142,7 +148,7 @@ impl Timer {
             | Timer::Retry { incident, .. }
             | Timer::Retrigger { incident }
             | Timer::AutoResolve { incident } => Some(*incident),
-            Timer::HeartbeatMissed { .. } => None,
+            Timer::HeartbeatMissed { .. } | Timer::RcaReminder { .. } => None,
         }
     }
 

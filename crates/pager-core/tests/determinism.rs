@@ -18,9 +18,18 @@ notification_rules.high = [ { after = "0", contact = "m" } ]
 [escalation_policies.p]
 repeat = 2
 levels = [ { escalate_after = "1m", targets = [ { user = "a" } ] }, { escalate_after = "2m", targets = [ { user = "b" }, { user = "a" } ] } ]
+[teams.t]
+members = ["a", "b"]
+admins = ["a", "b"]
+[tiers.one]
+ack_sla = "30s"
+rca = "required"
+rca_due = "2m"
 [services.s]
 integration_keys = ["key-00000001"]
 escalation_policy = "p"
+team = "t"
+tier = "one"
 "#;
 
 #[derive(Debug, Clone)]
@@ -42,6 +51,14 @@ enum Op {
     Unsubscribed(u8),
     /// Forget incidents resolved more than this many ms ago.
     Compact(u32),
+    /// Merge incident i into j.
+    Merge(u8, u8),
+    /// Edit incident i's RCA: short form, full template, repair items
+    /// (open or done), or an assignee who may not exist.
+    EditRca(u8, u8),
+    CompleteRca(u8),
+    MarkDuplicate(u8, Option<u8>),
+    MoveCard(u8, u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,6 +75,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<bool>().prop_map(Op::SmsHealth),
         1 => (1u8..30).prop_map(Op::Unsubscribed),
         1 => (0u32..100_000).prop_map(Op::Compact),
+        1 => (1u8..8, 1u8..8).prop_map(|(i, j)| Op::Merge(i, j)),
+        2 => (1u8..8, 0u8..5).prop_map(|(i, e)| Op::EditRca(i, e)),
+        1 => (1u8..8).prop_map(Op::CompleteRca),
+        1 => (1u8..8, proptest::option::of(1u8..8)).prop_map(|(i, o)| Op::MarkDuplicate(i, o)),
+        1 => (1u8..8, 0u8..5).prop_map(|(i, s)| Op::MoveCard(i, s)),
     ]
 }
 
@@ -161,6 +183,55 @@ fn to_commands(ops: &[Op]) -> Vec<(u64, Command)> {
             Op::Compact(age) => Command::Compact {
                 at,
                 resolved_before: at.saturating_sub(*age as u64),
+            },
+            Op::Merge(i, j) => Command::Merge {
+                at,
+                incident: *i as u64,
+                into: *j as u64,
+                by: "a".into(),
+            },
+            Op::EditRca(i, e) => {
+                let mut edit = pager_core::rca::RcaEdit::default();
+                let repair = |done| pager_core::rca::RepairItem {
+                    title: "fix the disk alert".into(),
+                    link: String::new(),
+                    done,
+                };
+                match e {
+                    0 => edit.summary = Some("a flapping check".into()),
+                    1 => {
+                        edit.customer_impact = Some(true);
+                        edit.impact = Some("checkout slow".into());
+                        edit.findings = Some("a full disk".into());
+                        edit.mitigation = Some("a: cleaned up".into());
+                    }
+                    2 => edit.repairs = Some(vec![repair(false)]),
+                    3 => edit.repairs = Some(vec![repair(true)]),
+                    _ => edit.assignee = Some(if *i % 2 == 0 { "b" } else { "nobody" }.into()),
+                }
+                Command::EditRca {
+                    at,
+                    incident: *i as u64,
+                    edit: Box::new(edit),
+                    by: "a".into(),
+                }
+            }
+            Op::CompleteRca(i) => Command::CompleteRca {
+                at,
+                incident: *i as u64,
+                by: "a".into(),
+            },
+            Op::MarkDuplicate(i, of) => Command::MarkDuplicate {
+                at,
+                incident: *i as u64,
+                of: of.map(u64::from),
+                by: "a".into(),
+            },
+            Op::MoveCard(i, s) => Command::MoveCard {
+                at,
+                incident: *i as u64,
+                stage: pager_core::Stage::ALL[*s as usize],
+                by: "a".into(),
             },
             Op::NewTerm => {
                 term += 1;

@@ -15,6 +15,7 @@ use crate::cmd::diff::DiffArgs;
 use crate::cmd::event::EventCommand;
 use crate::cmd::incident::IncidentCommand;
 use crate::cmd::oncall::OncallArgs;
+use crate::cmd::rca::{BoardArgs, RcaCommand};
 use crate::cmd::schedule::ScheduleCommand;
 use crate::cmd::simulate::SimulateArgs;
 use crate::cmd::token::TokenCommand;
@@ -121,6 +122,12 @@ pub enum Command {
     /// On-call schedules.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Root cause analyses of high-urgency incidents: list, show, edit,
+    /// complete, mark a duplicate.
+    #[command(subcommand)]
+    Rca(RcaCommand),
+    /// The page board: every page's card by stage, per team; `board move`.
+    Board(BoardArgs),
     /// The pages a trigger on a service would send if nobody answered.
     /// Nothing is sent.
     Simulate(SimulateArgs),

@@ -75,6 +75,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Incident(cmd) => cmd::incident::run(&client, &out, cmd).await,
         Command::Oncall(args) => cmd::oncall::run(&client, &out, args).await,
         Command::Schedule(cmd) => cmd::schedule::run(&client, &out, cmd).await,
+        Command::Rca(cmd) => cmd::rca::run(&client, &out, cmd).await,
+        Command::Board(args) => cmd::rca::board(&client, &out, args).await,
         Command::Simulate(args) => cmd::simulate::run(&client, &out, args).await,
         Command::Diff(args) => cmd::diff::run(&client, &out, args).await,
     }

@@ -31,9 +31,10 @@
 //!    (`apt-get install wrk`); without it the phase says so and goes on.
 //! 4. Ingest with and without live lists: the ingest phase's 64-client gRPC `Events.Send` run
 //!    ([`api::run`], every request to the leader, one HTTP/2 connection per client, distinct
-//!    dedup keys, `--console-events` events a run, default 20,000 as the ingest matrix's:
-//!    10-20 s at the 1,000-2,000 events/s measured here; the ingest table's 10,000/s predates
-//!    the console), three times: without streams; with
+//!    dedup keys, `--console-events` events a run, default 20,000: 4-5 s at the 4,000-5,000
+//!    events/s measured here, short enough that no snapshot falls inside the three runs; with
+//!    80,000 every node snapshotted during the second and third, whose p99.9 then grew to
+//!    0.3-0.7 s, issue 13's defect, not the streams'), three times: without streams; with
 //!    `--console-streams` (default 500) server-sent-event streams open; without streams again
 //!    (the control for drift: the state grows by `--console-events` incidents a run). Like
 //!    every ingest run of the bench, it is closed loop (each client times its own calls), so a

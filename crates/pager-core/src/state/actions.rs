@@ -8,11 +8,10 @@ use crate::command::{Effect, Rejection, Responder, Response};
 use crate::incident::{Assignee, IncidentId, IncidentStatus, Role, Track};
 use crate::time::Millis;
 use crate::timer::Timer;
-use std::sync::Arc;
 
 impl State {
     pub(super) fn acknowledge(&mut self, cx: &mut Cx, id: IncidentId, by: &str) -> Response {
-        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
+        let Some(inc) = self.incidents.get_mut(&id) else {
             return not_found_incident();
         };
         if inc.status == IncidentStatus::Triggered {
@@ -22,6 +21,7 @@ impl State {
             inc.note(cx.stamp(), by, "acknowledged");
             cx.effects
                 .push(Effect::IncidentAcknowledged { incident: id });
+            self.rca_acknowledged(cx, id, by);
             self.stop_paging(cx, id);
             let timeout = self
                 .config
@@ -36,7 +36,7 @@ impl State {
     }
 
     pub(super) fn resolve(&mut self, cx: &mut Cx, id: IncidentId, by: &str) -> Response {
-        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
+        let Some(inc) = self.incidents.get_mut(&id) else {
             return not_found_incident();
         };
         if inc.status != IncidentStatus::Resolved {
@@ -57,6 +57,7 @@ impl State {
             }
             cx.effects.push(Effect::IncidentResolved { incident: id });
             self.cancel_deliveries(cx, id);
+            self.rca_mitigated(cx, id);
         }
         Response::Incident { id }
     }
@@ -82,7 +83,7 @@ impl State {
         }
         self.clear_timers(id, |t| matches!(t, Timer::Retrigger { .. }));
         self.set_timer(id, until, Timer::Retrigger { incident: id });
-        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+        if let Some(inc) = self.incidents.get_mut(&id) {
             inc.snoozed_until = Some(until);
             inc.note(
                 cx.stamp(),
@@ -117,7 +118,7 @@ impl State {
             return rejected_invalid("id", "incident is resolved");
         }
         self.stop_paging(cx, id);
-        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+        if let Some(inc) = self.incidents.get_mut(&id) {
             inc.tracks = vec![Track::new(to.clone())];
             inc.note(
                 cx.stamp(),
@@ -155,7 +156,7 @@ impl State {
             return rejected_invalid("level", format!("must be 1 to {levels}"));
         }
         self.stop_paging(cx, id);
-        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+        if let Some(inc) = self.incidents.get_mut(&id) {
             inc.tracks.truncate(1);
             inc.tracks[0].level = level - 1;
             inc.tracks[0].done = false;
@@ -225,7 +226,7 @@ impl State {
             );
         }
         let names: Vec<String> = tracks.iter().map(assignee_text).collect();
-        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
+        let Some(inc) = self.incidents.get_mut(&id) else {
             return not_found_incident();
         };
         inc.note(
@@ -274,10 +275,11 @@ impl State {
             src.service == dst.service,
         );
         self.resolve(cx, id, by);
-        if let Some(src) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+        if let Some(src) = self.incidents.get_mut(&id) {
             src.merged_into = Some(into);
             src.note(cx.stamp(), by, format!("merged into #{into}"));
         }
+        self.rca_duplicate(cx, id, Some(into), by);
         if same_service {
             // Later triggers with the duplicate's key fold into the survivor.
             self.open_by_key
@@ -285,7 +287,7 @@ impl State {
                 .or_default()
                 .insert(key, into);
         }
-        if let Some(dst) = self.incidents.get_mut(&into).map(Arc::make_mut) {
+        if let Some(dst) = self.incidents.get_mut(&into) {
             dst.note(cx.stamp(), by, format!("#{id} merged in as a duplicate"));
         }
         Response::Incident { id: into }
@@ -305,7 +307,7 @@ impl State {
                 what: format!("user {user:?}"),
             });
         }
-        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
+        let Some(inc) = self.incidents.get_mut(&id) else {
             return not_found_incident();
         };
         let (slot, name) = match role {
@@ -332,7 +334,7 @@ impl State {
         if text.trim().is_empty() || text.len() > MAX_NOTE_BYTES {
             return rejected_invalid("text", format!("1 to {MAX_NOTE_BYTES} bytes"));
         }
-        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
+        let Some(inc) = self.incidents.get_mut(&id) else {
             return not_found_incident();
         };
         let what = format!("note: {text}");

@@ -92,6 +92,7 @@ impl State {
         self.deliveries
             .retain(|id, d| d.purpose.is_page() || d.updated_at >= before || pending.contains(id));
         deliveries += (before_tests - self.deliveries.len()) as u64;
+        self.forget_rcas(before);
         let (incidents, known) = (&self.incidents, &self.deliveries);
         self.latest_to_phone.retain(|_, d| known.contains_key(d));
         self.last_ungrouped.retain(|_, i| incidents.contains_key(i));

@@ -4,11 +4,9 @@
 use super::{Cx, State, TEST_PAGES_PER_HOUR};
 use crate::auth::TokenRole;
 use crate::command::{Effect, Rejection, Response, SendResult};
-use crate::delivery::{
-    Delivery, DeliveryId, DeliveryStatus, Purpose, MAX_ATTEMPTS, UNREACHABLE_CODES,
-};
+use crate::delivery::{DeliveryId, DeliveryStatus, Purpose, MAX_ATTEMPTS, UNREACHABLE_CODES};
 use crate::incident::IncidentId;
-use crate::oncall::{ContactKind, ContactMethod};
+use crate::oncall::ContactMethod;
 use crate::time::Millis;
 use crate::timer::Timer;
 use std::sync::Arc;
@@ -175,21 +173,10 @@ impl State {
 
     /// An invitation to the console by email; see [`Command::Invite`].
     pub(super) fn invite(&mut self, cx: &mut Cx, user: &str, role: TokenRole) -> Response {
-        let Some(u) = self.config.users.get(user) else {
+        if !self.config.users.contains_key(user) {
             return unknown_user(user);
-        };
-        let email = match u.email.trim() {
-            "" => u
-                .contact_methods
-                .iter()
-                .find(|c| c.kind == ContactKind::Email)
-                .cloned(),
-            e => Some(ContactMethod {
-                name: "email".into(),
-                kind: ContactKind::Email,
-                address: e.to_string(),
-            }),
-        };
+        }
+        let email = self.email_of(user);
         let Some(cm) = email else {
             return Response::Rejected(Rejection::Invalid {
                 field: "user".into(),
@@ -221,7 +208,9 @@ impl State {
             .values()
             .rev()
             .take_while(|d| d.created_at >= hour_ago)
-            .filter(|d| !d.purpose.is_page() && d.user == user)
+            .filter(|d| {
+                matches!(d.purpose, Purpose::Test | Purpose::Invite { .. }) && d.user == user
+            })
             .count();
         if recent >= TEST_PAGES_PER_HOUR {
             return Response::Rejected(Rejection::Invalid {
@@ -231,19 +220,7 @@ impl State {
                 ),
             });
         }
-        self.next_delivery += 1;
-        let id = self.next_delivery;
-        let d = Delivery {
-            purpose,
-            ..Delivery::claimed(id, 0, user, cm, cx.meta.term, cx.at)
-        };
-        self.deliveries.insert(id, Arc::new(d));
-        self.pending.insert(id);
-        self.stats.deliveries_created += 1;
-        cx.effects.push(Effect::Deliver {
-            delivery: id,
-            term: cx.meta.term,
-        });
+        let id = self.queue_standalone(cx, user, purpose, cm);
         Response::Queued { delivery: id }
     }
 

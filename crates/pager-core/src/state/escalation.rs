@@ -16,7 +16,7 @@ impl State {
     /// Trigger an incident again (snooze over, acknowledgement timeout,
     /// reassignment, manual escalation): every track pages from where it stands.
     pub(super) fn retrigger(&mut self, cx: &mut Cx, id: IncidentId, by: &str) {
-        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
+        let Some(inc) = self.incidents.get_mut(&id) else {
             return;
         };
         if !inc.is_open() {
@@ -37,7 +37,7 @@ impl State {
             if let Some(track) = self
                 .incidents
                 .get_mut(&id)
-                .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
+                .and_then(|i| i.tracks.get_mut(t))
             {
                 track.done = false;
             }
@@ -64,7 +64,7 @@ impl State {
                 if let Some(tr) = self
                     .incidents
                     .get_mut(&id)
-                    .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
+                    .and_then(|i| i.tracks.get_mut(t))
                 {
                     tr.done = true;
                 }
@@ -109,7 +109,7 @@ impl State {
             if let Some(tr) = self
                 .incidents
                 .get_mut(&id)
-                .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
+                .and_then(|i| i.tracks.get_mut(t))
             {
                 (tr.level, tr.repeat) = (level as u32, repeat);
             }
@@ -172,7 +172,7 @@ impl State {
                 if let Some(tr) = self
                     .incidents
                     .get_mut(&id)
-                    .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
+                    .and_then(|i| i.tracks.get_mut(t))
                 {
                     (tr.level, tr.repeat) = (level as u32, repeat);
                 }
@@ -193,7 +193,7 @@ impl State {
         if let Some(tr) = self
             .incidents
             .get_mut(&id)
-            .and_then(|i| Arc::make_mut(i).tracks.get_mut(t))
+            .and_then(|i| i.tracks.get_mut(t))
         {
             tr.done = true;
         }
@@ -265,13 +265,19 @@ impl State {
             return;
         };
         let urgency = inc.urgency;
-        let Some(u) = self.config.users.get(user) else {
+        if !self.config.users.contains_key(user) {
             self.note(
                 id,
                 cx.stamp(),
                 "pagerd",
                 format!("user {user:?} no longer exists: not paged"),
             );
+            return;
+        }
+        if !shadow {
+            self.rca_paged(cx, id, user);
+        }
+        let Some(u) = self.config.users.get(user) else {
             return;
         };
         let delays: Vec<Millis> = u
@@ -372,7 +378,7 @@ impl State {
             self.latest_to_phone.insert(phone, did);
         }
         self.stats.deliveries_created += 1;
-        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+        if let Some(inc) = self.incidents.get_mut(&id) {
             inc.deliveries.push(did);
         }
         cx.effects.push(Effect::Deliver {

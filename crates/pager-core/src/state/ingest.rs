@@ -115,7 +115,7 @@ impl State {
         match (event.action, open) {
             (EventAction::Trigger, Some(id)) => {
                 self.stats.triggers_folded += 1;
-                if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+                if let Some(inc) = self.incidents.get_mut(&id) {
                     inc.folded += 1;
                     inc.note(cx.stamp(), &by, "trigger folded in");
                 }
@@ -205,7 +205,7 @@ impl State {
             .filter(|id| self.incidents.get(id).is_some_and(|i| i.is_open()));
         if let Some(id) = open_storm {
             self.stats.triggers_folded += 1;
-            if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+            if let Some(inc) = self.incidents.get_mut(&id) {
                 inc.folded += 1;
                 inc.note(
                     cx.stamp(),
@@ -355,6 +355,7 @@ impl State {
             );
         }
         self.incidents.insert(id, Arc::new(inc));
+        self.open_rca(cx, id);
         self.open_by_key
             .entry(service.to_string())
             .or_default()

@@ -44,12 +44,15 @@ mod actions;
 mod admin;
 mod delivery;
 mod escalation;
+mod followup;
 mod heartbeat;
+mod incidents;
 mod ingest;
 mod phone;
 mod timers;
 
 pub use heartbeat::HeartbeatState;
+pub use incidents::{Incidents, RECENT_CHANGES};
 use ingest::Storm;
 
 /// Result of applying one command.
@@ -160,9 +163,8 @@ pub struct State {
     router: RouterCache,
     /// Integration key → service name; derived from `config` on apply.
     key_index: BTreeMap<String, String>,
-    /// Values are shared with snapshots in progress (copy on write), so
-    /// copying the state for a snapshot does not copy every incident.
-    pub incidents: BTreeMap<IncidentId, Arc<Incident>>,
+    /// Every incident kept, and which changed lately (for watchers).
+    pub incidents: Incidents,
     /// Open incidents by service, then dedup key (a merged incident's key
     /// points at the incident it was merged into).
     open_by_key: BTreeMap<String, BTreeMap<String, IncidentId>>,
@@ -208,6 +210,10 @@ pub struct State {
     pub last_applied: LogMeta,
     /// Counters, the same on every node.
     pub stats: Stats,
+    /// RCA records and their cards, by incident; they outlive compacted
+    /// incidents until done and off the board.
+    #[serde(default)]
+    pub rcas: BTreeMap<IncidentId, Arc<crate::rca::Rca>>,
 }
 
 /// Per-apply context: where in the log we are, the instant, and the effects so far.
@@ -246,6 +252,7 @@ impl State {
     pub fn apply(&mut self, meta: LogMeta, cmd: &Command) -> Applied {
         let at = cmd.at().max(self.clock);
         self.clock = at;
+        self.incidents.begin(self.last_applied.index);
         self.last_applied = meta;
         let before = self.timers.next_deadline();
         let mut cx = Cx {
@@ -380,7 +387,21 @@ impl State {
                 result,
                 ..
             } => self.outcome(&mut cx, *delivery, *attempt, result),
+            Command::EditRca {
+                incident, edit, by, ..
+            } => self.edit_rca(&mut cx, *incident, edit, by),
+            Command::CompleteRca { incident, by, .. } => self.complete_rca(&mut cx, *incident, by),
+            Command::MarkDuplicate {
+                incident, of, by, ..
+            } => self.mark_duplicate(&mut cx, *incident, *of, by),
+            Command::MoveCard {
+                incident,
+                stage,
+                by,
+                ..
+            } => self.move_card(&mut cx, *incident, *stage, by),
         };
+        self.incidents.settle(meta.index);
         let after = self.timers.next_deadline();
         if after != before {
             if let Some(t) = after {
@@ -421,16 +442,10 @@ impl State {
     }
 
     /// Incidents changed after log index `revision`, oldest change first.
-    /// A scan, not an index: watchers call it once per applied batch.
+    /// Costs what changed since, not what is held, for any revision among the
+    /// last 100,000 changes since the last restore; a scan before that.
     pub fn changed_since(&self, revision: u64) -> Vec<&Incident> {
-        let mut changed: Vec<&Incident> = self
-            .incidents
-            .values()
-            .filter(|i| i.revision > revision)
-            .map(|i| &**i)
-            .collect();
-        changed.sort_by_key(|i| (i.revision, i.id));
-        changed
+        self.incidents.changed_since(revision)
     }
 
     /// The version a console session of `user` must name to be valid now:
@@ -486,6 +501,12 @@ impl State {
                     _ => return Err(format!("timer {key:?} not indexed on incident {inc}")),
                 },
                 None => {
+                    if let Timer::RcaReminder { incident } = timer {
+                        if self.rcas.get(incident).and_then(|r| r.reminder) != Some(*key) {
+                            return Err(format!("RCA reminder {key:?} not indexed on {incident}"));
+                        }
+                        continue;
+                    }
                     let Timer::HeartbeatMissed { name } = timer else {
                         continue;
                     };
@@ -517,11 +538,12 @@ impl State {
                 }
             }
         }
-        Ok(())
+        self.check_rcas()?;
+        self.incidents.check(self.last_applied.index)
     }
 
     fn note(&mut self, id: IncidentId, stamp: Stamp, by: &str, what: impl Into<String>) {
-        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+        if let Some(inc) = self.incidents.get_mut(&id) {
             inc.note(stamp, by, what);
         }
     }

@@ -228,7 +228,7 @@ impl State {
             return;
         };
         self.timers.remove(&key);
-        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+        if let Some(inc) = self.incidents.get_mut(&id) {
             inc.timers.remove(&key);
         }
         self.fire_rule(cx, id, user, rule as usize, shadow);

@@ -5,13 +5,12 @@ use super::{Cx, State};
 use crate::incident::{IncidentId, IncidentStatus};
 use crate::time::Millis;
 use crate::timer::{Timer, TimerKey};
-use std::sync::Arc;
 
 impl State {
     pub(super) fn fire_due(&mut self, cx: &mut Cx) {
         while let Some((key, timer)) = self.timers.pop_due(cx.at) {
             let status = match timer.incident() {
-                Some(id) => match self.incidents.get_mut(&id).map(Arc::make_mut) {
+                Some(id) => match self.incidents.get_mut(&id) {
                     Some(inc) => {
                         inc.timers.remove(&key);
                         Some(inc.status)
@@ -55,13 +54,14 @@ impl State {
                     self.resolve(cx, incident, "pagerd (auto-resolve)");
                 }
                 Timer::HeartbeatMissed { name } => self.heartbeat_missed(cx, &name),
+                Timer::RcaReminder { incident } => self.rca_remind(cx, incident, key),
             }
         }
     }
 
     /// Remove the incident's timers that `which` selects.
     pub(super) fn clear_timers(&mut self, id: IncidentId, which: impl Fn(&Timer) -> bool) {
-        let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) else {
+        let Some(inc) = self.incidents.get_mut(&id) else {
             return;
         };
         let keys: Vec<TimerKey> = inc.timers.iter().copied().collect();
@@ -75,7 +75,7 @@ impl State {
 
     pub(super) fn set_timer(&mut self, id: IncidentId, at: Millis, timer: Timer) {
         let key = self.timers.insert(at, timer);
-        if let Some(inc) = self.incidents.get_mut(&id).map(Arc::make_mut) {
+        if let Some(inc) = self.incidents.get_mut(&id) {
             inc.timers.insert(key);
         }
     }

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod event;
 pub mod incident;
 pub mod oncall;
+pub mod rca;
 pub mod schedule;
 pub mod simulate;
 pub mod token;

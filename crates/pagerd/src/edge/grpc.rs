@@ -2,6 +2,7 @@
 //! and OnCall (in [`oncall`]). Reads are served from this node's state; writes
 //! go through `Node::write`.
 
+mod followups;
 mod oncall;
 mod tokens;
 mod users;
@@ -925,10 +926,11 @@ pub(crate) enum Followed {
 /// one batch per pass. Several incidents may share a revision (one log entry
 /// holds many events), so only a pass's `through` is a safe place to resume.
 ///
-/// Finding the changes is a pass over the incidents, so a watcher that can
-/// wait (a person's browser) passes `pace`: after a pass that found `n`
-/// changed incidents, the next waits `pace(n)`, whatever the rate of
-/// applied batches.
+/// Finding the changes costs what changed, not what is held (the state
+/// keeps a list of recent changes), but a pass still holds the read lock
+/// while `pass` runs, so a watcher that can wait (a person's browser) passes
+/// `pace`: after a pass that found `n` changed incidents, the next waits
+/// `pace(n)`, whatever the rate of applied batches.
 pub(crate) async fn follow<T: Send>(
     node: Arc<Node>,
     from: u64,

@@ -200,6 +200,9 @@ impl Dispatcher {
                     Purpose::Page => None,
                     Purpose::Test => Some(pages::build_test(&node.cfg, &urls, d)),
                     Purpose::Invite { .. } => Some(pages::build_invite(&urls, s, d, now)),
+                    Purpose::RcaReminder { incident, .. } => {
+                        Some(pages::build_rca_reminder(&urls, s, incident, d))
+                    }
                 };
                 if let Some(page) = standalone {
                     jobs.push(Job {

@@ -142,6 +142,33 @@ pub fn build_invite(urls: &Urls, state: &State, d: &Delivery, now: Millis) -> Pa
     }
 }
 
+/// The email of an overdue-RCA reminder, linking to the RCA's console page.
+/// The record is read at send time; a reminder whose record is gone (it
+/// cannot be, while the reminder is pending) still says which incident.
+pub fn build_rca_reminder(urls: &Urls, state: &State, incident: u64, d: &Delivery) -> Page {
+    let link = format!("{}/rcas/{incident}", urls.public);
+    let words = match state.rcas.get(&incident) {
+        Some(rca) => render::rca_reminder(d, rca, &link),
+        None => render::PageText {
+            subject: format!("[pagerd] RCA for #{incident}"),
+            text: format!("The RCA of incident #{incident} needs writing:\n{link}\n"),
+        },
+    };
+    Page {
+        delivery_id: d.id,
+        method: method(d.method),
+        address: d.address.clone(),
+        subject: words.subject,
+        html: Some(format!(
+            "<!DOCTYPE html><html><body><p>{}</p><p><a href=\"{}\">Open the RCA</a></p></body></html>",
+            render::html(&words.text),
+            render::html(&link)
+        )),
+        text: words.text,
+        voice: None,
+    }
+}
+
 fn email_links(
     cfg: &NodeConfig,
     urls: &Urls,

@@ -34,7 +34,7 @@ pub const PAGE: usize = 50;
 pub const STORM_ROWS: usize = 20;
 
 /// The list's filters, from its query string (all optional).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filter {
     pub team: String,
     pub service: String,
@@ -288,6 +288,25 @@ impl Change {
 pub struct Batch {
     through: u64,
     changes: Vec<Change>,
+    /// What [`events`] made of this batch, per filter and cursor: lists
+    /// that show the same thing (most of them) share one pass over the
+    /// changes instead of each making its own.
+    made: std::sync::Mutex<HashMap<(Filter, u64), Arc<std::sync::OnceLock<Vec<Event>>>>>,
+}
+
+impl Batch {
+    /// The events of this batch for a list with `filter` at `cursor`: made
+    /// once for each filter and cursor, outside the memo's lock.
+    fn events_for(&self, filter: &Filter, cursor: u64) -> Vec<Event> {
+        let cell = self
+            .made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((filter.clone(), cursor))
+            .or_default()
+            .clone();
+        cell.get_or_init(|| events(filter, self, cursor)).clone()
+    }
 }
 
 fn batch(s: &pager_core::State, changed: &[&Incident], through: u64) -> Batch {
@@ -306,7 +325,11 @@ fn batch(s: &pager_core::State, changed: &[&Incident], through: u64) -> Batch {
             })
         })
         .collect();
-    Batch { through, changes }
+    Batch {
+        through,
+        changes,
+        made: Default::default(),
+    }
 }
 
 /// The node's feed of changed rows; see the module's docs. The feed runs
@@ -505,7 +528,7 @@ pub async fn stream(
                 match next {
                     Ok(b) if b.through <= cursor => {}
                     Ok(b) => {
-                        for e in events(&filter, &b, cursor) {
+                        for e in b.events_for(&filter, cursor) {
                             if tx.send(Ok(e)).await.is_err() {
                                 return;
                             }

@@ -18,6 +18,7 @@
 //! - [`directory`]: services, teams, policies, a service's page plan, a
 //!   schedule's week
 //! - [`profile`]: my contact methods and rules, test pages, sign out everywhere
+//! - [`rca`]: root cause analyses (mine first) and the page board per team
 //! - [`users`] and [`invite`]: who can sign in, invitations by email (admins)
 //! - [`cluster`]: members, leader, lag (admins)
 
@@ -28,6 +29,7 @@ pub mod invite;
 mod oidc;
 mod oncall;
 mod profile;
+mod rca;
 pub mod session;
 mod users;
 
@@ -88,6 +90,10 @@ pub fn router(node: Arc<Node>) -> Router {
             "/profile/sign-out-everywhere",
             post(profile::sign_out_everywhere),
         )
+        .route("/rcas", get(rca::list))
+        .route("/rcas/:id", get(rca::show))
+        .route("/rcas/:id/:action", post(rca::act))
+        .route("/board", get(rca::board))
         .route("/users", get(users::page))
         .route("/users/:name/:action", post(users::act))
         .route("/invite/:token", get(invite::page).post(invite::accept))
