@@ -31,6 +31,10 @@ pub fn incidents(ch: &Channel) -> pb::incidents_client::IncidentsClient<Channel>
     pb::incidents_client::IncidentsClient::new(ch.clone())
 }
 
+pub fn followups(ch: &Channel) -> pb::followups_client::FollowupsClient<Channel> {
+    pb::followups_client::FollowupsClient::new(ch.clone())
+}
+
 pub fn config(ch: &Channel) -> pb::config_client::ConfigClient<Channel> {
     pb::config_client::ConfigClient::new(ch.clone())
 }

@@ -4,7 +4,8 @@
 //! same incident, channel and recipient. A match later than the bound is a miss, and so is an
 //! expectation with no match; a received page earlier than its deadline is a violation too
 //! (an escalation that fired early). Received pages left unmatched are duplicates: pages
-//! beyond what the document asks for (a re-sent delivery, or a page after an acknowledgement).
+//! beyond what the document asks for (a re-sent delivery, or a page after an acknowledgement);
+//! messages of no incident (test pages, invitations, RCA reminders) are not pages here.
 //!
 //! Two refinements for scenarios with faults: an *optional* page (due within the bound
 //! before its incident's acknowledgement, so a failover may let the acknowledgement win) takes
@@ -119,10 +120,13 @@ pub fn check(
             used[i] = true;
         }
     }
+    // A message of no incident (a test page, an invitation, an RCA reminder) is not a page
+    // the document requires: it is no duplicate of one. `duplicates_in_flight` still counts
+    // its copies by delivery.
     out.duplicates = observed
         .iter()
         .zip(&used)
-        .filter(|(_, used)| !**used)
+        .filter(|(p, used)| !**used && p.incident.is_some())
         .map(|(p, _)| p.clone())
         .collect();
     out

@@ -119,8 +119,9 @@ pub fn rca_reminder(delivery: &Delivery, rca: &crate::rca::Rca, link: &str) -> P
         "It is assigned to you.".to_string()
     };
     PageText {
+        // Not "#12": a reminder is no page of the incident, and must not read as one.
         subject: format!(
-            "[pagerd] RCA for #{} {} ({late})",
+            "[pagerd] RCA {late}: incident {} on {}",
             rca.incident, rca.service
         ),
         text: format!(

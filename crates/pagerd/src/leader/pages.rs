@@ -150,7 +150,7 @@ pub fn build_rca_reminder(urls: &Urls, state: &State, incident: u64, d: &Deliver
     let words = match state.rcas.get(&incident) {
         Some(rca) => render::rca_reminder(d, rca, &link),
         None => render::PageText {
-            subject: format!("[pagerd] RCA for #{incident}"),
+            subject: format!("[pagerd] RCA to write: incident {incident}"),
             text: format!("The RCA of incident #{incident} needs writing:\n{link}\n"),
         },
     };
