@@ -118,6 +118,10 @@ pub struct Incident {
     pub resolved_by: String,
     /// Acknowledge by this instant (from the service's tier).
     pub ack_due: Option<Millis>,
+    /// Acknowledged after `ack_due`, or resolved unacknowledged after it:
+    /// the tier's SLA was breached (recorded once).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sla_breached: bool,
     /// While snoozed: when it triggers again, in milliseconds since the Unix epoch.
     pub snoozed_until: Option<Millis>,
     /// Resolved as a duplicate of this incident.

@@ -748,6 +748,36 @@ impl OnCallDoc {
         }
     }
 
+    /// Services whose tier's acknowledgement SLA their policy cannot meet:
+    /// the first level waits longer than the SLA before anyone else is
+    /// paged. Warnings, not errors: the document still applies.
+    pub fn sla_warnings(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (name, svc) in &self.services {
+            let Some((tname, tier)) = svc.tier.as_ref().and_then(|t| self.tiers.get_key_value(t))
+            else {
+                continue;
+            };
+            let Some(policy) = self.escalation_policies.get(&svc.escalation_policy) else {
+                continue;
+            };
+            let Some(first) = policy.levels.first() else {
+                continue;
+            };
+            if first.escalate_after > tier.ack_sla {
+                out.push(Problem {
+                    path: format!("services.{name}.tier"),
+                    message: format!(
+                        "tier {tname:?} asks for an acknowledgement within {}, but policy {:?} \
+                         pages its next level only after {}: the SLA cannot be met by escalation",
+                        tier.ack_sla, svc.escalation_policy, first.escalate_after
+                    ),
+                });
+            }
+        }
+        out
+    }
+
     /// Schedules with nobody on call somewhere in `[from, to)`: (path, gaps).
     pub fn schedule_gaps(
         &self,

@@ -567,3 +567,44 @@ fn compaction_keeps_rcas_that_are_not_done_and_forgets_finished_ones() {
     );
     ok(&mut log, complete(pending, T0 + 6 * DAY));
 }
+
+#[test]
+fn an_acknowledgement_after_the_tiers_sla_is_a_breach_recorded_once() {
+    let mut log = Log::with_doc(DOC, T0);
+    let late = trigger(&mut log, T0, "db-key-0001", "late");
+    let prompt = trigger(&mut log, T0, "db-key-0001", "prompt");
+    let never = trigger(&mut log, T0, "db-key-0001", "never");
+    let no_tier = trigger(&mut log, T0, "misc-key-0001", "no-tier");
+    ack(&mut log, T0 + 4 * MIN, prompt, "alice");
+    ack(&mut log, T0 + 6 * MIN, late, "alice");
+    resolve(&mut log, T0 + 7 * MIN, late);
+    resolve(&mut log, T0 + 10 * MIN, never);
+    resolve(&mut log, T0 + 60 * MIN, no_tier);
+    let breached = |id| log.state.incidents[&id].sla_breached;
+    assert!(breached(late) && breached(never));
+    assert!(!breached(prompt), "acknowledged within 5m");
+    assert!(!breached(no_tier), "no tier, no SLA");
+    assert_eq!(log.state.stats.sla_breaches, 2, "the late one counts once");
+    let notes: Vec<&str> = log.state.incidents[&late]
+        .timeline
+        .iter()
+        .filter(|e| e.what.starts_with("SLA breached"))
+        .map(|e| e.what.as_str())
+        .collect();
+    assert_eq!(notes, ["SLA breached: acknowledge within 5m, 1m late"]);
+}
+
+#[test]
+fn a_policy_that_cannot_meet_its_tiers_sla_is_warned_about() {
+    let slow = DOC.replace(
+        r#"{ escalate_after = "5m", targets = [ { user = "alice" } ] },"#,
+        r#"{ escalate_after = "10m", targets = [ { user = "alice" } ] },"#,
+    );
+    let doc = pager_core::OnCallDoc::from_toml(&slow).expect("parses");
+    assert!(doc.validate().is_empty(), "a warning, not an error");
+    let paths: Vec<String> = doc.sla_warnings().into_iter().map(|p| p.path).collect();
+    // Tier one (5m) and two (15m): only one's services are warned about.
+    assert_eq!(paths, ["services.batch.tier", "services.db.tier"]);
+    let ok = pager_core::OnCallDoc::from_toml(DOC).expect("parses");
+    assert!(ok.sla_warnings().is_empty());
+}

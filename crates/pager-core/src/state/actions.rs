@@ -21,6 +21,7 @@ impl State {
             inc.note(cx.stamp(), by, "acknowledged");
             cx.effects
                 .push(Effect::IncidentAcknowledged { incident: id });
+            self.check_sla(cx, id);
             self.rca_acknowledged(cx, id, by);
             self.stop_paging(cx, id);
             let timeout = self
@@ -35,11 +36,39 @@ impl State {
         Response::Incident { id }
     }
 
+    /// Acknowledged (or resolved without one) now: past the tier's SLA is a
+    /// breach, on the timeline and in the counters, once per incident.
+    fn check_sla(&mut self, cx: &mut Cx, id: IncidentId) {
+        let Some(inc) = self.incidents.get_mut(&id) else {
+            return;
+        };
+        let Some(due) = inc.ack_due else {
+            return;
+        };
+        if inc.sla_breached || cx.at <= due {
+            return;
+        }
+        inc.sla_breached = true;
+        let sla = due.saturating_sub(inc.created_at);
+        let late = cx.at - due;
+        inc.note(
+            cx.stamp(),
+            "pagerd",
+            format!(
+                "SLA breached: acknowledge within {}, {} late",
+                crate::time::Span(sla),
+                crate::time::Span(late - late % 1000)
+            ),
+        );
+        self.stats.sla_breaches += 1;
+    }
+
     pub(super) fn resolve(&mut self, cx: &mut Cx, id: IncidentId, by: &str) -> Response {
         let Some(inc) = self.incidents.get_mut(&id) else {
             return not_found_incident();
         };
         if inc.status != IncidentStatus::Resolved {
+            let unacknowledged = inc.acknowledged_at.is_none();
             inc.status = IncidentStatus::Resolved;
             inc.resolved_at = Some(cx.at);
             inc.resolved_by = by.to_string();
@@ -56,6 +85,9 @@ impl State {
                 }
             }
             cx.effects.push(Effect::IncidentResolved { incident: id });
+            if unacknowledged {
+                self.check_sla(cx, id);
+            }
             self.cancel_deliveries(cx, id);
             self.rca_mitigated(cx, id);
         }

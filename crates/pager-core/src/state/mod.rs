@@ -101,6 +101,9 @@ pub struct Stats {
     /// Notification rules skipped because their contact method was unreachable.
     #[serde(default)]
     pub contacts_skipped: u64,
+    /// Incidents acknowledged (or resolved unacknowledged) after their tier's SLA.
+    #[serde(default)]
+    pub sla_breaches: u64,
 }
 
 /// The cluster's key for signed links (email acknowledge / resolve). Set once

@@ -113,6 +113,7 @@ pub fn incident_to_pb<'a>(
         snoozed_until_ms: inc.snoozed_until.unwrap_or(0),
         merged_into: inc.merged_into.unwrap_or(0),
         ack_due_ms: inc.ack_due.unwrap_or(0),
+        sla_breached: inc.sla_breached,
         escalations: inc.tracks.iter().map(track_to_pb).collect(),
     }
 }

@@ -197,11 +197,13 @@ fn parse_document(document: &str, format: &str) -> Result<Result<OnCallDoc, Prob
     }
 }
 
-/// Schedules of `doc` with nobody on call somewhere in the lookahead from now.
+/// Warnings of `doc`: schedules with nobody on call somewhere in the lookahead
+/// from now, and tiers whose SLA the service's policy cannot meet.
 fn gap_warnings(doc: &OnCallDoc) -> Vec<pb::ConfigProblem> {
     let now = node::now_ms();
     doc.schedule_gaps(now, now.saturating_add(GAP_LOOKAHEAD.millis()))
         .into_iter()
+        .chain(doc.sla_warnings())
         .map(convert::problem_to_pb)
         .collect()
 }

@@ -242,6 +242,7 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
         let _ = writeln!(out, "pagerd_phone_total{{kind=\"{k}\"}} {v}");
     }
     let _ = writeln!(out, "# HELP pagerd_contacts_unreachable Contact methods marked unreachable (STOP, invalid number).\n# TYPE pagerd_contacts_unreachable gauge\npagerd_contacts_unreachable {unreachable}");
+    let _ = writeln!(out, "# HELP pagerd_sla_breaches_total Incidents acknowledged (or resolved unacknowledged) after their tier's SLA.\n# TYPE pagerd_sla_breaches_total counter\npagerd_sla_breaches_total {}", stats.sla_breaches);
     let _ = writeln!(out, "# HELP pagerd_events_total Events accepted.\n# TYPE pagerd_events_total counter\npagerd_events_total {}", stats.events);
     ([("content-type", "text/plain; version=0.0.4")], out)
 }
