@@ -597,6 +597,8 @@ struct IncidentPage {
     users: Vec<String>,
     policies: Vec<String>,
     teams: Vec<String>,
+    /// The incident has an RCA record (its page links to it).
+    has_rca: bool,
     done: &'static str,
     error: String,
 }
@@ -655,6 +657,7 @@ fn incident_page(
             };
         let paged = paged_users(s, &i).join(", ");
         Some(IncidentPage {
+            has_rca: s.rcas.contains_key(&id),
             nav: Nav::new(session, "incidents"),
             status: i.status.as_str(),
             urgency: urgency(i.urgency),
