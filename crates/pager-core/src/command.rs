@@ -348,6 +348,15 @@ pub enum Command {
         /// Who moved it.
         by: String,
     },
+    /// Make a new secret address for a calendar feed: the old one stops working.
+    RotateCalendar {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// Whose feed.
+        subject: CalendarSubject,
+        /// Who rotated it.
+        by: String,
+    },
     /// Forget incidents resolved before `resolved_before`, with their
     /// deliveries, so the state (memory, snapshots) stays bounded. The leader
     /// proposes it for its retention setting; apply decides from the state
@@ -394,6 +403,7 @@ macro_rules! each_at {
             | Command::CompleteRca { $at, .. }
             | Command::MarkDuplicate { $at, .. }
             | Command::MoveCard { $at, .. }
+            | Command::RotateCalendar { $at, .. }
             | Command::Compact { $at, .. } => $body,
         }
     };
@@ -408,6 +418,26 @@ impl Command {
     /// Set the instant; the leader calls this just before proposing.
     pub fn stamp(&mut self, now: Millis) {
         each_at!(self, at => *at = now)
+    }
+}
+
+/// Whose shifts a calendar feed holds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CalendarSubject {
+    /// One user's shifts on every schedule.
+    User(String),
+    /// Every shift of one schedule.
+    Schedule(String),
+}
+
+impl CalendarSubject {
+    /// `user:alice`, `schedule:primary`: the key of its version.
+    pub fn key(&self) -> String {
+        match self {
+            CalendarSubject::User(u) => format!("user:{u}"),
+            CalendarSubject::Schedule(s) => format!("schedule:{s}"),
+        }
     }
 }
 

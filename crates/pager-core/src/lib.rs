@@ -34,6 +34,7 @@ pub mod command;
 pub mod delivery;
 pub mod diff;
 pub mod event;
+pub mod ical;
 pub mod incident;
 pub mod oncall;
 pub mod query;

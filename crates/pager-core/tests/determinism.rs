@@ -59,6 +59,8 @@ enum Op {
     CompleteRca(u8),
     MarkDuplicate(u8, Option<u8>),
     MoveCard(u8, u8),
+    /// Rotate a's calendar feed (or an unknown user's: refused).
+    RotateCalendar(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -80,6 +82,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u8..8).prop_map(Op::CompleteRca),
         1 => (1u8..8, proptest::option::of(1u8..8)).prop_map(|(i, o)| Op::MarkDuplicate(i, o)),
         1 => (1u8..8, 0u8..5).prop_map(|(i, s)| Op::MoveCard(i, s)),
+        1 => any::<bool>().prop_map(Op::RotateCalendar),
     ]
 }
 
@@ -231,6 +234,13 @@ fn to_commands(ops: &[Op]) -> Vec<(u64, Command)> {
                 at,
                 incident: *i as u64,
                 stage: pager_core::Stage::ALL[*s as usize],
+                by: "a".into(),
+            },
+            Op::RotateCalendar(known) => Command::RotateCalendar {
+                at,
+                subject: pager_core::command::CalendarSubject::User(
+                    if *known { "a" } else { "nobody" }.into(),
+                ),
                 by: "a".into(),
             },
             Op::NewTerm => {

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::client::{parse_endpoints, EndpointList};
 use crate::cmd::apply::ApplyArgs;
+use crate::cmd::calendar::CalendarCommand;
 use crate::cmd::cluster::ClusterCommand;
 use crate::cmd::config::ConfigCommand;
 use crate::cmd::diff::DiffArgs;
@@ -128,6 +129,9 @@ pub enum Command {
     Rca(RcaCommand),
     /// The page board: every page's card by stage, per team; `board move`.
     Board(BoardArgs),
+    /// Calendar feeds of on-call shifts (iCalendar) to subscribe to.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
     /// The pages a trigger on a service would send if nobody answered.
     /// Nothing is sent.
     Simulate(SimulateArgs),

@@ -478,6 +478,71 @@ impl State {
         id
     }
 
+    /// `RotateCalendar`: the feed's address moves to a new version.
+    pub(super) fn rotate_calendar(
+        &mut self,
+        cx: &Cx,
+        subject: &crate::command::CalendarSubject,
+    ) -> Response {
+        use crate::command::CalendarSubject;
+        let (field, known) = match subject {
+            CalendarSubject::User(u) => ("user", self.config.users.contains_key(u)),
+            CalendarSubject::Schedule(s) => ("schedule", self.config.schedules.contains_key(s)),
+        };
+        if !known {
+            return Response::Rejected(Rejection::NotFound {
+                field: field.into(),
+                what: subject.key(),
+            });
+        }
+        self.calendars.insert(subject.key(), cx.meta.index);
+        Response::Noop
+    }
+
+    /// The version a feed's address must name to work now.
+    pub fn calendar_version(&self, subject: &crate::command::CalendarSubject) -> u64 {
+        self.calendars.get(&subject.key()).copied().unwrap_or(0)
+    }
+
+    /// The shifts of a feed in `[from, to)`, by start: a user's on every
+    /// schedule, or one schedule's; `None` when the subject is not in the
+    /// document.
+    pub fn calendar_shifts(
+        &self,
+        subject: &crate::command::CalendarSubject,
+        from: Millis,
+        to: Millis,
+    ) -> Option<Vec<(String, crate::schedule::Shift)>> {
+        use crate::command::CalendarSubject;
+        let mut out: Vec<(String, crate::schedule::Shift)> = match subject {
+            CalendarSubject::User(u) => {
+                if !self.config.users.contains_key(u) {
+                    return None;
+                }
+                self.config
+                    .schedules
+                    .iter()
+                    .flat_map(|(name, s)| {
+                        s.shifts(from, to)
+                            .into_iter()
+                            .filter(|sh| sh.user == *u)
+                            .map(move |sh| (name.clone(), sh))
+                    })
+                    .collect()
+            }
+            CalendarSubject::Schedule(name) => self
+                .config
+                .schedules
+                .get(name)?
+                .shifts(from, to)
+                .into_iter()
+                .map(|sh| (name.clone(), sh))
+                .collect(),
+        };
+        out.sort_by(|a, b| (a.1.start, &a.0).cmp(&(b.1.start, &b.0)));
+        Some(out)
+    }
+
     /// RCA records in incident order.
     pub fn rcas(&self) -> impl DoubleEndedIterator<Item = &Rca> + '_ {
         self.rcas.values().map(|r| &**r)

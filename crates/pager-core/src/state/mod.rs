@@ -217,6 +217,11 @@ pub struct State {
     /// incidents until done and off the board.
     #[serde(default)]
     pub rcas: BTreeMap<IncidentId, Arc<crate::rca::Rca>>,
+    /// Calendar feeds whose secret address was rotated, by
+    /// [`crate::command::CalendarSubject::key`]: the log index of the last
+    /// rotation (a feed never rotated is at 0).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub calendars: BTreeMap<String, u64>,
 }
 
 /// Per-apply context: where in the log we are, the instant, and the effects so far.
@@ -403,6 +408,7 @@ impl State {
                 by,
                 ..
             } => self.move_card(&mut cx, *incident, *stage, by),
+            Command::RotateCalendar { subject, .. } => self.rotate_calendar(&cx, subject),
         };
         self.incidents.settle(meta.index);
         let after = self.timers.next_deadline();

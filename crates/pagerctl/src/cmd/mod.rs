@@ -5,6 +5,7 @@
 //! [`crate::output`].
 
 pub mod apply;
+pub mod calendar;
 pub mod cluster;
 pub mod common;
 pub mod completions;

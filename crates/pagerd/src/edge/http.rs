@@ -23,6 +23,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/heartbeat/:key", axum::routing::post(heartbeat))
+        .route("/v1/calendar/:file", get(crate::edge::calendar::feed))
         .merge(crate::edge::webhooks::routes())
         .merge(crate::edge::compat::routes())
         .with_state(node.clone())

@@ -15,6 +15,7 @@
 //! - [`password`]: console passwords (Argon2id)
 //! - [`ratelimit`]: the per-integration-key token bucket
 
+pub mod calendar;
 pub mod compat;
 pub mod console;
 pub mod convert;

@@ -267,4 +267,66 @@ impl pb::on_call_server::OnCall for Api {
             other => Err(Status::internal(format!("unexpected answer {other:?}"))),
         }
     }
+
+    async fn calendar_url(
+        &self,
+        req: Request<pb::CalendarUrlRequest>,
+    ) -> Result<Response<pb::CalendarUrlResponse>, Status> {
+        use pager_core::command::CalendarSubject;
+        let by = self.authorize(&req, TokenRole::Responder)?;
+        let req = req.into_inner();
+        let subject = match (req.user.trim(), req.schedule.trim()) {
+            (u, "") if !u.is_empty() => CalendarSubject::User(u.to_string()),
+            ("", s) if !s.is_empty() => CalendarSubject::Schedule(s.to_string()),
+            ("", "") => return Err(NodeError::invalid("user", "name a user or a schedule").into()),
+            _ => {
+                return Err(
+                    NodeError::invalid("schedule", "name a user or a schedule, not both").into(),
+                )
+            }
+        };
+        let mut commit_index = 0;
+        if req.rotate {
+            let w = self
+                .node
+                .write(pager_core::Command::RotateCalendar {
+                    at: 0,
+                    subject: subject.clone(),
+                    by,
+                })
+                .await?;
+            if let pager_core::Response::Rejected(r) = w.response {
+                return Err(NodeError::Rejected(r).into());
+            }
+            self.node.wait_applied(w.index).await?;
+            commit_index = w.index;
+        }
+        let public = self.node.cfg.public_url.clone();
+        let token = self.node.read(|s| {
+            let known = match &subject {
+                CalendarSubject::User(u) => s.config.users.contains_key(u),
+                CalendarSubject::Schedule(sc) => s.config.schedules.contains_key(sc),
+            };
+            if !known {
+                return Err(Status::not_found(format!(
+                    "{}: {} not found",
+                    match subject {
+                        CalendarSubject::User(_) => "user",
+                        CalendarSubject::Schedule(_) => "schedule",
+                    },
+                    subject.key()
+                )));
+            }
+            crate::edge::calendar::token(
+                s.link_key.expose(),
+                &subject,
+                s.calendar_version(&subject),
+            )
+            .ok_or_else(|| Status::unavailable("the cluster has not elected a leader yet"))
+        })?;
+        Ok(Response::new(pb::CalendarUrlResponse {
+            url: format!("{public}/v1/calendar/{token}.ics"),
+            commit_index,
+        }))
+    }
 }
