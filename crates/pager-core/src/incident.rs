@@ -122,6 +122,9 @@ pub struct Incident {
     /// the tier's SLA was breached (recorded once).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sla_breached: bool,
+    /// Snoozed at least once (a report counts it: the alert may be misconfigured).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snoozed: bool,
     /// While snoozed: when it triggers again, in milliseconds since the Unix epoch.
     pub snoozed_until: Option<Millis>,
     /// Resolved as a duplicate of this incident.

@@ -42,6 +42,7 @@ pub mod rca;
 pub mod rejection;
 pub mod render;
 pub mod reply;
+pub mod report;
 pub mod routing;
 pub mod schedule;
 pub mod state;

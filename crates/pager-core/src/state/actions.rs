@@ -90,6 +90,7 @@ impl State {
             }
             self.cancel_deliveries(cx, id);
             self.rca_mitigated(cx, id);
+            self.roll_up(id);
         }
         Response::Incident { id }
     }
@@ -117,6 +118,7 @@ impl State {
         self.set_timer(id, until, Timer::Retrigger { incident: id });
         if let Some(inc) = self.incidents.get_mut(&id) {
             inc.snoozed_until = Some(until);
+            inc.snoozed = true;
             inc.note(
                 cx.stamp(),
                 by,

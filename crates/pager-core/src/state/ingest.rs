@@ -336,6 +336,7 @@ impl State {
             resolved_by: String::new(),
             ack_due: ack_sla.map(|sla| cx.at + sla),
             sla_breached: false,
+            snoozed: false,
             snoozed_until: None,
             merged_into: None,
             commander: String::new(),

@@ -49,11 +49,13 @@ mod heartbeat;
 mod incidents;
 mod ingest;
 mod phone;
+mod reports;
 mod timers;
 
 pub use heartbeat::HeartbeatState;
 pub use incidents::{Incidents, RECENT_CHANGES};
 use ingest::Storm;
+pub use reports::NO_TEAM;
 
 /// Result of applying one command.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,6 +224,10 @@ pub struct State {
     /// rotation (a feed never rotated is at 0).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub calendars: BTreeMap<String, u64>,
+    /// Resolved incidents rolled up by the day they opened (days since the
+    /// epoch, UTC), then service: reports outlive compaction.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rollups: BTreeMap<u32, BTreeMap<String, crate::report::DayRollup>>,
 }
 
 /// Per-apply context: where in the log we are, the instant, and the effects so far.
