@@ -17,6 +17,7 @@ use crate::cmd::event::EventCommand;
 use crate::cmd::incident::IncidentCommand;
 use crate::cmd::oncall::OncallArgs;
 use crate::cmd::rca::{BoardArgs, RcaCommand};
+use crate::cmd::report::ReportArgs;
 use crate::cmd::schedule::ScheduleCommand;
 use crate::cmd::simulate::SimulateArgs;
 use crate::cmd::token::TokenCommand;
@@ -67,7 +68,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "PAGERCTL_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<std::path::PathBuf>,
 
-    /// Output format: aligned text, or the response message as JSON.
+    /// Output format: aligned text (`human` or `table`), the response as
+    /// JSON, or CSV (`report` only).
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 
@@ -84,8 +86,12 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// Aligned text (also `table`).
+    #[value(alias = "table")]
     Human,
     Json,
+    /// Comma-separated values: `report` only.
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +135,9 @@ pub enum Command {
     Rca(RcaCommand),
     /// The page board: every page's card by stage, per team; `board move`.
     Board(BoardArgs),
+    /// The page review report: pages by team, service and alert, off-hours
+    /// and night pages, MTTA/MTTR, escalations, SLA breaches, open RCAs.
+    Report(ReportArgs),
     /// Calendar feeds of on-call shifts (iCalendar) to subscribe to.
     #[command(subcommand)]
     Calendar(CalendarCommand),

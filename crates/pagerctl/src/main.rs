@@ -78,6 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rca(cmd) => cmd::rca::run(&client, &out, cmd).await,
         Command::Board(args) => cmd::rca::board(&client, &out, args).await,
         Command::Calendar(cmd) => cmd::calendar::run(&client, &out, cmd).await,
+        Command::Report(args) => cmd::report::run(&client, &out, args).await,
         Command::Simulate(args) => cmd::simulate::run(&client, &out, args).await,
         Command::Diff(args) => cmd::diff::run(&client, &out, args).await,
     }

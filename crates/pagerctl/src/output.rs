@@ -40,6 +40,19 @@ impl Printer {
         self.print(human, json, serde_json::to_string_pretty)
     }
 
+    /// Like [`Printer::emit`], for a command that also speaks CSV.
+    pub fn emit_with_csv(
+        &self,
+        human: impl FnOnce() -> String,
+        json: impl FnOnce() -> Value,
+        csv: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
+        match self.format {
+            OutputFormat::Csv => self.write(csv()),
+            _ => self.emit(human, json),
+        }
+    }
+
     /// One line per item, for streams: the human line, or compact JSON (JSON lines).
     pub fn line(
         &self,
@@ -55,10 +68,17 @@ impl Printer {
         json: impl FnOnce() -> Value,
         encode: fn(&Value) -> serde_json::Result<String>,
     ) -> anyhow::Result<()> {
-        let mut text = match self.format {
+        let text = match self.format {
             OutputFormat::Human => human(),
             OutputFormat::Json => encode(&json()).context("encode the response as JSON")?,
+            OutputFormat::Csv => {
+                anyhow::bail!("--output csv is for `pagerctl report`; use human or json here")
+            }
         };
+        self.write(text)
+    }
+
+    fn write(&self, mut text: String) -> anyhow::Result<()> {
         if !text.ends_with('\n') {
             text.push('\n');
         }

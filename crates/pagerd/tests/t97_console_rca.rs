@@ -247,4 +247,32 @@ async fn an_rca_is_written_completed_and_its_card_moved_in_the_console() {
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body.contains("not a stage"), "{}", bad.body);
+
+    // The page review: the last 7 days by default hold today's incident.
+    let report = alice.get(&url("/reports")).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    assert!(
+        report.body.contains(r#"<dd id="incidents">1</dd>"#),
+        "{}",
+        report.body
+    );
+    assert!(
+        report.body.contains("disk full on db1"),
+        "the alert is listed: {}",
+        report.body
+    );
+    let bad_date = alice.get(&url("/reports?from=yesterday")).await;
+    assert_eq!(bad_date.status, StatusCode::BAD_REQUEST);
+    assert!(bad_date.body.contains("from:"), "{}", bad_date.body);
+    let backwards = alice
+        .get(&url("/reports?from=2026-12-07&to=2026-12-01"))
+        .await;
+    assert_eq!(backwards.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        backwards
+            .body
+            .contains("to: the range ends before it starts"),
+        "{}",
+        backwards.body
+    );
 }

@@ -1218,6 +1218,7 @@ mod tests {
     fn sample_incident() -> Incident {
         Incident {
             revision: 57,
+            sla_breached: false,
             id: 42,
             service: "payments-api".into(),
             dedup_key: "db-3/disk".into(),

@@ -15,6 +15,7 @@ pub mod event;
 pub mod incident;
 pub mod oncall;
 pub mod rca;
+pub mod report;
 pub mod schedule;
 pub mod simulate;
 pub mod token;

@@ -18,7 +18,8 @@
 //! - [`directory`]: services, teams, policies, a service's page plan, a
 //!   schedule's week
 //! - [`profile`]: my contact methods and rules, test pages, sign out everywhere
-//! - [`rca`]: root cause analyses (mine first) and the page board per team
+//! - [`rca`]: root cause analyses (mine first), the page board per team, and
+//!   the page review report
 //! - [`users`] and [`invite`]: who can sign in, invitations by email (admins)
 //! - [`cluster`]: members, leader, lag (admins)
 
@@ -94,6 +95,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/rcas/:id", get(rca::show))
         .route("/rcas/:id/:action", post(rca::act))
         .route("/board", get(rca::board))
+        .route("/reports", get(rca::report))
         .route("/users", get(users::page))
         .route("/users/:name/:action", post(users::act))
         .route("/invite/:token", get(invite::page).post(invite::accept))

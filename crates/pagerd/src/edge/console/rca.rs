@@ -533,3 +533,130 @@ mod tests {
         assert_eq!(parse_repairs("just a title")[0].title, "just a title");
     }
 }
+
+#[derive(Template)]
+#[template(path = "console/report.html")]
+struct ReportPage {
+    nav: Nav,
+    from: String,
+    to: String,
+    team: String,
+    service: String,
+    teams: Vec<String>,
+    services: Vec<String>,
+    r: pager_core::report::Report,
+    /// The largest count of each chart, for its bars' scale.
+    team_max: u32,
+    service_max: u32,
+    alert_max: u32,
+    night_max: u32,
+    mtta: (String, String),
+    mttr: (String, String),
+    off_hours: String,
+    escalated: String,
+}
+
+/// `YYYY-MM-DD` of the UTC day `ms` is in.
+fn day(ms: u64) -> String {
+    pager_core::time::rfc3339(ms).chars().take(10).collect()
+}
+
+/// A `YYYY-MM-DD` field as the start of that UTC day.
+fn parse_day(field: &str, v: &str) -> Result<u64, Problem> {
+    let d: jiff::civil::Date = v.trim().parse().map_err(|_| {
+        Problem::bad_request(format!("{field}: {v:?} is not a date like 2026-12-07."))
+    })?;
+    let ts = d
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_err(|e| Problem::bad_request(format!("{field}: {e}")))?
+        .timestamp();
+    u64::try_from(ts.as_millisecond())
+        .map_err(|_| Problem::bad_request(format!("{field}: before 1970.")))
+}
+
+fn dur(s: Option<u32>) -> String {
+    match s {
+        None => "—".into(),
+        Some(s) if s < 60 => format!("{s}s"),
+        Some(s) if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        Some(s) => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn share(part: u32, all: u32) -> String {
+    match all {
+        0 => "—".into(),
+        _ => format!("{:.0}%", 100.0 * f64::from(part) / f64::from(all)),
+    }
+}
+
+/// `GET /reports?from=YYYY-MM-DD&to=YYYY-MM-DD&team=&service=`: the page
+/// review report of those days (both included; the last 7 by default).
+pub async fn report(
+    State(console): State<Console>,
+    session: Session,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(p) = caught_up(&console, &session).await {
+        return p.into_response();
+    }
+    const DAY: u64 = pager_core::report::DAY;
+    let now = now_ms();
+    let today = now - now % DAY;
+    let get = |k: &str| {
+        q.get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let from = match get("from").map(|v| parse_day("from", &v)).transpose() {
+        Ok(v) => v.unwrap_or(today - 6 * DAY),
+        Err(p) => return p.into_response(),
+    };
+    let last = match get("to").map(|v| parse_day("to", &v)).transpose() {
+        Ok(v) => v.unwrap_or(today),
+        Err(p) => return p.into_response(),
+    };
+    let team = get("team").unwrap_or_default();
+    let service = get("service").unwrap_or_default();
+    let found = console.node.read(|s| {
+        let r = s.report(from, last + DAY, &team, &service, now);
+        let teams: Vec<String> = s.config.teams.keys().cloned().collect();
+        let services: Vec<String> = s.config.services.keys().cloned().collect();
+        (r, teams, services)
+    });
+    let (r, teams, services) = match found {
+        (Ok(r), t, s) => (r, t, s),
+        (Err((field, why)), ..) => {
+            return Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "No report",
+                format!("{field}: {why}."),
+            )
+            .into_response()
+        }
+    };
+    let max = |v: &[pager_core::report::Count]| v.iter().map(|c| c.incidents).max().unwrap_or(0);
+    html(&ReportPage {
+        nav: Nav::new(&session, "reports"),
+        from: day(from),
+        to: day(last),
+        team,
+        service,
+        teams,
+        services,
+        team_max: max(&r.by_team),
+        service_max: max(&r.by_service),
+        alert_max: r
+            .noisiest
+            .iter()
+            .map(|a| a.counts.incidents)
+            .max()
+            .unwrap_or(0),
+        night_max: max(&r.night_wakeups),
+        mtta: (dur(r.mtta_p50_s), dur(r.mtta_p90_s)),
+        mttr: (dur(r.mttr_p50_s), dur(r.mttr_p90_s)),
+        off_hours: share(r.off_hours_pages, r.pages),
+        escalated: share(r.escalated, r.incidents),
+        r,
+    })
+}

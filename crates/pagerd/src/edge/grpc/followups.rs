@@ -280,6 +280,24 @@ impl pb::followups_server::Followups for Api {
         }))
     }
 
+    async fn report(
+        &self,
+        req: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
+        let req = req.into_inner();
+        let c = req.consistency.unwrap_or_default();
+        self.node.read_barrier(c.min_index, c.linearizable).await?;
+        let now = now_ms();
+        self.node
+            .read(|s| {
+                s.report(req.from_ms, req.to_ms, &req.team, &req.service, now)
+                    .map(|r| report_to_pb(&r, s.last_applied.index))
+            })
+            .map(Response::new)
+            .map_err(|(field, why)| NodeError::invalid(field, why).into())
+    }
+
     async fn move_card(
         &self,
         req: Request<pb::MoveCardRequest>,
@@ -294,6 +312,51 @@ impl pb::followups_server::Followups for Api {
             by: by_or_caller(req.by, caller),
         })
         .await
+    }
+}
+
+/// The wire form of a report.
+pub fn report_to_pb(r: &pager_core::report::Report, applied_index: u64) -> pb::ReportResponse {
+    let rows = |v: &[pager_core::report::Count]| {
+        v.iter()
+            .map(|c| pb::CountRow {
+                name: c.name.clone(),
+                incidents: c.incidents,
+                pages: c.pages,
+            })
+            .collect()
+    };
+    pb::ReportResponse {
+        from_ms: r.from,
+        to_ms: r.to,
+        incidents: r.incidents,
+        open: r.open,
+        pages: r.pages,
+        off_hours_pages: r.off_hours_pages,
+        escalated: r.escalated,
+        sla_breaches: r.sla_breaches,
+        mtta_p50_s: r.mtta_p50_s,
+        mtta_p90_s: r.mtta_p90_s,
+        mttr_p50_s: r.mttr_p50_s,
+        mttr_p90_s: r.mttr_p90_s,
+        by_team: rows(&r.by_team),
+        by_service: rows(&r.by_service),
+        noisiest: r
+            .noisiest
+            .iter()
+            .map(|a| pb::AlertRow {
+                service: a.service.clone(),
+                alert: a.alert.clone(),
+                incidents: a.counts.incidents,
+                auto_resolved: a.counts.auto_resolved,
+                unacknowledged: a.counts.unacknowledged,
+                snoozed: a.counts.snoozed,
+            })
+            .collect(),
+        night_wakeups: rows(&r.night_wakeups),
+        open_rcas: r.open_rcas,
+        overdue_rcas: r.overdue_rcas,
+        applied_index,
     }
 }
 
