@@ -15,6 +15,7 @@
 //!         [--timers-deadline-probes Q]
 //!     [--only failover] [--kills K] [--region-kills R]
 //!     [--only console] [--console-incidents N] [--console-streams S] [--console-events E]
+//!     [--only report] [--report-incidents N] [--report-runs R] [--report-without-rca]
 //!         [--console-list-seconds T] [--console-list-rate R]
 //! ```
 //!
@@ -50,6 +51,9 @@
 //!   it the phase says so); then the 64-client `Events.Send` run (`--console-events` a run)
 //!   without, with `--console-streams` (default 500) live-list streams open, and without again.
 //!   Run it from a shell with `ulimit -n 65536` where the open-file limit is 1,024.
+//! - `--only report` (module `report`, about a minute with the defaults, no processes): the page
+//!   review report over `--report-incidents` (default 1,000,000) incidents with RCA records,
+//!   computed on the replicated state in this process, and the RSS per incident held.
 //!
 //! 1. Throughput: `Events.Send` triggers with distinct dedup keys sent to the leader by one
 //!    client (N/10 events), then by 64 concurrent clients, each on its own HTTP/2 connection
@@ -161,6 +165,15 @@ struct Args {
     /// Console: events of each 64-client ingest run (as `--matrix-events`; 10-20 s here).
     #[arg(long, default_value_t = 20_000)]
     console_events: usize,
+    /// Report: incidents held (each with an RCA record).
+    #[arg(long, default_value_t = 1_000_000)]
+    report_incidents: usize,
+    /// Report: runs of each report.
+    #[arg(long, default_value_t = 20)]
+    report_runs: usize,
+    /// Report: the same incidents without RCA records (what a record costs).
+    #[arg(long)]
+    report_without_rca: bool,
     /// Console: seconds of each list-latency run.
     #[arg(long, default_value_t = 20)]
     console_list_seconds: u64,
@@ -189,6 +202,8 @@ enum Only {
     Failover,
     /// The web console: list latency, and ingest with 500 live streams open.
     Console,
+    /// The page review report over 1,000,000 incidents, and memory per incident with an RCA.
+    Report,
 }
 
 #[path = "bench/storm.rs"]
@@ -211,6 +226,9 @@ mod failover;
 
 #[path = "bench/console.rs"]
 mod console;
+
+#[path = "bench/report.rs"]
+mod report;
 
 /// Whether the full run (no `--only`) includes the storm phase.
 const STORM_IN_FULL_RUN: bool = true;
@@ -506,6 +524,23 @@ async fn failover_only(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--only report`: in this process, on the replicated state; figures only.
+fn report_only(args: &Args) -> anyhow::Result<()> {
+    let total = Instant::now();
+    let r = report::run_phase(report::Settings {
+        incidents: args.report_incidents,
+        runs: args.report_runs,
+        without_rca: args.report_without_rca,
+    })?;
+    let took = total.elapsed();
+    header("report, the replicated state in this process", took);
+    r.print();
+    if args.json {
+        println!("{}", phase_json("report", took, "report", r.json()));
+    }
+    Ok(())
+}
+
 /// `--only console`: its own cluster; fails only when an accepted event was lost.
 async fn console_only(args: &Args) -> anyhow::Result<()> {
     if args.console_incidents < console::MIN_INCIDENTS {
@@ -558,6 +593,7 @@ async fn main() -> anyhow::Result<()> {
         Only::Timers => return timers_only(&args).await,
         Only::Failover => return failover_only(&args).await,
         Only::Console => return console_only(&args).await,
+        Only::Report => return report_only(&args),
         Only::All | Only::Ingest | Only::Storm | Only::Api => {}
     }
     let kills = args.kills.unwrap_or(KILLS_IN_FULL_RUN);
