@@ -291,8 +291,11 @@ pub struct Batch {
     /// What [`events`] made of this batch, per filter and cursor: lists
     /// that show the same thing (most of them) share one pass over the
     /// changes instead of each making its own.
-    made: std::sync::Mutex<HashMap<(Filter, u64), Arc<std::sync::OnceLock<Vec<Event>>>>>,
+    made: std::sync::Mutex<HashMap<(Filter, u64), Made>>,
 }
+
+/// The events of one filter and cursor, made by the first list that asks.
+type Made = Arc<std::sync::OnceLock<Vec<Event>>>;
 
 impl Batch {
     /// The events of this batch for a list with `filter` at `cursor`: made
