@@ -748,6 +748,43 @@ impl OnCallDoc {
         }
     }
 
+    /// The shifts of a calendar feed in `[from, to)`, by start: a user's on
+    /// every schedule, or one schedule's; `None` when the subject is not in
+    /// the document.
+    pub fn feed_shifts(
+        &self,
+        subject: &crate::command::CalendarSubject,
+        from: crate::time::Millis,
+        to: crate::time::Millis,
+    ) -> Option<Vec<(String, crate::schedule::Shift)>> {
+        use crate::command::CalendarSubject;
+        let mut out: Vec<(String, crate::schedule::Shift)> = match subject {
+            CalendarSubject::User(u) => {
+                if !self.users.contains_key(u) {
+                    return None;
+                }
+                self.schedules
+                    .iter()
+                    .flat_map(|(name, s)| {
+                        s.shifts(from, to)
+                            .into_iter()
+                            .filter(|sh| sh.user == *u)
+                            .map(move |sh| (name.clone(), sh))
+                    })
+                    .collect()
+            }
+            CalendarSubject::Schedule(name) => self
+                .schedules
+                .get(name)?
+                .shifts(from, to)
+                .into_iter()
+                .map(|sh| (name.clone(), sh))
+                .collect(),
+        };
+        out.sort_by(|a, b| (a.1.start, &a.0).cmp(&(b.1.start, &b.0)));
+        Some(out)
+    }
+
     /// Services whose tier's acknowledgement SLA their policy cannot meet:
     /// the first level waits longer than the SLA before anyone else is
     /// paged. Warnings, not errors: the document still applies.

@@ -83,6 +83,8 @@ pub struct ReportPhase {
     pub rcas: usize,
     pub rollup_days: usize,
     pub all: Timing,
+    /// `report_input` alone: what a node's read lock is held for.
+    pub under_lock: Timing,
     pub team: Timing,
     pub all_compacted: Timing,
     pub incidents_in_report: u32,
@@ -273,6 +275,12 @@ pub fn run_phase(s: Settings) -> anyhow::Result<ReportPhase> {
         mttr_p50_s = r.mttr_p50_s;
         Ok(())
     })?;
+    let under_lock = time(s.runs, || {
+        log.state
+            .report_input(START, end, "", "", now)
+            .map(|_| ())
+            .map_err(|(f, w)| anyhow::anyhow!("{f}: {w}"))
+    })?;
     let team = time(s.runs, || {
         log.state
             .report(START, end, "web", "", now)
@@ -305,6 +313,7 @@ pub fn run_phase(s: Settings) -> anyhow::Result<ReportPhase> {
         rcas,
         rollup_days,
         all,
+        under_lock,
         team,
         all_compacted,
         incidents_in_report,
@@ -341,6 +350,7 @@ impl ReportPhase {
         println!("report                              runs      p50       max");
         for (label, t) in [
             ("90 days, every team", &self.all),
+            ("  of which under the read lock", &self.under_lock),
             ("90 days, one team", &self.team),
             ("90 days, every team, compacted", &self.all_compacted),
         ] {
@@ -372,6 +382,7 @@ impl ReportPhase {
             "rss_after": self.rss_after,
             "bytes_per_incident": self.per_incident(),
             "report_all": t(&self.all),
+            "report_all_under_lock": t(&self.under_lock),
             "report_team": t(&self.team),
             "report_all_compacted": t(&self.all_compacted),
             "incidents_in_report": self.incidents_in_report,

@@ -504,43 +504,14 @@ impl State {
         self.calendars.get(&subject.key()).copied().unwrap_or(0)
     }
 
-    /// The shifts of a feed in `[from, to)`, by start: a user's on every
-    /// schedule, or one schedule's; `None` when the subject is not in the
-    /// document.
+    /// The shifts of a feed in `[from, to)`; see [`crate::oncall::OnCallDoc::feed_shifts`].
     pub fn calendar_shifts(
         &self,
         subject: &crate::command::CalendarSubject,
         from: Millis,
         to: Millis,
     ) -> Option<Vec<(String, crate::schedule::Shift)>> {
-        use crate::command::CalendarSubject;
-        let mut out: Vec<(String, crate::schedule::Shift)> = match subject {
-            CalendarSubject::User(u) => {
-                if !self.config.users.contains_key(u) {
-                    return None;
-                }
-                self.config
-                    .schedules
-                    .iter()
-                    .flat_map(|(name, s)| {
-                        s.shifts(from, to)
-                            .into_iter()
-                            .filter(|sh| sh.user == *u)
-                            .map(move |sh| (name.clone(), sh))
-                    })
-                    .collect()
-            }
-            CalendarSubject::Schedule(name) => self
-                .config
-                .schedules
-                .get(name)?
-                .shifts(from, to)
-                .into_iter()
-                .map(|sh| (name.clone(), sh))
-                .collect(),
-        };
-        out.sort_by(|a, b| (a.1.start, &a.0).cmp(&(b.1.start, &b.0)));
-        Some(out)
+        self.config.feed_shifts(subject, from, to)
     }
 
     /// RCA records in incident order.

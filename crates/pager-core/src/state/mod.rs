@@ -55,7 +55,7 @@ mod timers;
 pub use heartbeat::HeartbeatState;
 pub use incidents::{Incidents, RECENT_CHANGES};
 use ingest::Storm;
-pub use reports::NO_TEAM;
+pub use reports::{ReportInput, NO_TEAM};
 
 /// Result of applying one command.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,7 +227,7 @@ pub struct State {
     /// Resolved incidents rolled up by the day they opened (days since the
     /// epoch, UTC), then service: reports outlive compaction.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub rollups: BTreeMap<u32, BTreeMap<String, crate::report::DayRollup>>,
+    pub rollups: BTreeMap<u32, BTreeMap<String, Arc<crate::report::DayRollup>>>,
 }
 
 /// Per-apply context: where in the log we are, the instant, and the effects so far.

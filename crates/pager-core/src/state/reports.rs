@@ -5,9 +5,11 @@ use super::State;
 use crate::delivery::{DeliveryStatus, Purpose};
 use crate::incident::{Incident, IncidentStatus};
 use crate::oncall::{ContactKind, Urgency};
-use crate::report::{day_of, Builder, Closed, Report, DAY, MAX_REPORT_DAYS};
+use crate::report::{day_of, Builder, Closed, DayRollup, Report, DAY, MAX_REPORT_DAYS};
 use crate::time::Millis;
 use jiff::civil::Weekday;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Night, for wake-ups: from 22:00 to 07:00 on the person's wall clock.
 const NIGHT_FROM_HOUR: i8 = 22;
@@ -95,20 +97,17 @@ impl State {
         };
         let c = self.closed(inc);
         let (day, service) = (day_of(inc.created_at), inc.service.clone());
-        self.rollups
+        let r = self
+            .rollups
             .entry(day)
             .or_default()
             .entry(service)
-            .or_default()
-            .add(&c);
+            .or_default();
+        Arc::make_mut(r).add(&c);
     }
 
     /// The page review report of the whole UTC days from `from`'s to before
-    /// `to` (a partial day counts whole), for one team or service or all,
-    /// as of `now` (for overdue RCAs; open incidents count, without a time
-    /// to resolve). Refused,
-    /// naming the field, for a range that ends before it starts or is longer
-    /// than [`MAX_REPORT_DAYS`].
+    /// `to` (a partial day counts whole); see [`State::report_input`].
     pub fn report(
         &self,
         from: Millis,
@@ -117,6 +116,24 @@ impl State {
         service: &str,
         now: Millis,
     ) -> Result<Report, (&'static str, String)> {
+        self.report_input(from, to, team, service, now)
+            .map(ReportInput::finish)
+    }
+
+    /// What a report reads from the state, for one team or service or all, as
+    /// of `now` (for overdue RCAs; open incidents count, without a time to
+    /// resolve): the days' roll-ups shared, not merged, so a caller holding
+    /// the state's read lock lets go before the merge ([`ReportInput::finish`]).
+    /// Refused, naming the field, for a range that ends before it starts or is
+    /// longer than [`MAX_REPORT_DAYS`], or an unknown team.
+    pub fn report_input(
+        &self,
+        from: Millis,
+        to: Millis,
+        team: &str,
+        service: &str,
+        now: Millis,
+    ) -> Result<ReportInput, (&'static str, String)> {
         if to <= from {
             return Err(("to", "the range ends before it starts".into()));
         }
@@ -130,20 +147,20 @@ impl State {
         if !team.is_empty() && !self.config.teams.contains_key(team) {
             return Err(("team", format!("unknown team {team:?}")));
         }
-        let team_of = |s: &str| -> String {
-            self.config
-                .services
-                .get(s)
-                .and_then(|s| s.team.clone())
-                .unwrap_or_else(|| NO_TEAM.to_string())
-        };
+        let teams: BTreeMap<String, String> = self
+            .config
+            .services
+            .iter()
+            .filter_map(|(n, s)| Some((n.clone(), s.team.clone()?)))
+            .collect();
+        let team_of = |s: &str| teams.get(s).map_or(NO_TEAM, String::as_str);
         let wanted = |s: &str| {
             (service.is_empty() || s == service) && (team.is_empty() || team_of(s) == team)
         };
-        let mut b = Builder::new();
+        let mut parts = Vec::new();
         for (_, services) in self.rollups.range(first..=last) {
             for (s, r) in services.iter().filter(|(s, _)| wanted(s)) {
-                b.add_rollup(s, r);
+                parts.push((s.clone(), r.clone()));
             }
         }
         // Open incidents are few (an index by service and key holds them).
@@ -163,25 +180,64 @@ impl State {
         }
         open.sort_unstable();
         open.dedup();
+        let open_count = open.len() as u32;
         for id in &open {
             if let Some(i) = self.incidents.get(id) {
-                let mut r = crate::report::DayRollup::default();
+                let mut r = DayRollup::default();
                 r.add(&self.closed(i));
-                b.add_rollup(&i.service, &r);
+                parts.push((i.service.clone(), Arc::new(r)));
             }
         }
-        b.open = open.len() as u32;
-        let mut report = b.finish(start, end, team_of);
+        let (mut open_rcas, mut overdue_rcas) = (0, 0);
         for r in self.rcas.values() {
             if (service.is_empty() || r.service == service)
                 && (team.is_empty() || r.team == team)
                 && !r.status.is_done()
             {
-                report.open_rcas += 1;
-                report.overdue_rcas += u32::from(r.overdue(now));
+                open_rcas += 1;
+                overdue_rcas += u32::from(r.overdue(now));
             }
         }
-        Ok(report)
+        Ok(ReportInput {
+            start,
+            end,
+            teams,
+            parts,
+            open: open_count,
+            open_rcas,
+            overdue_rcas,
+        })
+    }
+}
+
+/// A report's figures as read from the state, before the merge.
+pub struct ReportInput {
+    start: Millis,
+    end: Millis,
+    /// Service to team, for services with one.
+    teams: BTreeMap<String, String>,
+    parts: Vec<(String, Arc<DayRollup>)>,
+    open: u32,
+    open_rcas: u32,
+    overdue_rcas: u32,
+}
+
+impl ReportInput {
+    /// Merge the days (the exact percentiles sort every time to acknowledge
+    /// and resolve of the range: run it off the async runtime for long ranges).
+    pub fn finish(self) -> Report {
+        let mut b = Builder::new();
+        for (s, r) in &self.parts {
+            b.add_rollup(s, r);
+        }
+        b.open = self.open;
+        let teams = self.teams;
+        let mut report = b.finish(self.start, self.end, |s| {
+            teams.get(s).cloned().unwrap_or_else(|| NO_TEAM.to_string())
+        });
+        report.open_rcas = self.open_rcas;
+        report.overdue_rcas = self.overdue_rcas;
+        report
     }
 }
 

@@ -80,12 +80,14 @@ pub async fn feed(State(node): State<Arc<Node>>, Path(file): Path<String>) -> Re
         return gone();
     };
     let now = now_ms();
-    let body = node.read(|s| {
+    // Under the state's lock only the check and the document (shared); the
+    // 60 days of shifts are worked out after it.
+    let found = node.read(|s| {
         let (subject, version) = parse(s.link_key.expose(), token)?;
-        if version != s.calendar_version(&subject) {
-            return None;
-        }
-        let shifts = s.calendar_shifts(&subject, now, now + FEED_DAYS * DAY_MS)?;
+        (version == s.calendar_version(&subject)).then(|| (subject, s.config.clone()))
+    });
+    let body = found.and_then(|(subject, doc)| {
+        let shifts = doc.feed_shifts(&subject, now, now + FEED_DAYS * DAY_MS)?;
         let name = match &subject {
             CalendarSubject::User(u) => format!("{u} on call (pagerd)"),
             CalendarSubject::Schedule(sc) => format!("{sc} on call (pagerd)"),

@@ -388,15 +388,8 @@ pub async fn act(
     }
 }
 
-/// A team name in a query string (names are `[A-Za-z0-9_.-]`, but say so
-/// in code rather than trust it).
 fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 pub struct CardView {
@@ -619,13 +612,24 @@ pub async fn report(
     let team = get("team").unwrap_or_default();
     let service = get("service").unwrap_or_default();
     let found = console.node.read(|s| {
-        let r = s.report(from, last + DAY, &team, &service, now);
+        let input = s.report_input(from, last + DAY, &team, &service, now);
         let teams: Vec<String> = s.config.teams.keys().cloned().collect();
         let services: Vec<String> = s.config.services.keys().cloned().collect();
-        (r, teams, services)
+        (input, teams, services)
     });
+    // The merge runs off the state's lock and off the async runtime.
     let (r, teams, services) = match found {
-        (Ok(r), t, s) => (r, t, s),
+        (Ok(input), t, s) => match tokio::task::spawn_blocking(move || input.finish()).await {
+            Ok(r) => (r, t, s),
+            Err(e) => {
+                return Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "No report",
+                    format!("The report failed: {e}."),
+                )
+                .into_response()
+            }
+        },
         (Err((field, why)), ..) => {
             return Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -289,13 +289,19 @@ impl pb::followups_server::Followups for Api {
         let c = req.consistency.unwrap_or_default();
         self.node.read_barrier(c.min_index, c.linearizable).await?;
         let now = now_ms();
-        self.node
-            .read(|s| {
-                s.report(req.from_ms, req.to_ms, &req.team, &req.service, now)
-                    .map(|r| report_to_pb(&r, s.last_applied.index))
-            })
-            .map(Response::new)
-            .map_err(|(field, why)| NodeError::invalid(field, why).into())
+        // Under the state's lock only the shared roll-ups are taken; the merge
+        // (every time to acknowledge and resolve of the range) runs off it.
+        let (input, applied_index) = self.node.read(|s| {
+            (
+                s.report_input(req.from_ms, req.to_ms, &req.team, &req.service, now),
+                s.last_applied.index,
+            )
+        });
+        let input = input.map_err(|(field, why)| NodeError::invalid(field, why))?;
+        let report = tokio::task::spawn_blocking(move || input.finish())
+            .await
+            .map_err(|e| Status::internal(format!("report task: {e}")))?;
+        Ok(Response::new(report_to_pb(&report, applied_index)))
     }
 
     async fn move_card(
