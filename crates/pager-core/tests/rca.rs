@@ -608,3 +608,50 @@ fn a_policy_that_cannot_meet_its_tiers_sla_is_warned_about() {
     let ok = pager_core::OnCallDoc::from_toml(DOC).expect("parses");
     assert!(ok.sla_warnings().is_empty());
 }
+
+#[test]
+fn a_reminder_waiting_to_retry_survives_compaction_and_is_retried() {
+    let mut log = Log::with_doc(DOC, T0);
+    let id = trigger(&mut log, T0, "db-key-0001", "disk");
+    resolve(&mut log, T0 + MIN, id);
+    let due = T0 + MIN + 3 * DAY;
+    log.apply(Command::Tick { at: due });
+    let reminder = log
+        .state
+        .deliveries
+        .values()
+        .find(|d| matches!(d.purpose, Purpose::RcaReminder { .. }))
+        .map(|d| d.id)
+        .expect("a reminder");
+    // The mail server refused it for now: it waits to retry.
+    log.apply(Command::Outcome {
+        at: due + 1,
+        delivery: reminder,
+        attempt: 1,
+        result: pager_core::SendResult::Failed {
+            retryable: true,
+            in_doubt: false,
+            code: None,
+            message: "451 try again".into(),
+        },
+    });
+    assert_eq!(
+        log.state.deliveries[&reminder].status,
+        pager_core::DeliveryStatus::RetryWait
+    );
+    // Retention runs while it waits: the incident goes, the reminder stays.
+    log.apply(Command::Compact {
+        at: due + 2,
+        resolved_before: due + 2,
+    });
+    assert!(log.state.incidents.is_empty());
+    let d = &log.state.deliveries[&reminder];
+    assert_eq!(d.status, pager_core::DeliveryStatus::RetryWait, "kept");
+    // Its retry timer finds it and sends it again.
+    log.apply(Command::Tick { at: due + 10 * MIN });
+    let d = &log.state.deliveries[&reminder];
+    assert_eq!(
+        (d.status, d.attempt),
+        (pager_core::DeliveryStatus::Pending, 2)
+    );
+}

@@ -4,6 +4,7 @@
 
 use super::{rejected_invalid, RouterCache, State};
 use crate::command::{Rejection, Response};
+use crate::delivery::DeliveryStatus;
 use crate::incident::{Incident, IncidentId, IncidentStatus};
 use crate::oncall::OnCallDoc;
 use crate::routing::Router;
@@ -85,12 +86,17 @@ impl State {
                 deliveries += u64::from(self.deliveries.remove(d).is_some());
             }
         }
-        // Test pages and invitations belong to no incident: they go once
-        // settled and as old.
+        // Test pages, invitations and reminders belong to no incident: they go
+        // once settled and as old. One waiting to retry is not settled: its
+        // retry timer would find nothing and the message would be lost.
         let pending = &self.pending;
         let before_tests = self.deliveries.len();
-        self.deliveries
-            .retain(|id, d| d.purpose.is_page() || d.updated_at >= before || pending.contains(id));
+        self.deliveries.retain(|id, d| {
+            d.purpose.is_page()
+                || d.updated_at >= before
+                || pending.contains(id)
+                || d.status == DeliveryStatus::RetryWait
+        });
         deliveries += (before_tests - self.deliveries.len()) as u64;
         self.forget_rcas(before);
         let (incidents, known) = (&self.incidents, &self.deliveries);
