@@ -9,7 +9,10 @@
 //! Fencing: only deliveries whose `claim_term` equals this node's current
 //! leader term are sent, and only after `ensure_linearizable` confirmed the
 //! term still leads a quorum (again, if the page waited long for its slot or
-//! permit). A deposed leader cannot commit, so it can claim nothing new.
+//! permit). A confirmation is dated from when it was asked, and checked once
+//! more just before the request leaves, so a process stopped and woken seconds
+//! later sends nothing on a check from before its sleep. A deposed leader
+//! cannot commit, so it can claim nothing new.
 //!
 //! Reconciliation: a delivery in doubt (an earlier leader claimed it and
 //! never recorded an outcome, or the last request's answer was lost) is, for
@@ -248,11 +251,13 @@ impl Dispatcher {
             return false;
         }
         // Fence: this term must still lead a quorum before anything goes out.
-        if let Err(e) = node.raft.ensure_linearizable().await {
-            warn!(node = node.id(), term, cause = %e, "not sending: leadership not confirmed");
-            return true;
-        }
-        let confirmed = Instant::now();
+        let confirmed = match confirm_leadership(node).await {
+            Ok(asked) => asked,
+            Err(e) => {
+                warn!(node = node.id(), term, cause = %e, "not sending: leadership not confirmed");
+                return true;
+            }
+        };
         for job in jobs {
             let id = job.page.delivery_id;
             // Off the list while in flight: the task hands it back when it ends.
@@ -349,10 +354,14 @@ async fn send_one(
     if !still_sendable(node, id, attempt, term) {
         return false;
     }
+    let mut confirmed = confirmed;
     if confirmed.elapsed() > FENCE_FRESH {
-        if let Err(e) = node.raft.ensure_linearizable().await {
-            warn!(node = node.id(), term, delivery = id, cause = %e, "not sending: leadership not confirmed");
-            return false;
+        match confirm_leadership(node).await {
+            Ok(asked) => confirmed = asked,
+            Err(e) => {
+                warn!(node = node.id(), term, delivery = id, cause = %e, "not sending: leadership not confirmed");
+                return false;
+            }
         }
     }
     // A hand-over is draining sends: leave this one claimed; the next leader
@@ -360,6 +369,17 @@ async fn send_one(
     let Some(_sending) = node.leader.sends.start() else {
         return false;
     };
+    // Last look before the request leaves: a process stopped (SIGSTOP, a VM
+    // frozen) since its check wakes up here with the check long stale.
+    if confirmed.elapsed() > FENCE_FRESH {
+        warn!(
+            node = node.id(),
+            term,
+            delivery = id,
+            "not sending: leadership check went stale"
+        );
+        return false;
+    }
     let result = match notifier.send(&page).await {
         Ok(sent) => {
             node.leader
@@ -385,6 +405,26 @@ async fn send_one(
     };
     record_outcome(node, id, attempt, term, result).await;
     true
+}
+
+/// Confirm this node still leads a quorum; the confirmation holds from when it
+/// was asked, not from when the answer came. A check asked just before the
+/// process was stopped may be answered by acknowledgements the peers sent
+/// then, read only when the process wakes, seconds after a new leader was
+/// elected: dating it by the answer would make a stale check look fresh.
+async fn confirm_leadership(node: &Node) -> Result<Instant, String> {
+    let asked = Instant::now();
+    node.raft
+        .ensure_linearizable()
+        .await
+        .map_err(|e| e.to_string())?;
+    if asked.elapsed() > FENCE_FRESH {
+        return Err(format!(
+            "the check took {} ms: too old to send on",
+            asked.elapsed().as_millis()
+        ));
+    }
+    Ok(asked)
 }
 
 /// Lookups tried before sending anyway when Twilio keeps answering 429 / 5xx.
