@@ -348,6 +348,17 @@ pub enum Command {
         /// Who moved it.
         by: String,
     },
+    /// A note for the next on-call of a schedule, sent with the handoff summary.
+    HandoffNote {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The schedule.
+        schedule: String,
+        /// What the next on-call should know.
+        text: String,
+        /// Who left it.
+        by: String,
+    },
     /// Make a new secret address for a calendar feed: the old one stops working.
     RotateCalendar {
         /// When the leader stamped it, in milliseconds since the Unix epoch.
@@ -404,6 +415,7 @@ macro_rules! each_at {
             | Command::MarkDuplicate { $at, .. }
             | Command::MoveCard { $at, .. }
             | Command::RotateCalendar { $at, .. }
+            | Command::HandoffNote { $at, .. }
             | Command::Compact { $at, .. } => $body,
         }
     };

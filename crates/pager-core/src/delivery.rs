@@ -46,7 +46,7 @@ impl DeliveryStatus {
 }
 
 /// What a delivery is for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// A page of an incident.
@@ -71,6 +71,36 @@ pub enum Purpose {
         /// Sent to a team admin, not the assignee.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         to_admin: bool,
+    },
+    /// The summary for whoever takes over a schedule (email, low urgency).
+    Handoff {
+        /// The schedule.
+        schedule: String,
+        /// Who was on call before (empty: nobody).
+        outgoing: String,
+        /// The outgoing shift: from when its person came on (at most a week back)
+        from: Millis,
+        /// to the handoff.
+        to: Millis,
+        /// The notes the outgoing side left.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<crate::state::HandoffNote>,
+    },
+    /// A shift of the user starts in an hour.
+    ShiftReminder {
+        /// The schedule.
+        schedule: String,
+        /// When the shift starts.
+        starts: Millis,
+    },
+    /// The user's shifts in `[from, to)` changed with document `version`.
+    ShiftsMoved {
+        /// The window compared.
+        from: Millis,
+        /// Exclusive.
+        to: Millis,
+        /// The document that moved them.
+        version: u64,
     },
 }
 

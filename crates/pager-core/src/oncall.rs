@@ -116,6 +116,9 @@ pub struct User {
     /// Which contact method to use how long after the user is paged, per urgency.
     #[serde(default)]
     pub notification_rules: NotificationRules,
+    /// An email an hour before each of their shifts starts (`false` turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_reminders: Option<bool>,
 }
 
 /// One way to reach a user: a phone for SMS or voice, or an email address.

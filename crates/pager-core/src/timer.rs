@@ -137,6 +137,16 @@ pub enum Timer {
         /// The incident whose RCA it is.
         incident: IncidentId,
     },
+    /// A schedule's on-call changes hands: the handoff summary goes out.
+    ShiftChange {
+        /// The schedule.
+        schedule: String,
+    },
+    /// A schedule's next shift starts in an hour: remind its person.
+    ShiftReminder {
+        /// The schedule.
+        schedule: String,
+    },
 }
 
 impl Timer {
@@ -148,7 +158,10 @@ impl Timer {
             | Timer::Retry { incident, .. }
             | Timer::Retrigger { incident }
             | Timer::AutoResolve { incident } => Some(*incident),
-            Timer::HeartbeatMissed { .. } | Timer::RcaReminder { .. } => None,
+            Timer::HeartbeatMissed { .. }
+            | Timer::RcaReminder { .. }
+            | Timer::ShiftChange { .. }
+            | Timer::ShiftReminder { .. } => None,
         }
     }
 

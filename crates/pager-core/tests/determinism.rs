@@ -18,6 +18,13 @@ notification_rules.high = [ { after = "0", contact = "m" } ]
 [escalation_policies.p]
 repeat = 2
 levels = [ { escalate_after = "1m", targets = [ { user = "a" } ] }, { escalate_after = "2m", targets = [ { user = "b" }, { user = "a" } ] } ]
+[schedules.day]
+time_zone = "Europe/Berlin"
+[[schedules.day.layers]]
+name = "turns"
+start = "2023-11-14T00:00:00"
+rotation = "hourly"
+users = ["a", "b"]
 [teams.t]
 members = ["a", "b"]
 admins = ["a", "b"]
@@ -61,6 +68,10 @@ enum Op {
     MoveCard(u8, u8),
     /// Rotate a's calendar feed (or an unknown user's: refused).
     RotateCalendar(bool),
+    /// A note for the schedule's next on-call (or an empty one: refused).
+    HandoffNote(bool),
+    /// b takes the schedule for the next n minutes (shifts move; handoffs replan).
+    Override(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -83,6 +94,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u8..8, proptest::option::of(1u8..8)).prop_map(|(i, o)| Op::MarkDuplicate(i, o)),
         1 => (1u8..8, 0u8..5).prop_map(|(i, s)| Op::MoveCard(i, s)),
         1 => any::<bool>().prop_map(Op::RotateCalendar),
+        1 => any::<bool>().prop_map(Op::HandoffNote),
+        1 => (1u8..10).prop_map(Op::Override),
     ]
 }
 
@@ -241,6 +254,23 @@ fn to_commands(ops: &[Op]) -> Vec<(u64, Command)> {
                 subject: pager_core::command::CalendarSubject::User(
                     if *known { "a" } else { "nobody" }.into(),
                 ),
+                by: "a".into(),
+            },
+            Op::HandoffNote(ok) => Command::HandoffNote {
+                at,
+                schedule: "day".into(),
+                text: if *ok { "disk on db1" } else { " " }.into(),
+                by: "a".into(),
+            },
+            Op::Override(n) => Command::AddOverride {
+                at,
+                schedule: "day".into(),
+                over: pager_core::schedule::Override {
+                    user: "b".into(),
+                    replaces: None,
+                    start: at,
+                    end: at + u64::from(*n) * 60_000,
+                },
                 by: "a".into(),
             },
             Op::NewTerm => {

@@ -40,6 +40,8 @@ escalation_policy = "devops"
 # Business hours only (Mon-Fri 08:00-20:00 New York): alice, with dave shadowing.
 [schedules.triage]
 time_zone = "America/New_York"
+# Exact-effect tests of paging: handoff emails (tests/handoff.rs) would add their timers.
+handoffs = false
 [[schedules.triage.layers]]
 name = "business-hours"
 start = "2026-01-05T08:00:00"

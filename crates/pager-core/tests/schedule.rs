@@ -99,6 +99,7 @@ fn weekly_of_three() -> Schedule {
             restrictions: vec![],
         }],
         overrides: vec![],
+        handoffs: None,
     }
 }
 

@@ -79,6 +79,7 @@ fn schedule(zone: &str, layers: Vec<Layer>) -> Schedule {
         time_zone: Zone::new(zone),
         layers,
         overrides: vec![],
+        handoffs: None,
     }
 }
 

@@ -277,6 +277,7 @@ fn build(case: &Case) -> (Schedule, i64, i64) {
         time_zone: Zone::new(name),
         layers,
         overrides,
+        handoffs: None,
     };
     (schedule, from, to)
 }
@@ -639,6 +640,7 @@ proptest! {
                     end,
                 })
                 .collect(),
+            handoffs: None,
         };
         let _ = s.validate("s", &|_| true);
         for t in instants {

@@ -206,7 +206,12 @@ fn an_invitation_is_an_email_delivery_naming_the_role_and_the_password_version()
     };
     let d = &log.state.deliveries[&delivery];
     assert_eq!(
-        (d.purpose, d.method.as_str(), d.address.as_str(), d.incident),
+        (
+            d.purpose.clone(),
+            d.method.as_str(),
+            d.address.as_str(),
+            d.incident
+        ),
         (
             Purpose::Invite {
                 role: TokenRole::Admin,

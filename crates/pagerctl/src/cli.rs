@@ -14,6 +14,7 @@ use crate::cmd::cluster::ClusterCommand;
 use crate::cmd::config::ConfigCommand;
 use crate::cmd::diff::DiffArgs;
 use crate::cmd::event::EventCommand;
+use crate::cmd::handoff::HandoffCommand;
 use crate::cmd::incident::IncidentCommand;
 use crate::cmd::oncall::OncallArgs;
 use crate::cmd::rca::{BoardArgs, RcaCommand};
@@ -138,6 +139,9 @@ pub enum Command {
     /// The page review report: pages by team, service and alert, off-hours
     /// and night pages, MTTA/MTTR, escalations, SLA breaches, open RCAs.
     Report(ReportArgs),
+    /// Shift handoffs: leave a note for a schedule's next on-call.
+    #[command(subcommand)]
+    Handoff(HandoffCommand),
     /// Calendar feeds of on-call shifts (iCalendar) to subscribe to.
     #[command(subcommand)]
     Calendar(CalendarCommand),

@@ -155,6 +155,17 @@ pub struct Schedule {
     /// Applied in order, on top of the layers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<Override>,
+    /// Handoff emails, shift reminders and shifts-moved emails for this
+    /// schedule (`false` turns them off; on when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoffs: Option<bool>,
+}
+
+impl Schedule {
+    /// Whether its shifts are handed off by email (see `handoffs`).
+    pub fn hands_off(&self) -> bool {
+        self.handoffs != Some(false)
+    }
 }
 
 /// Who is on call at one instant.

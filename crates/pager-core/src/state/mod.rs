@@ -45,6 +45,7 @@ mod admin;
 mod delivery;
 mod escalation;
 mod followup;
+mod handoff;
 mod heartbeat;
 mod incidents;
 mod ingest;
@@ -52,6 +53,7 @@ mod phone;
 mod reports;
 mod timers;
 
+pub use handoff::{Handoff, HandoffNote};
 pub use heartbeat::HeartbeatState;
 pub use incidents::{Incidents, RECENT_CHANGES};
 use ingest::Storm;
@@ -228,6 +230,9 @@ pub struct State {
     /// epoch, UTC), then service: reports outlive compaction.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rollups: BTreeMap<u32, BTreeMap<String, Arc<crate::report::DayRollup>>>,
+    /// Each schedule's next handoff, its reminder and the notes waiting for it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub handoffs: BTreeMap<String, Handoff>,
 }
 
 /// Per-apply context: where in the log we are, the instant, and the effects so far.
@@ -274,6 +279,12 @@ impl State {
             at,
             effects: Vec::new(),
         };
+        // A new document (or an override) may move shifts: compared after.
+        let before_doc = matches!(
+            cmd,
+            Command::ApplyConfig { .. } | Command::AddOverride { .. }
+        )
+        .then(|| (self.config.clone(), self.config_version == 0));
         let response = match cmd {
             Command::ApplyConfig { doc, .. } => self.apply_config(doc),
             Command::Ingest { event, .. } => self.ingest(&mut cx, event),
@@ -415,7 +426,13 @@ impl State {
                 ..
             } => self.move_card(&mut cx, *incident, *stage, by),
             Command::RotateCalendar { subject, .. } => self.rotate_calendar(&cx, subject),
+            Command::HandoffNote {
+                schedule, text, by, ..
+            } => self.handoff_note(&cx, schedule, text, by),
         };
+        if let (Some((doc, first)), Response::ConfigApplied { .. }) = (&before_doc, &response) {
+            self.document_changed(&mut cx, doc, *first);
+        }
         self.incidents.settle(meta.index);
         let after = self.timers.next_deadline();
         if after != before {
@@ -554,6 +571,7 @@ impl State {
             }
         }
         self.check_rcas()?;
+        self.check_handoffs()?;
         self.incidents.check(self.last_applied.index)
     }
 

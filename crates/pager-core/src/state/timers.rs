@@ -55,6 +55,8 @@ impl State {
                 }
                 Timer::HeartbeatMissed { name } => self.heartbeat_missed(cx, &name),
                 Timer::RcaReminder { incident } => self.rca_remind(cx, incident, key),
+                Timer::ShiftChange { schedule } => self.shift_change(cx, &schedule, key),
+                Timer::ShiftReminder { schedule } => self.shift_reminder(cx, &schedule, key),
             }
         }
     }

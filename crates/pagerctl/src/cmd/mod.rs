@@ -12,6 +12,7 @@ pub mod completions;
 pub mod config;
 pub mod diff;
 pub mod event;
+pub mod handoff;
 pub mod incident;
 pub mod oncall;
 pub mod rca;

@@ -206,6 +206,9 @@ impl Dispatcher {
                     Purpose::RcaReminder { incident, .. } => {
                         Some(pages::build_rca_reminder(&urls, s, incident, d))
                     }
+                    Purpose::Handoff { .. }
+                    | Purpose::ShiftReminder { .. }
+                    | Purpose::ShiftsMoved { .. } => Some(pages::build_shift_email(s, d)),
                 };
                 if let Some(page) = standalone {
                     jobs.push(Job {

@@ -142,6 +142,27 @@ pub fn build_invite(urls: &Urls, state: &State, d: &Delivery, now: Millis) -> Pa
     }
 }
 
+/// A handoff summary, shift reminder or shifts-moved email, in the words
+/// `State::shift_email` gives them when the email is sent.
+pub fn build_shift_email(state: &State, d: &Delivery) -> Page {
+    let words = state.shift_email(d).unwrap_or_else(|| render::PageText {
+        subject: "[pagerd] On call".into(),
+        text: "Your on-call shifts: see the console.\n".into(),
+    });
+    Page {
+        delivery_id: d.id,
+        method: method(d.method),
+        address: d.address.clone(),
+        subject: words.subject,
+        html: Some(format!(
+            "<!DOCTYPE html><html><body><pre>{}</pre></body></html>",
+            render::html(&words.text)
+        )),
+        text: words.text,
+        voice: None,
+    }
+}
+
 /// The email of an overdue-RCA reminder, linking to the RCA's console page.
 /// The record is read at send time; a reminder whose record is gone (it
 /// cannot be, while the reminder is pending) still says which incident.

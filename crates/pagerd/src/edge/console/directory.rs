@@ -279,6 +279,10 @@ struct SchedulePage {
     overrides: Vec<OverrideRow>,
     users: Vec<String>,
     me: String,
+    /// The next handoff (its instant in the schedule's zone) and the notes waiting for it.
+    next_handoff: String,
+    notes: Vec<(String, String)>,
+    noted: bool,
 }
 
 fn rotation(r: &Rotation) -> String {
@@ -390,7 +394,25 @@ pub async fn schedule(
     let users = console
         .node
         .read(|s| s.config.users.keys().cloned().collect());
+    let (next_handoff, notes) = console.node.read(|s| {
+        let h = s.handoffs.get(&name);
+        (
+            h.and_then(|h| h.next)
+                .map(|(at, _)| local(at, &tz, "%a %Y-%m-%d %H:%M %Z"))
+                .unwrap_or_default(),
+            h.map(|h| {
+                h.notes
+                    .iter()
+                    .map(|n| (n.by.clone(), n.text.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        )
+    });
     html(&SchedulePage {
+        next_handoff,
+        notes,
+        noted: q.get("done").is_some_and(|d| d == "note"),
         nav: Nav::new(&session, "oncall"),
         time_zone: sch.time_zone.name().to_string(),
         week: monday.to_string(),

@@ -85,6 +85,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/services", get(directory::services))
         .route("/services/:name", get(directory::service))
         .route("/schedules/:name", get(directory::schedule))
+        .route("/schedules/:name/note", post(rca::handoff_note))
         .route("/profile", get(profile::page))
         .route("/profile/test", post(profile::test_page))
         .route(

@@ -487,6 +487,32 @@ pub async fn board(
     })
 }
 
+/// `POST /schedules/:name/note`: a note for the schedule's next on-call.
+pub async fn handoff_note(
+    State(console): State<Console>,
+    session: Session,
+    Path(name): Path<String>,
+    fields: Fields,
+) -> Response {
+    if let Err(p) = session.check_csrf(&fields) {
+        return p.into_response();
+    }
+    let cmd = Command::HandoffNote {
+        at: 0,
+        schedule: name.clone(),
+        text: fields.get("text").to_string(),
+        by: session.user.clone(),
+    };
+    // Sent once: a second copy would be a second note.
+    match commit(&console.node, cmd, false).await {
+        Ok(index) => session.redirect_after(
+            index,
+            &format!("/schedules/{}?done=note", urlencoding(&name)),
+        ),
+        Err((status, why)) => Problem::new(status, "Note not left", why).into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,4 +329,32 @@ impl pb::on_call_server::OnCall for Api {
             commit_index,
         }))
     }
+
+    async fn add_handoff_note(
+        &self,
+        req: Request<pb::AddHandoffNoteRequest>,
+    ) -> Result<Response<pb::AddHandoffNoteResponse>, Status> {
+        let caller = self.authorize(&req, TokenRole::Responder)?;
+        let req = req.into_inner();
+        let by = if req.by.trim().is_empty() {
+            caller
+        } else {
+            req.by
+        };
+        let w = self
+            .node
+            .write(pager_core::Command::HandoffNote {
+                at: 0,
+                schedule: req.schedule,
+                text: req.text,
+                by,
+            })
+            .await?;
+        match w.response {
+            pager_core::Response::Rejected(r) => Err(NodeError::Rejected(r).into()),
+            _ => Ok(Response::new(pb::AddHandoffNoteResponse {
+                commit_index: w.index,
+            })),
+        }
+    }
 }
