@@ -93,6 +93,16 @@ pub enum Purpose {
         /// When the shift starts.
         starts: Millis,
     },
+    /// A team's weekly page review: the report of `[from, to)` (whole UTC
+    /// days), rendered when sent. Its `user` is empty: it goes to an address.
+    WeeklyReport {
+        /// The team.
+        team: String,
+        /// The first day's start.
+        from: Millis,
+        /// The end (exclusive).
+        to: Millis,
+    },
     /// The user's shifts in `[from, to)` changed with document `version`.
     ShiftsMoved {
         /// The window compared.

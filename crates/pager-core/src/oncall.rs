@@ -61,6 +61,53 @@ pub struct Team {
     /// Users told when an RCA of the team's services is two days overdue.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admins: Vec<String>,
+    /// The weekly page review by email (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly_report: Option<WeeklyReport>,
+}
+
+/// A team's weekly page review email: the report of the seven whole days
+/// (UTC) before the day it is sent, to a list of addresses, each week on
+/// `day` at `at` on the wall clock of `time_zone`:
+///
+/// ```toml
+/// [teams.database.weekly_report]
+/// to = ["db-leads@example.com"]
+/// day = "mon"                 # default
+/// at = "09:00"                # default
+/// time_zone = "Europe/Berlin" # default UTC
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeeklyReport {
+    /// Email addresses (a list, not users: a team's leads or a mailing list).
+    pub to: Vec<String>,
+    /// The day of the week it goes out.
+    #[serde(default = "WeeklyReport::monday")]
+    pub day: crate::schedule::Day,
+    /// The wall-clock time it goes out (a time skipped by a DST change moves later).
+    #[serde(default = "WeeklyReport::nine", with = "crate::schedule::civil::time")]
+    pub at: jiff::civil::Time,
+    /// The zone of `day` and `at`.
+    #[serde(default = "WeeklyReport::utc")]
+    pub time_zone: Zone,
+}
+
+impl WeeklyReport {
+    fn monday() -> crate::schedule::Day {
+        crate::schedule::Day::Mon
+    }
+
+    fn nine() -> jiff::civil::Time {
+        jiff::civil::Time::constant(9, 0, 0, 0)
+    }
+
+    fn utc() -> Zone {
+        Zone::new("UTC")
+    }
+
+    /// Addresses one report may go to.
+    pub const MAX_TO: usize = 20;
 }
 
 /// A response tier: how fast incidents of its services should be acknowledged.
@@ -481,6 +528,32 @@ impl OnCallDoc {
                     bad(
                         format!("{base}.escalation_policy"),
                         format!("unknown policy {p:?}"),
+                    );
+                }
+            }
+            if let Some(w) = &team.weekly_report {
+                let base = format!("{base}.weekly_report");
+                if w.to.is_empty() {
+                    bad(format!("{base}.to"), "at least one address".into());
+                }
+                if w.to.len() > WeeklyReport::MAX_TO {
+                    bad(
+                        format!("{base}.to"),
+                        format!("at most {} addresses", WeeklyReport::MAX_TO),
+                    );
+                }
+                for (i, a) in w.to.iter().enumerate() {
+                    if !is_email(a) {
+                        bad(
+                            format!("{base}.to[{i}]"),
+                            format!("{a:?} is not an email address"),
+                        );
+                    }
+                }
+                if w.time_zone.time_zone().is_none() {
+                    bad(
+                        format!("{base}.time_zone"),
+                        format!("unknown time zone {:?}", w.time_zone.name()),
                     );
                 }
             }

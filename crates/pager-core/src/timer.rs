@@ -147,6 +147,11 @@ pub enum Timer {
         /// The schedule.
         schedule: String,
     },
+    /// A team's weekly page review email is due.
+    WeeklyReport {
+        /// The team.
+        team: String,
+    },
 }
 
 impl Timer {
@@ -161,7 +166,8 @@ impl Timer {
             Timer::HeartbeatMissed { .. }
             | Timer::RcaReminder { .. }
             | Timer::ShiftChange { .. }
-            | Timer::ShiftReminder { .. } => None,
+            | Timer::ShiftReminder { .. }
+            | Timer::WeeklyReport { .. } => None,
         }
     }
 

@@ -308,6 +308,7 @@ impl State {
             }
         }
         self.plan_handoffs(cx.at);
+        self.plan_weekly_reports(cx.at);
     }
 
     /// `HandoffNote`: a note for `schedule`'s next on-call.

@@ -34,7 +34,7 @@ use crate::incident::{Incident, IncidentId, IncidentStatus, Stamp};
 use crate::oncall::OnCallDoc;
 use crate::routing::Router;
 use crate::time::Millis;
-use crate::timer::{Timer, Timers};
+use crate::timer::{Timer, TimerKey, Timers};
 use crate::LogMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,12 +52,14 @@ mod ingest;
 mod phone;
 mod reports;
 mod timers;
+mod weekly;
 
 pub use handoff::{Handoff, HandoffNote};
 pub use heartbeat::HeartbeatState;
 pub use incidents::{Incidents, RECENT_CHANGES};
 use ingest::Storm;
 pub use reports::{ReportInput, NO_TEAM};
+pub use weekly::{next_weekly, WEEKLY_DAYS};
 
 /// Result of applying one command.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,6 +235,9 @@ pub struct State {
     /// Each schedule's next handoff, its reminder and the notes waiting for it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub handoffs: BTreeMap<String, Handoff>,
+    /// Each team's next weekly report email (its timer).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weekly_reports: BTreeMap<String, TimerKey>,
 }
 
 /// Per-apply context: where in the log we are, the instant, and the effects so far.
@@ -572,6 +577,7 @@ impl State {
         }
         self.check_rcas()?;
         self.check_handoffs()?;
+        self.check_weekly_reports()?;
         self.incidents.check(self.last_applied.index)
     }
 

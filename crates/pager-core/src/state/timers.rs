@@ -57,6 +57,7 @@ impl State {
                 Timer::RcaReminder { incident } => self.rca_remind(cx, incident, key),
                 Timer::ShiftChange { schedule } => self.shift_change(cx, &schedule, key),
                 Timer::ShiftReminder { schedule } => self.shift_reminder(cx, &schedule, key),
+                Timer::WeeklyReport { team } => self.weekly_report_due(cx, &team, key),
             }
         }
     }

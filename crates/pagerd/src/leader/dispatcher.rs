@@ -209,6 +209,9 @@ impl Dispatcher {
                     Purpose::Handoff { .. }
                     | Purpose::ShiftReminder { .. }
                     | Purpose::ShiftsMoved { .. } => Some(pages::build_shift_email(s, d)),
+                    Purpose::WeeklyReport { .. } => {
+                        Some(pages::build_weekly_report(&urls, s, d, now))
+                    }
                 };
                 if let Some(page) = standalone {
                     jobs.push(Job {

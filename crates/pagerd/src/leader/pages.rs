@@ -155,7 +155,29 @@ pub fn build_shift_email(state: &State, d: &Delivery) -> Page {
         address: d.address.clone(),
         subject: words.subject,
         html: Some(format!(
-            "<!DOCTYPE html><html><body><pre>{}</pre></body></html>",
+            "<!DOCTYPE html><html><body><pre style=\"white-space:pre-wrap;font-family:inherit\">{}</pre></body></html>",
+            render::html(&words.text)
+        )),
+        text: words.text,
+        voice: None,
+    }
+}
+
+/// A team's weekly page review email, from the roll-ups as they are now.
+pub fn build_weekly_report(urls: &Urls, state: &State, d: &Delivery, now: Millis) -> Page {
+    let words = state
+        .weekly_email(d, now, &urls.public)
+        .unwrap_or_else(|| render::PageText {
+            subject: "[pagerd] Weekly page review".into(),
+            text: "See the console's reports.\n".into(),
+        });
+    Page {
+        delivery_id: d.id,
+        method: method(d.method),
+        address: d.address.clone(),
+        subject: words.subject,
+        html: Some(format!(
+            "<!DOCTYPE html><html><body><pre style=\"white-space:pre-wrap;font-family:inherit\">{}</pre></body></html>",
             render::html(&words.text)
         )),
         text: words.text,
