@@ -24,6 +24,30 @@ pub const MAX_REPORT_DAYS: u64 = 400;
 /// Longest alert key kept (a summary is cut on a character boundary).
 const ALERT_KEY_BYTES: usize = 120;
 
+/// `YYYY-MM-DD` of the UTC day `ms` is in (how reports name their days).
+pub fn day_label(ms: Millis) -> String {
+    crate::time::rfc3339(ms).chars().take(10).collect()
+}
+
+/// A report's time to acknowledge or resolve, in seconds, as people read it
+/// (`45s`, `2m 0s`, `1h 5m`); `—` when there is none.
+pub fn duration(s: Option<u32>) -> String {
+    match s {
+        None => "—".into(),
+        Some(s) if s < 60 => format!("{s}s"),
+        Some(s) if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        Some(s) => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// `part` of `all` as a whole percentage; `—` of nothing.
+pub fn share(part: u32, all: u32) -> String {
+    match all {
+        0 => "—".into(),
+        _ => format!("{:.0}%", 100.0 * f64::from(part) / f64::from(all)),
+    }
+}
+
 /// The day an instant falls in (days since the Unix epoch, UTC).
 pub fn day_of(at: Millis) -> u32 {
     u32::try_from(at / DAY).unwrap_or(u32::MAX)

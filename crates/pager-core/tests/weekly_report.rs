@@ -161,8 +161,8 @@ fn the_weekly_report_goes_to_each_address_on_the_teams_day_with_last_weeks_figur
     for line in [
         "Incidents: 2 (1 still open)",
         "Pages: 2,",
-        "Time to acknowledge: p50 2 min, p90 60 min",
-        "Time to resolve: p50 2.0 h",
+        "Time to acknowledge: p50 2m 0s, p90 1h 0m",
+        "Time to resolve: p50 2h 0m",
         "  db: 2 incident(s), 2 page(s)",
         "https://pagerd.example.com/reports?from=2026-11-30&to=2026-12-06&team=database",
     ] {

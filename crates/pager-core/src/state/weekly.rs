@@ -11,8 +11,8 @@ use super::{Cx, State};
 use crate::delivery::{Delivery, Purpose};
 use crate::oncall::{ContactKind, ContactMethod, WeeklyReport};
 use crate::render::PageText;
-use crate::report::{day_of, Report, DAY};
-use crate::time::{rfc3339, Millis};
+use crate::report::{day_label, day_of, duration, share, Report, DAY};
+use crate::time::Millis;
 use crate::timer::{Timer, TimerKey};
 use jiff::ToSpan as _;
 
@@ -149,8 +149,8 @@ impl State {
             "" => String::new(),
             base => format!(
                 "{base}/reports?from={}&to={}&team={team}",
-                date(*from),
-                date(to.saturating_sub(1))
+                day_label(*from),
+                day_label(to.saturating_sub(1))
             ),
         };
         let text = match self.report(*from, *to, team, "", now) {
@@ -161,44 +161,21 @@ impl State {
         Some(PageText {
             subject: format!(
                 "[pagerd] Weekly page review of {team}, {} to {}",
-                date(*from),
-                date(to.saturating_sub(1))
+                day_label(*from),
+                day_label(to.saturating_sub(1))
             ),
             text,
         })
     }
 }
 
-fn date(ms: Millis) -> String {
-    rfc3339(ms).chars().take(10).collect()
-}
-
-fn secs(s: Option<u32>) -> String {
-    match s {
-        None => "-".into(),
-        Some(s) if s < 120 => format!("{s} s"),
-        Some(s) if s < 7_200 => format!("{} min", s / 60),
-        Some(s) => format!("{:.1} h", f64::from(s) / 3_600.0),
-    }
-}
-
 /// The plain-text body: headline figures, then the tables a review goes
 /// through (services, the noisiest alerts, who was woken at night).
 fn weekly_text(team: &str, r: &Report, link: &str) -> String {
-    let share = |n: u32| {
-        if r.pages == 0 {
-            "0%".to_string()
-        } else {
-            format!(
-                "{}%",
-                (u64::from(n) * 100 + u64::from(r.pages) / 2) / u64::from(r.pages)
-            )
-        }
-    };
     let mut t = format!(
         "Page review of team {team}, {} to {} (UTC days).\n\n",
-        date(r.from),
-        date(r.to.saturating_sub(1))
+        day_label(r.from),
+        day_label(r.to.saturating_sub(1))
     );
     t.push_str(&format!(
         "Incidents: {} ({} still open)\nPages: {}, of which off hours: {} ({})\n\
@@ -209,13 +186,13 @@ fn weekly_text(team: &str, r: &Report, link: &str) -> String {
         r.open,
         r.pages,
         r.off_hours_pages,
-        share(r.off_hours_pages),
+        share(r.off_hours_pages, r.pages),
         r.escalated,
         r.sla_breaches,
-        secs(r.mtta_p50_s),
-        secs(r.mtta_p90_s),
-        secs(r.mttr_p50_s),
-        secs(r.mttr_p90_s),
+        duration(r.mtta_p50_s),
+        duration(r.mtta_p90_s),
+        duration(r.mttr_p50_s),
+        duration(r.mttr_p90_s),
         r.open_rcas,
         r.overdue_rcas,
     ));

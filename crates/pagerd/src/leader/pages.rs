@@ -149,18 +149,7 @@ pub fn build_shift_email(state: &State, d: &Delivery) -> Page {
         subject: "[pagerd] On call".into(),
         text: "Your on-call shifts: see the console.\n".into(),
     });
-    Page {
-        delivery_id: d.id,
-        method: method(d.method),
-        address: d.address.clone(),
-        subject: words.subject,
-        html: Some(format!(
-            "<!DOCTYPE html><html><body><pre style=\"white-space:pre-wrap;font-family:inherit\">{}</pre></body></html>",
-            render::html(&words.text)
-        )),
-        text: words.text,
-        voice: None,
-    }
+    plain_email(d, words)
 }
 
 /// A team's weekly page review email, from the roll-ups as they are now.
@@ -171,6 +160,11 @@ pub fn build_weekly_report(urls: &Urls, state: &State, d: &Delivery, now: Millis
             subject: "[pagerd] Weekly page review".into(),
             text: "See the console's reports.\n".into(),
         });
+    plain_email(d, words)
+}
+
+/// An email of plain text (its HTML part keeps the lines, wrapped on a phone).
+fn plain_email(d: &Delivery, words: render::PageText) -> Page {
     Page {
         delivery_id: d.id,
         method: method(d.method),

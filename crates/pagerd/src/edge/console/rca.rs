@@ -13,6 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pager_core::rca::{Rca, RcaEdit, RcaLine, RepairItem, Stage, STALE_CARD};
+use pager_core::report;
 use pager_core::Command;
 use std::collections::HashMap;
 
@@ -575,11 +576,6 @@ struct ReportPage {
     escalated: String,
 }
 
-/// `YYYY-MM-DD` of the UTC day `ms` is in.
-fn day(ms: u64) -> String {
-    pager_core::time::rfc3339(ms).chars().take(10).collect()
-}
-
 /// A `YYYY-MM-DD` field as the start of that UTC day.
 fn parse_day(field: &str, v: &str) -> Result<u64, Problem> {
     let d: jiff::civil::Date = v.trim().parse().map_err(|_| {
@@ -591,22 +587,6 @@ fn parse_day(field: &str, v: &str) -> Result<u64, Problem> {
         .timestamp();
     u64::try_from(ts.as_millisecond())
         .map_err(|_| Problem::bad_request(format!("{field}: before 1970.")))
-}
-
-fn dur(s: Option<u32>) -> String {
-    match s {
-        None => "—".into(),
-        Some(s) if s < 60 => format!("{s}s"),
-        Some(s) if s < 3600 => format!("{}m {}s", s / 60, s % 60),
-        Some(s) => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn share(part: u32, all: u32) -> String {
-    match all {
-        0 => "—".into(),
-        _ => format!("{:.0}%", 100.0 * f64::from(part) / f64::from(all)),
-    }
 }
 
 /// `GET /reports?from=YYYY-MM-DD&to=YYYY-MM-DD&team=&service=`: the page
@@ -668,8 +648,8 @@ pub async fn report(
     let max = |v: &[pager_core::report::Count]| v.iter().map(|c| c.incidents).max().unwrap_or(0);
     html(&ReportPage {
         nav: Nav::new(&session, "reports"),
-        from: day(from),
-        to: day(last),
+        from: report::day_label(from),
+        to: report::day_label(last),
         team,
         service,
         teams,
@@ -683,10 +663,16 @@ pub async fn report(
             .max()
             .unwrap_or(0),
         night_max: max(&r.night_wakeups),
-        mtta: (dur(r.mtta_p50_s), dur(r.mtta_p90_s)),
-        mttr: (dur(r.mttr_p50_s), dur(r.mttr_p90_s)),
-        off_hours: share(r.off_hours_pages, r.pages),
-        escalated: share(r.escalated, r.incidents),
+        mtta: (
+            report::duration(r.mtta_p50_s),
+            report::duration(r.mtta_p90_s),
+        ),
+        mttr: (
+            report::duration(r.mttr_p50_s),
+            report::duration(r.mttr_p90_s),
+        ),
+        off_hours: report::share(r.off_hours_pages, r.pages),
+        escalated: report::share(r.escalated, r.incidents),
         r,
     })
 }
