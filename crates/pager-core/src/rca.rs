@@ -297,9 +297,11 @@ pub struct Rca {
     /// A duplicate of this incident, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<IncidentId>,
-    /// The written part.
-    #[serde(default)]
-    pub text: RcaText,
+    /// The written part; `None` until someone writes (most records, held
+    /// for every high-urgency incident, are never written): read it with
+    /// [`Rca::text`].
+    #[serde(rename = "text", default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<Box<RcaText>>,
     /// The card's stage on the board.
     #[serde(default)]
     pub stage: Stage,
@@ -315,7 +317,29 @@ pub struct Rca {
     pub revision: u64,
 }
 
+/// What an RCA nobody wrote says.
+static UNWRITTEN: RcaText = RcaText {
+    customer_impact: false,
+    significant: false,
+    summary: String::new(),
+    timeline: Vec::new(),
+    impact: String::new(),
+    findings: String::new(),
+    mitigation: String::new(),
+    repairs: Vec::new(),
+};
+
 impl Rca {
+    /// The written part (empty until someone writes).
+    pub fn text(&self) -> &RcaText {
+        self.written.as_deref().unwrap_or(&UNWRITTEN)
+    }
+
+    /// Replace the written part (an empty one takes no room).
+    pub fn set_text(&mut self, text: RcaText) {
+        self.written = (text != UNWRITTEN).then(|| Box::new(text));
+    }
+
     /// Needs writing and its due date has passed at `now`.
     pub fn overdue(&self, now: Millis) -> bool {
         !self.status.is_done() && self.due.is_some_and(|d| now >= d)
@@ -323,7 +347,7 @@ impl Rca {
 
     /// A post-mortem meeting should walk through it.
     pub fn postmortem_needed(&self) -> bool {
-        self.text.customer_impact && self.text.significant
+        self.text().customer_impact && self.text().significant
     }
 }
 

@@ -316,12 +316,12 @@ fn completing_needs_the_short_form_or_the_full_template() {
     let rca = &log.state.rcas[&id];
     assert!(rca.postmortem_needed());
     assert!(
-        rca.text
+        rca.text()
             .timeline
             .iter()
             .any(|l| l.what.contains("triggered")),
         "the first edit pre-fills the timeline from the incident's: {:?}",
-        rca.text.timeline
+        rca.text().timeline
     );
     refused(&mut log, complete(id, T0 + 4 * MIN), "impact");
     let e = RcaEdit {

@@ -109,7 +109,7 @@ impl State {
             completed_at: None,
             completed_by: String::new(),
             duplicate_of: None,
-            text: Default::default(),
+            written: None,
             stage: Stage::New,
             stage_since: cx.at,
             reminders: 0,
@@ -217,7 +217,7 @@ impl State {
                 });
             }
         }
-        let mut text = edit.applied_to(&rca.text);
+        let mut text = edit.applied_to(rca.text());
         if let Some((field, why)) = text.oversized() {
             return rejected_invalid(field, why);
         }
@@ -231,17 +231,17 @@ impl State {
                 return rejected_invalid(field, format!("the RCA is complete: {why}"));
             }
         }
-        let open_before = rca.text.open_repairs();
+        let open_before = rca.text().open_repairs();
         let index = cx.meta.index;
         let Some(rca) = self.rca_mut(id, index) else {
             return no_rca(id);
         };
-        rca.text = text;
+        rca.set_text(text);
         if let Some(a) = &edit.assignee {
             rca.assignee = a.clone();
         }
         // A card past the RCA follows its repair items.
-        let open = rca.text.open_repairs();
+        let open = rca.text().open_repairs();
         if open != open_before {
             let stage = match (rca.stage, open) {
                 (Stage::FollowUpsUnderway, 0) => Some(Stage::FollowUpsComplete),
@@ -290,7 +290,7 @@ impl State {
             RcaStatus::Completed => return Response::Incident { id },
             RcaStatus::Mitigated => {}
         }
-        if let Some((field, why)) = rca.text.missing() {
+        if let Some((field, why)) = rca.text().missing() {
             return rejected_invalid(field, why);
         }
         if let Some(key) = rca.reminder {
@@ -304,7 +304,7 @@ impl State {
         rca.completed_by = by.to_string();
         rca.reminder = None;
         if rca.stage < Stage::FollowUpsUnderway {
-            rca.stage = if rca.text.open_repairs() > 0 {
+            rca.stage = if rca.text().open_repairs() > 0 {
                 Stage::FollowUpsUnderway
             } else {
                 Stage::FollowUpsComplete
@@ -369,7 +369,7 @@ impl State {
             return Response::Incident { id };
         }
         if stage == Stage::Complete {
-            let open = rca.text.open_repairs();
+            let open = rca.text().open_repairs();
             if open > 0 {
                 return rejected_invalid(
                     "stage",

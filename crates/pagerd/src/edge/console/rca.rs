@@ -234,8 +234,8 @@ fn page(
         mitigated: when(r.mitigated_at),
         due: when(r.due),
         completed: when(r.completed_at),
-        timeline: timeline_text(&r.text.timeline),
-        repairs: repairs_text(&r.text.repairs),
+        timeline: timeline_text(&r.text().timeline),
+        repairs: repairs_text(&r.text().repairs),
         users,
         stages: Stage::ALL.iter().map(|s| (s.as_str(), s.title())).collect(),
         stage: r.stage.as_str(),
@@ -458,7 +458,7 @@ pub async fn board(
                         stale: stage != Stage::Complete
                             && now.saturating_sub(r.stage_since) > STALE_CARD,
                         overdue: r.overdue(now),
-                        open_repairs: r.text.open_repairs(),
+                        open_repairs: r.text().open_repairs(),
                         rca: r.status.as_str(),
                         next: Stage::ALL.get(i + 1).map(|n| (n.as_str(), n.title())),
                     })

@@ -27,12 +27,12 @@ pub fn rca_to_pb(r: &Rca, now: u64) -> pb::Rca {
         completed_at_ms: r.completed_at.unwrap_or(0),
         completed_by: r.completed_by.clone(),
         duplicate_of: r.duplicate_of.unwrap_or(0),
-        customer_impact: r.text.customer_impact,
-        significant: r.text.significant,
+        customer_impact: r.text().customer_impact,
+        significant: r.text().significant,
         postmortem_needed: r.postmortem_needed(),
-        summary: r.text.summary.clone(),
+        summary: r.text().summary.clone(),
         timeline: r
-            .text
+            .text()
             .timeline
             .iter()
             .map(|l| pb::RcaLine {
@@ -40,11 +40,11 @@ pub fn rca_to_pb(r: &Rca, now: u64) -> pb::Rca {
                 what: l.what.clone(),
             })
             .collect(),
-        impact: r.text.impact.clone(),
-        findings: r.text.findings.clone(),
-        mitigation: r.text.mitigation.clone(),
+        impact: r.text().impact.clone(),
+        findings: r.text().findings.clone(),
+        mitigation: r.text().mitigation.clone(),
         repairs: r
-            .text
+            .text()
             .repairs
             .iter()
             .map(|i| pb::RepairItem {
@@ -72,7 +72,7 @@ pub fn card_to_pb(r: &Rca, now: u64) -> pb::Card {
         stale: r.stage != Stage::Complete && now.saturating_sub(r.stage_since) > STALE_CARD,
         assignee: r.assignee.clone(),
         rca_status: r.status.as_str().into(),
-        open_repairs: r.text.open_repairs() as u32,
+        open_repairs: r.text().open_repairs() as u32,
         due_ms: r.due.unwrap_or(0),
         overdue: r.overdue(now),
     }
