@@ -8,9 +8,12 @@
 //! A dev-only crate (`publish = false`): pager-notify, pagerd and chaos-tests take it as a
 //! dev-dependency or, for the chaos binaries, a dependency; the product crates never do.
 
+pub mod jira;
 pub mod oidc;
+pub mod slack;
 pub mod smtp;
 pub mod twilio;
+pub mod webhooks;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
