@@ -617,6 +617,11 @@ async fn web_api(
                     "chat.update" => r.update(&params),
                     "users.lookupByEmail" => r.lookup_by_email(&params),
                     "conversations.open" => r.open(&params),
+                    "conversations.history" => r.history(&params, None),
+                    "conversations.replies" => match str_param(&params, "ts") {
+                        Some(ts) => r.history(&params, Some(ts)),
+                        None => Err(error("thread_not_found")),
+                    },
                     _ => Err(("unknown_method".to_owned(), Vec::new())),
                 })
             })
@@ -790,6 +795,102 @@ impl Records {
             "ts": ts,
             "text": text,
             "message": { "text": text, "bot_id": BOT_ID },
+        })))
+    }
+
+    /// `conversations.history` (`thread` `None`: the channel's messages, not thread replies) or
+    /// `conversations.replies` (the parent `thread` and its replies), newest first for
+    /// history and oldest first for replies as at Slack, after `oldest` (exclusive unless
+    /// `inclusive`), `limit` per page (default 100, at most 999; Slack's own cap), paginated
+    /// by `cursor`.
+    fn history(&mut self, params: &Map<String, Value>, thread: Option<String>) -> Answer {
+        let channel = str_param(params, "channel").ok_or_else(|| error("channel_not_found"))?;
+        let channel = if self.users.iter().any(|u| u.id == channel) {
+            self.dm(&channel)
+        } else if self.channels.contains_key(&channel) || self.dms.values().any(|d| *d == channel) {
+            channel
+        } else {
+            return Err(error("channel_not_found"));
+        };
+        let ts_value = |ts: &str| ts.parse::<f64>().unwrap_or(0.0);
+        let oldest = str_param(params, "oldest").map_or(0.0, |t| ts_value(&t));
+        let inclusive = matches!(
+            str_param(params, "inclusive").as_deref(),
+            Some("true" | "1")
+        );
+        let limit = match str_param(params, "limit") {
+            None => 100,
+            Some(l) => l
+                .parse::<usize>()
+                .map_err(|_| error("invalid_limit"))?
+                .clamp(1, 999),
+        };
+        let skip = match str_param(params, "cursor") {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("next_ts:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| error("invalid_cursor"))?,
+        };
+        if let Some(parent) = &thread {
+            if !self
+                .messages
+                .iter()
+                .any(|m| m.channel == channel && m.ts == *parent && m.thread_ts.is_none())
+            {
+                return Err(error("thread_not_found"));
+            }
+        }
+        let mut found: Vec<&SlackMessage> = self
+            .messages
+            .iter()
+            .filter(|m| m.channel == channel)
+            .filter(|m| match &thread {
+                None => m.thread_ts.is_none(),
+                Some(parent) => m.ts == *parent || m.thread_ts.as_deref() == Some(parent.as_str()),
+            })
+            .filter(|m| {
+                let t = ts_value(&m.ts);
+                t > oldest || (inclusive && t == oldest)
+            })
+            .collect();
+        if thread.is_none() {
+            found.reverse();
+        }
+        let page: Vec<Value> = found
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .map(|m| {
+                let mut shown = json!({
+                    "type": "message",
+                    "subtype": "bot_message",
+                    "bot_id": BOT_ID,
+                    "text": m.text.clone().unwrap_or_default(),
+                    "ts": m.ts,
+                });
+                if let Some(object) = shown.as_object_mut() {
+                    if let Some(blocks) = &m.blocks {
+                        object.insert("blocks".to_owned(), blocks.clone());
+                    }
+                    if let Some(parent) = &m.thread_ts {
+                        object.insert("thread_ts".to_owned(), Value::from(parent.clone()));
+                    }
+                }
+                shown
+            })
+            .collect();
+        let more = found.len() > skip + page.len();
+        let next = if more {
+            format!("next_ts:{}", skip + page.len())
+        } else {
+            String::new()
+        };
+        Ok(object(json!({
+            "messages": page,
+            "has_more": more,
+            "pin_count": 0,
+            "response_metadata": { "next_cursor": next },
         })))
     }
 

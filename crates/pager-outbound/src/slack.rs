@@ -297,6 +297,59 @@ impl SlackClient {
         }
     }
 
+    /// The message in `channel` (or, with `thread_ts`, in that message's thread) posted after
+    /// `oldest` (a Slack `ts`, or Unix seconds) whose blocks include one with `block_id`: how
+    /// a post whose answer was lost is found instead of posted twice (see [`marker_block`]).
+    /// Reads `conversations.history` (`conversations.replies` for a thread), at most
+    /// [`FIND_PAGES`] pages of 200. Read-only.
+    #[tracing::instrument(name = "slack_find", skip_all, fields(channel, thread = thread_ts))]
+    pub async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        oldest: &str,
+        block_id: &str,
+    ) -> Result<Option<Posted>, OutboundError> {
+        let method = if thread_ts.is_some() {
+            "conversations.replies"
+        } else {
+            "conversations.history"
+        };
+        let mut cursor = String::new();
+        for _ in 0..FIND_PAGES {
+            let mut query = vec![("channel", channel), ("oldest", oldest), ("limit", "200")];
+            if let Some(ts) = thread_ts {
+                query.push(("ts", ts));
+            }
+            if !cursor.is_empty() {
+                query.push(("cursor", cursor.as_str()));
+            }
+            let answer = self
+                .call(method, Params::Query(&query), Effect::Idempotent)
+                .await?;
+            let messages = answer["messages"].as_array().cloned().unwrap_or_default();
+            let found = messages.iter().find(|m| {
+                m["blocks"]
+                    .as_array()
+                    .is_some_and(|b| b.iter().any(|b| b["block_id"] == block_id))
+            });
+            if let Some(ts) = found.and_then(|m| m["ts"].as_str()) {
+                return Ok(Some(Posted {
+                    channel: channel.to_owned(),
+                    ts: ts.to_owned(),
+                }));
+            }
+            cursor = answer["response_metadata"]["next_cursor"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            if cursor.is_empty() || answer["has_more"] != Value::Bool(true) {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
     /// One request to `method`; Slack's answer if it says `ok`.
     async fn call(
         &self,
@@ -591,6 +644,30 @@ pub fn incident_blocks(card: &IncidentCard) -> Value {
         "elements": buttons,
     }));
     Value::Array(blocks)
+}
+
+/// Pages of 200 messages [`SlackClient::find_marked`] reads before it gives up.
+pub const FIND_PAGES: usize = 10;
+
+/// A context block that marks a message as pagerd's delivery `delivery` (its `block_id` is
+/// [`marker_id`]), appended to `blocks` (a Block Kit array): [`SlackClient::find_marked`]
+/// finds the message by it after an answer was lost.
+pub fn marker_block(blocks: Value, delivery: u64, label: &str) -> Value {
+    let mut blocks = match blocks {
+        Value::Array(blocks) => blocks,
+        _ => Vec::new(),
+    };
+    blocks.push(json!({
+        "type": "context",
+        "block_id": marker_id(delivery),
+        "elements": [ { "type": "mrkdwn", "text": escape_within(label, 150) } ],
+    }));
+    Value::Array(blocks)
+}
+
+/// The `block_id` of [`marker_block`] for `delivery`.
+pub fn marker_id(delivery: u64) -> String {
+    format!("pagerd_delivery_{delivery}")
 }
 
 /// The notification text that goes with [`incident_blocks`]: what a phone's lock screen shows.

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pager_fakes::slack::{ChannelState, FakeSlack, Fault, TEST_BOT_TOKEN, TEST_SIGNING_SECRET};
-use pager_outbound::slack::{incident_blocks, incident_text, IncidentCard, MAX_TEXT};
+use pager_outbound::slack::{
+    incident_blocks, incident_text, marker_block, marker_id, IncidentCard, MAX_TEXT,
+};
 use pager_outbound::{ErrorKind, OutboundError, SlackClient};
 use serde_json::{json, Value};
 
@@ -393,6 +395,98 @@ async fn no_answer_after_the_request_was_sent_is_in_doubt() {
     assert_kind(&err, ErrorKind::Transient, false, None);
 }
 
+/// A post whose answer was lost is found by its marker, in the channel and in a thread, and
+/// only after the instant given; a post that never got out is not found.
+#[tokio::test]
+async fn a_post_in_doubt_is_found_by_its_marker() {
+    let fake = fake().await;
+    let slack = client(&fake)
+        .with_timeout(Duration::from_millis(300))
+        .expect("valid timeout");
+    let card = card();
+    for i in 0..250 {
+        // Older messages than the page size, so the search has to turn pages.
+        slack
+            .post_message(CHANNEL, &format!("noise {i}"), Value::Null, None)
+            .await
+            .expect("posted");
+    }
+    fake.fail_next(1, Fault::Hang);
+    let err = slack
+        .post_message(
+            CHANNEL,
+            "lost answer",
+            marker_block(incident_blocks(&card), 7, "pagerd · inc-42"),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.in_doubt, "{err}");
+    for i in 0..250 {
+        slack
+            .post_message(CHANNEL, &format!("later {i}"), Value::Null, None)
+            .await
+            .expect("posted");
+    }
+    let found = slack
+        .find_marked(CHANNEL, None, "0", &marker_id(7))
+        .await
+        .expect("history read")
+        .expect("the post is found");
+    let lost = fake
+        .messages_in(CHANNEL)
+        .into_iter()
+        .find(|m| m.text.as_deref() == Some("lost answer"))
+        .expect("the fake has it");
+    assert_eq!(found.ts, lost.ts);
+    assert_eq!(
+        slack
+            .find_marked(CHANNEL, None, "0", &marker_id(8))
+            .await
+            .expect("history read"),
+        None
+    );
+    // Not before `oldest`.
+    assert_eq!(
+        slack
+            .find_marked(CHANNEL, None, &found.ts, &marker_id(7))
+            .await
+            .expect("history read"),
+        None
+    );
+
+    // In a thread: replies are not in the channel's history, only in the thread's.
+    fake.fail_next(1, Fault::DropAfterAccept);
+    let err = slack
+        .post_message(
+            CHANNEL,
+            "reply",
+            marker_block(Value::Null, 9, "pagerd"),
+            Some(&found.ts),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.in_doubt, "{err}");
+    assert_eq!(
+        slack
+            .find_marked(CHANNEL, None, "0", &marker_id(9))
+            .await
+            .expect("history read"),
+        None
+    );
+    let reply = slack
+        .find_marked(CHANNEL, Some(&found.ts), "0", &marker_id(9))
+        .await
+        .expect("replies read")
+        .expect("the reply is found");
+    assert_ne!(reply.ts, found.ts);
+    let err = slack
+        .find_marked("C0NOSUCH0001", None, "0", &marker_id(7))
+        .await
+        .unwrap_err();
+    assert_kind(&err, ErrorKind::Permanent, false, Some("channel_not_found"));
+}
+
 #[tokio::test]
 async fn nothing_listening_is_transient_and_certainly_not_sent() {
     let fake = fake().await;
@@ -457,6 +551,14 @@ async fn every_request_is_declared_in_slacks_openapi_description() {
         .await
         .expect("not found");
     slack.open_dm("U0ALICE0001").await.expect("opened");
+    slack
+        .find_marked(CHANNEL, None, "0", "pagerd_delivery_1")
+        .await
+        .expect("history read");
+    slack
+        .find_marked(CHANNEL, Some(&posted.ts), "0", "pagerd_delivery_1")
+        .await
+        .expect("replies read");
 
     let requests = fake.requests();
     let methods: BTreeSet<&str> = requests.iter().map(|r| r.method.as_str()).collect();
@@ -465,7 +567,9 @@ async fn every_request_is_declared_in_slacks_openapi_description() {
         BTreeSet::from([
             "chat.postMessage",
             "chat.update",
+            "conversations.history",
             "conversations.open",
+            "conversations.replies",
             "users.lookupByEmail"
         ])
     );
