@@ -190,6 +190,18 @@ pub struct ClusterOptions {
     /// `raft.snapshot_every_entries` (and `max_in_snapshot_log_to_keep = 0`, so a node added
     /// later must catch up by snapshot); `None`: pagerd's defaults.
     pub snapshot_every_entries: Option<u64>,
+    /// `[slack]` of every node: the fake Slack's Web API root, the bot token and the signing
+    /// secret; `None`: no Slack.
+    pub slack: Option<SlackTarget>,
+}
+
+/// Where the nodes' `[slack]` section points (a `FakeSlack` of the test).
+#[derive(Debug, Clone)]
+pub struct SlackTarget {
+    pub base_url: String,
+    pub bot_token: String,
+    pub signing_secret: String,
+    pub timeout_ms: u64,
 }
 
 impl Default for ClusterOptions {
@@ -207,6 +219,7 @@ impl Default for ClusterOptions {
             proxies: false,
             regions: Vec::new(),
             snapshot_every_entries: None,
+            slack: None,
         }
     }
 }
@@ -466,6 +479,13 @@ impl Cluster {
             let _ = writeln!(out, "tls = \"none\"");
             let _ = writeln!(out, "from = {}", q(&s.from));
             let _ = writeln!(out, "timeout_ms = {}", s.timeout_ms);
+        }
+        if let Some(sl) = &self.opts.slack {
+            let _ = writeln!(out, "\n[slack]");
+            let _ = writeln!(out, "base_url = {}", q(&sl.base_url));
+            let _ = writeln!(out, "bot_token = {}", q(&sl.bot_token));
+            let _ = writeln!(out, "signing_secret = {}", q(&sl.signing_secret));
+            let _ = writeln!(out, "timeout_ms = {}", sl.timeout_ms);
         }
         // pagerd needs a channel; with no provider, pages go to the console (the node's log).
         let console = self.opts.twilio.is_none() && self.opts.smtp.is_none();

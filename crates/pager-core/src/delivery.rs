@@ -112,6 +112,11 @@ pub enum Purpose {
         /// The document that moved them.
         version: u64,
     },
+    /// A step of an incident's Slack message (`address` is the channel).
+    Chat {
+        /// Post, update or thread reply.
+        step: crate::chat::ChatStep,
+    },
 }
 
 impl Purpose {

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod chat;
 pub mod command;
 pub mod delivery;
 pub mod diff;

@@ -64,6 +64,10 @@ pub struct Team {
     /// The weekly page review by email (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekly_report: Option<WeeklyReport>,
+    /// The Slack channel (its id, `C…` or `G…`) where the incidents of the team's
+    /// services are posted, unless the service names its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
 }
 
 /// A team's weekly page review email: the report of the seven whole days
@@ -191,6 +195,9 @@ pub enum ContactKind {
     Voice,
     /// An email, with signed acknowledge / resolve links when the daemon has a public URL.
     Email,
+    /// A Slack message with buttons: a direct message to the user (address: their Slack
+    /// email or member id), or an incident's post in a channel.
+    Slack,
 }
 
 impl ContactKind {
@@ -200,6 +207,7 @@ impl ContactKind {
             ContactKind::Sms => "sms",
             ContactKind::Voice => "voice",
             ContactKind::Email => "email",
+            ContactKind::Slack => "slack",
         }
     }
 }
@@ -348,6 +356,11 @@ pub struct Service {
     /// incident (paged once) until it is resolved. Off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm_threshold_per_minute: Option<u32>,
+    /// The Slack channel (its id, `C…` or `G…`) where each incident is posted, with
+    /// buttons, updated as it changes, its timeline in the message's thread; else the
+    /// team's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
 }
 
 /// A service's weekly support hours, in one time zone.
@@ -430,6 +443,15 @@ impl fmt::Display for Problem {
 pub const MAX_NAME_LEN: usize = 128;
 
 impl OnCallDoc {
+    /// Where the incidents of `service` are posted in Slack: its own channel, else its team's.
+    pub fn slack_channel_of(&self, service: &str) -> Option<&str> {
+        let svc = self.services.get(service)?;
+        svc.slack_channel.as_deref().or_else(|| {
+            let team = self.teams.get(svc.team.as_deref()?)?;
+            team.slack_channel.as_deref()
+        })
+    }
+
     /// Read a document from TOML; a syntax or shape error is one problem at `document`.
     pub fn from_toml(text: &str) -> Result<OnCallDoc, Problem> {
         toml::from_str(text).map_err(|e| Problem {
@@ -483,10 +505,12 @@ impl OnCallDoc {
                 let ok = match cm.kind {
                     ContactKind::Sms | ContactKind::Voice => is_e164(&cm.address),
                     ContactKind::Email => is_email(&cm.address),
+                    ContactKind::Slack => is_email(&cm.address) || is_slack_id(&cm.address, "UW"),
                 };
                 if !ok {
                     let want = match cm.kind {
                         ContactKind::Email => "an email address",
+                        ContactKind::Slack => "the user's Slack email address or member id (U…)",
                         _ => "an E.164 phone number such as +15551234567",
                     };
                     bad(format!("{p}.address"), format!("must be {want}"));
@@ -531,6 +555,7 @@ impl OnCallDoc {
                     );
                 }
             }
+            check_slack_channel(&base, team.slack_channel.as_deref(), &mut bad);
             if let Some(w) = &team.weekly_report {
                 let base = format!("{base}.weekly_report");
                 if w.to.is_empty() {
@@ -637,6 +662,7 @@ impl OnCallDoc {
         for (sname, svc) in &self.services {
             let base = format!("services.{sname}");
             check_name(&base, sname, &mut bad);
+            check_slack_channel(&base, svc.slack_channel.as_deref(), &mut bad);
             if svc.integration_keys.is_empty() {
                 bad(
                     format!("{base}.integration_keys"),
@@ -940,6 +966,29 @@ pub fn is_e164(s: &str) -> bool {
         return false;
     };
     (8..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()) && !d.starts_with('0')
+}
+
+/// A Slack id of one of `kinds` (`C` channel, `G` private channel, `U`/`W` member): the
+/// letter, then 8 to 20 upper-case letters and digits.
+fn is_slack_id(s: &str, kinds: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| kinds.contains(c))
+        && (9..=21).contains(&s.len())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+fn check_slack_channel(base: &str, channel: Option<&str>, bad: &mut impl FnMut(String, String)) {
+    if let Some(c) = channel {
+        if !is_slack_id(c, "CG") {
+            bad(
+                format!("{base}.slack_channel"),
+                format!(
+                    "{c:?} is not a Slack channel id (C… or G…, as in the channel's details): \
+                     names change, ids do not"
+                ),
+            );
+        }
+    }
 }
 
 fn is_email(s: &str) -> bool {

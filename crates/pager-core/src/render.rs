@@ -43,6 +43,8 @@ pub fn page(incident: &Incident, delivery: &Delivery) -> PageText {
         ContactKind::Sms => sms(incident, delivery),
         ContactKind::Voice => voice(incident, delivery),
         ContactKind::Email => email_text(incident, delivery, None),
+        // The fallback text of a Slack message (its blocks carry the rest).
+        ContactKind::Slack => sms(incident, delivery),
     };
     PageText { subject, text }
 }
@@ -54,6 +56,7 @@ pub fn test_page(delivery: &Delivery) -> PageText {
         ContactKind::Sms => "text message",
         ContactKind::Voice => "call",
         ContactKind::Email => "email",
+        ContactKind::Slack => "Slack message",
     };
     let subject = format!("[pagerd] Test page for {}", delivery.user);
     let text = match delivery.method {

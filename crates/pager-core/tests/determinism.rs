@@ -30,6 +30,7 @@ members = ["a", "b"]
 admins = ["a", "b"]
 # The run starts on a Tuesday at 22:13:20 UTC: the report falls inside most runs.
 weekly_report = { to = ["t@example.com"], day = "tue", at = "22:20" }
+slack_channel = "C0TEAMT0001"
 [tiers.one]
 ack_sla = "30s"
 rca = "required"

@@ -340,6 +340,19 @@ impl FakeSlack {
             .await
     }
 
+    /// Wait until the messages (as they stand now, every channel) satisfy `check`; returns
+    /// them all.
+    pub async fn wait_for_messages_where(
+        &self,
+        timeout: Duration,
+        check: impl Fn(&[SlackMessage]) -> bool,
+    ) -> Result<Vec<SlackMessage>, Elapsed> {
+        self.shared
+            .board
+            .wait(timeout, |r| check(&r.messages).then(|| r.messages.clone()))
+            .await
+    }
+
     /// Wait until at least `n` Web API requests were received; returns them all.
     pub async fn wait_for_requests(
         &self,

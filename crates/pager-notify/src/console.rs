@@ -28,7 +28,9 @@ pub(crate) fn line(page: &Page) -> String {
             one_line(&page.subject),
             one_line(&page.text)
         ),
-        Method::Sms | Method::Voice => format!("[page] {kind} to {to}: {}", one_line(&page.text)),
+        Method::Sms | Method::Voice | Method::Slack => {
+            format!("[page] {kind} to {to}: {}", one_line(&page.text))
+        }
     }
 }
 

@@ -60,6 +60,9 @@ pub enum Method {
     Sms,
     Voice,
     Email,
+    /// Sent by pagerd's Slack client (pager-outbound), not by this crate: only the console
+    /// channel takes it here.
+    Slack,
 }
 
 impl Method {
@@ -68,6 +71,7 @@ impl Method {
             Method::Sms => "sms",
             Method::Voice => "voice",
             Method::Email => "email",
+            Method::Slack => "slack",
         }
     }
 }
@@ -183,6 +187,7 @@ impl Notifier {
                     Method::Sms => "SMS",
                     Method::Voice => "voice",
                     Method::Email => "email",
+                    Method::Slack => "Slack",
                 }
             )));
         };
@@ -248,6 +253,7 @@ impl Notifier {
         let provider = match method {
             Method::Sms | Method::Voice => channels.twilio.as_ref().map(Route::Twilio),
             Method::Email => channels.smtp.as_ref().map(Route::Smtp),
+            Method::Slack => None,
         };
         provider.or(channels.console.then_some(Route::Console))
     }

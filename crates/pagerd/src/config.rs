@@ -29,6 +29,9 @@ pub struct RawConfig {
     pub twilio: Option<RawTwilio>,
     #[serde(default)]
     pub smtp: Option<RawSmtp>,
+    /// Slack: incident messages in channels, direct messages, buttons and slash commands.
+    #[serde(default)]
+    pub slack: Option<RawSlack>,
     pub console: RawConsole,
     pub dispatch: RawDispatch,
     #[serde(default)]
@@ -341,6 +344,78 @@ pub struct RawTwilio {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawSlack {
+    /// The Web API root (`https://slack.com/api`); a test points it at its fake.
+    #[serde(default = "default_slack_url")]
+    pub base_url: String,
+    /// The app's bot token (`xoxb-…`): scopes `chat:write`, `users:read.email`,
+    /// `channels:history`, `groups:history`, `im:history`, `im:write`.
+    pub bot_token: Option<String>,
+    pub bot_token_file: Option<PathBuf>,
+    /// The app's signing secret: requests from Slack (buttons, slash commands) are checked
+    /// with it.
+    pub signing_secret: Option<String>,
+    pub signing_secret_file: Option<PathBuf>,
+    #[serde(default = "default_provider_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// `[slack]`, checked.
+#[derive(Clone)]
+pub struct SlackSettings {
+    pub base_url: String,
+    pub bot_token: Secret,
+    pub signing_secret: Secret,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SlackSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackSettings")
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawSlack {
+    fn validate(self) -> Result<SlackSettings, ConfigError> {
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return Err(invalid("slack.base_url", "must be an http(s) URL"));
+        }
+        let bot_token = secret("slack.bot_token", self.bot_token, self.bot_token_file)?
+            .filter(|t| !t.expose().trim().is_empty())
+            .ok_or_else(|| invalid("slack.bot_token", "required (or slack.bot_token_file)"))?;
+        let signing_secret = secret(
+            "slack.signing_secret",
+            self.signing_secret,
+            self.signing_secret_file,
+        )?
+        .filter(|t| !t.expose().trim().is_empty())
+        .ok_or_else(|| {
+            invalid(
+                "slack.signing_secret",
+                "required (or slack.signing_secret_file)",
+            )
+        })?;
+        if self.timeout_ms == 0 {
+            return Err(invalid("slack.timeout_ms", "must be more than 0"));
+        }
+        Ok(SlackSettings {
+            base_url: self.base_url,
+            bot_token,
+            signing_secret,
+            timeout: Duration::from_millis(self.timeout_ms),
+        })
+    }
+}
+
+fn default_slack_url() -> String {
+    "https://slack.com/api".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawSmtp {
     pub host: String,
     #[serde(default = "default_smtp_port")]
@@ -500,6 +575,7 @@ impl Default for RawConfig {
             raft: RaftTimings::default(),
             twilio: None,
             smtp: None,
+            slack: None,
             console: RawConsole { enabled: true },
             auth: RawAuth::default(),
             tls: None,
@@ -638,6 +714,8 @@ pub struct NodeConfig {
     pub notify: NotifySettings,
     /// Auth tokens that may sign Twilio webhooks: current, then previous.
     pub twilio_webhook_tokens: Vec<Secret>,
+    /// `[slack]`; `None`: no Slack.
+    pub slack: Option<SlackSettings>,
     /// This node's public HTTP base URL (no trailing slash).
     pub public_url: String,
     pub dispatch: DispatchSettings,
@@ -903,6 +981,7 @@ impl RawConfig {
             }
         };
         let smtp = self.smtp.map(RawSmtp::validate).transpose()?;
+        let slack = self.slack.map(RawSlack::validate).transpose()?;
         let dispatch = self.dispatch.validate()?;
         let bootstrap_admin_token = self.auth.bootstrap_token()?;
         let oidc = self.auth.oidc.clone().map(RawOidc::validate).transpose()?;
@@ -948,6 +1027,7 @@ impl RawConfig {
                 console: self.console.enabled,
             },
             twilio_webhook_tokens,
+            slack,
             events_per_second_per_key: self.dispatch.events_per_second_per_key,
             events_burst_per_key: self.dispatch.events_burst_per_key,
             auth_enabled: self.auth.enabled,

@@ -198,6 +198,7 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
         applied,
         leader: leader::LeaderState::new(&cfg.dispatch),
         leader_changes: Default::default(),
+        slack_users: Default::default(),
         limiter: edge::ratelimit::KeyLimiter::new(
             cfg.events_per_second_per_key,
             cfg.events_burst_per_key,

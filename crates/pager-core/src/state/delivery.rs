@@ -50,6 +50,9 @@ impl State {
         if d.attempt != attempt {
             return Response::Noop; // an outcome of an earlier attempt: already settled
         }
+        if let Purpose::Chat { step } = d.purpose {
+            return self.chat_outcome(cx, id, attempt, step, result);
+        }
         let incident = d.incident;
         match (d.status, result) {
             (
@@ -266,7 +269,7 @@ impl State {
 
 /// Exponential backoff from 1 s, capped at 60 s, with a jitter of up to
 /// 250 ms derived from the delivery id (deterministic: no RNG in apply).
-fn backoff(id: DeliveryId, attempt: u32) -> Millis {
+pub(super) fn backoff(id: DeliveryId, attempt: u32) -> Millis {
     let base = 1_000u64
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(6))
         .min(60_000);

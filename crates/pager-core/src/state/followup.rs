@@ -462,11 +462,24 @@ impl State {
         purpose: Purpose,
         cm: &ContactMethod,
     ) -> crate::delivery::DeliveryId {
+        self.queue_detached(cx, 0, user, purpose, cm)
+    }
+
+    /// A delivery about `incident` (0: none) that is not among its pages:
+    /// acknowledging or resolving the incident does not cancel it.
+    pub(super) fn queue_detached(
+        &mut self,
+        cx: &mut Cx,
+        incident: IncidentId,
+        user: &str,
+        purpose: Purpose,
+        cm: &ContactMethod,
+    ) -> crate::delivery::DeliveryId {
         self.next_delivery += 1;
         let id = self.next_delivery;
         let d = Delivery {
             purpose,
-            ..Delivery::claimed(id, 0, user, cm, cx.meta.term, cx.at)
+            ..Delivery::claimed(id, incident, user, cm, cx.meta.term, cx.at)
         };
         self.deliveries.insert(id, Arc::new(d));
         self.pending.insert(id);

@@ -104,11 +104,10 @@ impl Incidents {
         let c = &mut self.changes;
         c.touched.sort_unstable();
         c.touched.dedup();
-        for id in c.touched.drain(..) {
-            if self.map.get(&id).is_some_and(|i| i.revision == index) {
-                c.recent.push_back((index, id));
-            }
-        }
+        let map = &self.map;
+        c.touched
+            .retain(|id| map.get(id).is_some_and(|i| i.revision == index));
+        c.recent.extend(c.touched.iter().map(|&id| (index, id)));
         let memory = if c.memory == 0 {
             RECENT_CHANGES
         } else {
@@ -124,6 +123,11 @@ impl Incidents {
             }
             c.covered_after = dropped;
         }
+    }
+
+    /// The incidents the entry just applied changed (after [`Incidents::settle`]).
+    pub(crate) fn just_changed(&self) -> &[IncidentId] {
+        &self.changes.touched
     }
 
     /// Incidents changed after log index `revision`, oldest change first

@@ -42,6 +42,7 @@ use std::sync::Arc;
 
 mod actions;
 mod admin;
+mod chat;
 mod delivery;
 mod escalation;
 mod followup;
@@ -238,6 +239,9 @@ pub struct State {
     /// Each team's next weekly report email (its timer).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub weekly_reports: BTreeMap<String, TimerKey>,
+    /// Each incident's Slack message (incidents of services with a channel).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chat: BTreeMap<IncidentId, crate::chat::ChatThread>,
 }
 
 /// Per-apply context: where in the log we are, the instant, and the effects so far.
@@ -439,6 +443,7 @@ impl State {
             self.document_changed(&mut cx, doc, *first);
         }
         self.incidents.settle(meta.index);
+        self.chat_changed(&mut cx);
         let after = self.timers.next_deadline();
         if after != before {
             if let Some(t) = after {

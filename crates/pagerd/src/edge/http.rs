@@ -26,6 +26,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/calendar/:file", get(crate::edge::calendar::feed))
         .merge(crate::edge::webhooks::routes())
         .merge(crate::edge::compat::routes())
+        .merge(crate::edge::slack::routes())
         .with_state(node.clone())
         .merge(crate::edge::console::router(node))
 }

@@ -14,6 +14,8 @@
 //! - [`console`]: the web console (sign-in, incidents, on call, cluster)
 //! - [`password`]: console passwords (Argon2id)
 //! - [`ratelimit`]: the per-integration-key token bucket
+//! - [`slack`]: what Slack sends back (buttons, the `/pagerd` command),
+//!   signature-checked and mapped to the document's users
 
 pub mod calendar;
 pub mod compat;
@@ -24,4 +26,5 @@ pub mod http;
 pub mod links;
 pub mod password;
 pub mod ratelimit;
+pub mod slack;
 pub mod webhooks;

@@ -24,6 +24,7 @@
 
 use crate::leader::effects::Claim;
 use crate::leader::pages::{self, Urls};
+use crate::leader::slack::{self, SlackJob};
 use crate::node::{now_ms, Node};
 use pager_core::delivery::Purpose;
 use pager_core::{Command, ContactKind, DeliveryId, DeliveryStatus, SendResult, Urgency};
@@ -52,6 +53,8 @@ const NOT_DELIVERED: [&str; 3] = ["failed", "undelivered", "canceled"];
 pub struct Dispatcher {
     node: Arc<Node>,
     notifier: Notifier,
+    /// `[slack]`'s client; `None`: Slack deliveries fail ("not configured").
+    slack: Option<pager_outbound::SlackClient>,
     claims: mpsc::UnboundedReceiver<Claim>,
     shutdown: watch::Receiver<bool>,
     work: WorkList,
@@ -72,9 +75,16 @@ impl Dispatcher {
     ) -> Dispatcher {
         let permits = Arc::new(Semaphore::new(node.cfg.dispatch_concurrency));
         let (ended_tx, ended) = mpsc::unbounded_channel();
+        let slack = node.cfg.slack.as_ref().and_then(|s| {
+            pager_outbound::SlackClient::new(&s.base_url, s.bot_token.clone())
+                .and_then(|c| c.with_timeout(s.timeout))
+                .map_err(|e| error!(cause = %e, "slack client not built: Slack messages will fail"))
+                .ok()
+        });
         Dispatcher {
             node,
             notifier,
+            slack,
             claims,
             shutdown,
             work: WorkList::default(),
@@ -157,6 +167,8 @@ impl WorkList {
 /// One page to send, with what its task needs to know.
 struct Job {
     page: Page,
+    /// A Slack message instead of a page through the notifier.
+    slack: Option<SlackJob>,
     attempt: u32,
     /// Reconcile before sending (SMS in doubt), not before `reconcile_from` (wall ms).
     reconcile: Option<(u64, u64)>,
@@ -197,10 +209,23 @@ impl Dispatcher {
                 if busy.contains(&(d.id, d.attempt, term)) {
                     return false; // the task in flight hands it back when it ends
                 }
-                let reconcile = (d.in_doubt && d.method == ContactKind::Sms)
-                    .then_some((d.claimed_at, d.updated_at + grace));
+                let reconcile = (d.in_doubt
+                    && matches!(d.method, ContactKind::Sms | ContactKind::Slack))
+                .then_some((d.claimed_at, d.updated_at + grace));
+                if let Purpose::Chat { .. } = d.purpose {
+                    let text = s.incidents.get(&d.incident).map(|i| i.summary.clone());
+                    jobs.push(Job {
+                        page: slack_page(d, text.unwrap_or_default()),
+                        slack: slack::build(s, d, &urls.public, ""),
+                        attempt: d.attempt,
+                        reconcile,
+                        high_urgency: false,
+                        claimed_at: d.claimed_at,
+                    });
+                    return true;
+                }
                 let standalone = match d.purpose {
-                    Purpose::Page => None,
+                    Purpose::Page | Purpose::Chat { .. } => None,
                     Purpose::Test => Some(pages::build_test(&node.cfg, &urls, d)),
                     Purpose::Invite { .. } => Some(pages::build_invite(&urls, s, d, now)),
                     Purpose::RcaReminder { incident, .. } => {
@@ -214,8 +239,10 @@ impl Dispatcher {
                     }
                 };
                 if let Some(page) = standalone {
+                    let slack = slack::build(s, d, &urls.public, &page.text);
                     jobs.push(Job {
                         page,
+                        slack,
                         attempt: d.attempt,
                         reconcile,
                         high_urgency: false,
@@ -226,8 +253,11 @@ impl Dispatcher {
                 let Some(inc) = s.incidents.get(&d.incident) else {
                     return false;
                 };
+                let page = pages::build(&node.cfg, &urls, s, inc, d, now);
+                let slack = slack::build(s, d, &urls.public, &page.text);
                 jobs.push(Job {
-                    page: pages::build(&node.cfg, &urls, s, inc, d, now),
+                    page,
+                    slack,
                     attempt: d.attempt,
                     reconcile,
                     high_urgency: inc.urgency == Urgency::High && !d.shadow,
@@ -247,6 +277,7 @@ impl Dispatcher {
         let Dispatcher {
             node,
             notifier,
+            slack,
             work,
             in_flight,
             permits,
@@ -276,15 +307,25 @@ impl Dispatcher {
             {
                 continue;
             }
-            let (node, notifier, in_flight, permits, ended) = (
+            let (node, notifier, slack, in_flight, permits, ended) = (
                 node.clone(),
                 notifier.clone(),
+                slack.clone(),
                 in_flight.clone(),
                 permits.clone(),
                 ended.clone(),
             );
             tokio::spawn(async move {
-                let recorded = send_one(&node, &notifier, &permits, job, term, confirmed).await;
+                let recorded = send_one(
+                    &node,
+                    &notifier,
+                    slack.as_ref(),
+                    &permits,
+                    job,
+                    term,
+                    confirmed,
+                )
+                .await;
                 in_flight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -305,6 +346,7 @@ impl Dispatcher {
 async fn send_one(
     node: &Node,
     notifier: &Notifier,
+    slack_client: Option<&pager_outbound::SlackClient>,
     permits: &Semaphore,
     job: Job,
     term: u64,
@@ -312,13 +354,47 @@ async fn send_one(
 ) -> bool {
     let Job {
         page,
+        slack: slack_job,
         attempt,
         reconcile,
         high_urgency,
         claimed_at,
     } = job;
     let id = page.delivery_id;
-    if let Some((since, not_before)) = reconcile {
+    if let (Some((since, not_before)), Some(job), Some(client)) =
+        (reconcile, &slack_job, slack_client)
+    {
+        if slack::findable(job) {
+            let wait = not_before.saturating_sub(now_ms());
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            if !still_sendable(node, id, attempt, term) {
+                return false;
+            }
+            match slack::find_sent(client, job, since).await {
+                Ok(Some(provider_id)) => {
+                    info!(node = node.id(), delivery = id, %provider_id,
+                        "in-doubt Slack message found: not sending again");
+                    let result = SendResult::Sent {
+                        provider_id,
+                        reconciled: true,
+                    };
+                    record_outcome(node, id, attempt, term, result).await;
+                    return true;
+                }
+                Ok(None) => {
+                    info!(
+                        node = node.id(),
+                        delivery = id,
+                        "in-doubt Slack message not out: sending"
+                    )
+                }
+                Err(e) => warn!(node = node.id(), delivery = id, cause = %e,
+                    "cannot look up an in-doubt Slack message: sending (may duplicate)"),
+            }
+        }
+    } else if let (Some((since, not_before)), None) = (reconcile, &slack_job) {
         let wait = not_before.saturating_sub(now_ms());
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -343,14 +419,16 @@ async fn send_one(
             return true;
         }
     }
-    let now = Instant::now();
-    let slot = node
-        .leader
-        .pacer
-        .reserve(page.method, &page.address, high_urgency, now);
-    if slot > now {
-        tokio::time::sleep_until(slot).await;
-        node.leader.pacer.dequeued(page.method);
+    if slack_job.is_none() {
+        let now = Instant::now();
+        let slot = node
+            .leader
+            .pacer
+            .reserve(page.method, &page.address, high_urgency, now);
+        if slot > now {
+            tokio::time::sleep_until(slot).await;
+            node.leader.pacer.dequeued(page.method);
+        }
     }
     let Ok(_permit) = permits.acquire().await else {
         return false;
@@ -385,6 +463,39 @@ async fn send_one(
             "not sending: leadership check went stale"
         );
         return false;
+    }
+    if let Some(job) = &slack_job {
+        let result = match slack_client {
+            None => SendResult::Failed {
+                retryable: false,
+                in_doubt: false,
+                code: None,
+                message: "no [slack] section in this node's configuration".into(),
+            },
+            Some(client) => match slack::send(client, job).await {
+                Ok(provider_id) => {
+                    info!(node = node.id(), term, delivery = id, attempt, method = "slack",
+                        to = %page.address, %provider_id, "slack message sent");
+                    SendResult::Sent {
+                        provider_id,
+                        reconciled: false,
+                    }
+                }
+                Err(e) => {
+                    warn!(node = node.id(), term, delivery = id, attempt, method = "slack",
+                        to = %mask::address(&page.address), kind = ?e.kind, in_doubt = e.in_doubt,
+                        cause = %e.message, "slack message failed");
+                    let (result, wait) = slack::failure(&e);
+                    if let Some(wait) = wait {
+                        // Slack's Retry-After, honoured before the retry is planned.
+                        tokio::time::sleep(wait).await;
+                    }
+                    result
+                }
+            },
+        };
+        record_outcome(node, id, attempt, term, result).await;
+        return true;
     }
     let result = match notifier.send(&page).await {
         Ok(sent) => {
@@ -427,6 +538,19 @@ async fn confirm_leadership(node: &Node) -> Result<Instant, String> {
         .await
         .map(|_| asked)
         .map_err(|e| e.to_string())
+}
+
+/// The [`Page`] a Slack step is logged as (never sent through the notifier).
+fn slack_page(d: &pager_core::Delivery, text: String) -> Page {
+    Page {
+        delivery_id: d.id,
+        method: Method::Slack,
+        address: d.address.clone(),
+        subject: String::new(),
+        text,
+        html: None,
+        voice: None,
+    }
 }
 
 /// Lookups tried before sending anyway when Twilio keeps answering 429 / 5xx.

@@ -12,6 +12,8 @@
 //! - [`dispatcher`] with [`pages`], [`pacer`] and [`latency`]: sending the
 //!   deliveries claimed by this term, at the pace providers allow, and the
 //!   page-latency histogram
+//! - [`slack`]: the Slack sends (an incident's channel message, DM pages)
+//!   and the lookup of one left in doubt
 //! - [`retention`]: proposing `Compact` for incidents resolved long ago
 //! - [`transfer`]: handing leadership to a preferred region, or away before a
 //!   planned stop
@@ -25,6 +27,7 @@ pub mod pacer;
 pub mod pages;
 pub mod retention;
 pub mod scheduler;
+pub mod slack;
 pub mod transfer;
 
 use crate::config::DispatchSettings;

@@ -79,7 +79,7 @@ impl Pacer {
         let (next, step) = match method {
             Method::Voice => (&mut slots.next_call, self.calls_interval),
             Method::Sms => (&mut slots.next_message, self.messages_interval),
-            Method::Email => (&mut None, None),
+            Method::Email | Method::Slack => (&mut None, None),
         };
         if let Some(step) = step {
             let slot = next.map_or(at, |n| n.max(at));

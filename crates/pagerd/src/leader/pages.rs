@@ -24,6 +24,7 @@ pub fn method(kind: ContactKind) -> Method {
         ContactKind::Sms => Method::Sms,
         ContactKind::Voice => Method::Voice,
         ContactKind::Email => Method::Email,
+        ContactKind::Slack => Method::Slack,
     }
 }
 
@@ -43,7 +44,8 @@ pub fn build(
     let method = method(d.method);
     let subject = render::subject(incident);
     let (text, html, voice) = match d.method {
-        ContactKind::Sms => (render::sms(incident, d), None, None),
+        // The notification text; the dispatcher adds the message's blocks.
+        ContactKind::Sms | ContactKind::Slack => (render::sms(incident, d), None, None),
         ContactKind::Voice => {
             let path = voice_path(d.id, d.attempt);
             let call = VoiceCall {

@@ -44,6 +44,8 @@ pub struct Node {
     pub stopping: watch::Receiver<bool>,
     /// Quorum view and self-monitoring counters.
     pub health: crate::leader::monitor::Health,
+    /// Slack members mapped to the document's users (requests from Slack).
+    pub slack_users: crate::edge::slack::Directory,
 }
 
 pub fn now_ms() -> u64 {
