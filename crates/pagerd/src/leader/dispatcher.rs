@@ -487,7 +487,11 @@ async fn send_one(
                         cause = %e.message, "slack message failed");
                     let (result, wait) = slack::failure(&e);
                     if let Some(wait) = wait {
-                        // Slack's Retry-After, honoured before the retry is planned.
+                        // Slack's Retry-After, honoured before the retry is planned;
+                        // waited without a send permit or a place among the sends a
+                        // hand-over drains, so no page queues behind it.
+                        drop(_sending);
+                        drop(_permit);
                         tokio::time::sleep(wait).await;
                     }
                     result
