@@ -107,6 +107,9 @@ async fn tokens_and_roles_guard_the_api() {
     let responder = create(c.channel(f).await, BOOTSTRAP, "alice-phone", "responder")
         .await
         .expect("token created");
+    // The create was forwarded to the leader: let the follower apply it
+    // before asking the follower to check the token.
+    c.applied(f, responder.commit_index).await;
     assert!(responder.secret.starts_with("pgd_"));
     let admin = create(c.channel(leader).await, BOOTSTRAP, "ops", "admin")
         .await
@@ -213,6 +216,9 @@ async fn only_an_admin_sets_console_passwords() {
     let responder = create(c.channel(f).await, BOOTSTRAP, "alice-phone", "responder")
         .await
         .expect("token created");
+    // The create was forwarded to the leader: let the follower apply it
+    // before asking the follower to check the token.
+    c.applied(f, responder.commit_index).await;
     let set = |token: Option<String>, user: &str, password: &str| {
         let req = pb::SetPasswordRequest {
             user: user.into(),
