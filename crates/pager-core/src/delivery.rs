@@ -117,6 +117,11 @@ pub enum Purpose {
         /// Post, update or thread reply.
         step: crate::chat::ChatStep,
     },
+    /// A step of an incident's Jira ticket (`address` is the project key).
+    Ticket {
+        /// Create or move.
+        step: crate::ticket::TicketStep,
+    },
 }
 
 impl Purpose {

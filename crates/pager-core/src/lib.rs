@@ -47,6 +47,7 @@ pub mod report;
 pub mod routing;
 pub mod schedule;
 pub mod state;
+pub mod ticket;
 pub mod time;
 pub mod timer;
 

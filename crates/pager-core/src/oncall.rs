@@ -198,6 +198,9 @@ pub enum ContactKind {
     /// A Slack message with buttons: a direct message to the user (address: their Slack
     /// email or member id), or an incident's post in a channel.
     Slack,
+    /// A request about an incident's Jira ticket (address: the project key). Not a
+    /// contact method a user can have.
+    Jira,
 }
 
 impl ContactKind {
@@ -208,6 +211,7 @@ impl ContactKind {
             ContactKind::Voice => "voice",
             ContactKind::Email => "email",
             ContactKind::Slack => "slack",
+            ContactKind::Jira => "jira",
         }
     }
 }
@@ -361,6 +365,10 @@ pub struct Service {
     /// team's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack_channel: Option<String>,
+    /// A Jira ticket for each high-urgency incident: its project and issue type, and the
+    /// moves its workflow makes on resolve, duplicate and RCA completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jira: Option<crate::ticket::JiraTarget>,
 }
 
 /// A service's weekly support hours, in one time zone.
@@ -506,11 +514,19 @@ impl OnCallDoc {
                     ContactKind::Sms | ContactKind::Voice => is_e164(&cm.address),
                     ContactKind::Email => is_email(&cm.address),
                     ContactKind::Slack => is_email(&cm.address) || is_slack_id(&cm.address, "UW"),
+                    ContactKind::Jira => false,
                 };
                 if !ok {
                     let want = match cm.kind {
                         ContactKind::Email => "an email address",
                         ContactKind::Slack => "the user's Slack email address or member id (U…)",
+                        ContactKind::Jira => {
+                            bad(
+                                format!("{p}.type"),
+                                "jira is not a contact method: set `jira` on a service".into(),
+                            );
+                            continue;
+                        }
                         _ => "an E.164 phone number such as +15551234567",
                     };
                     bad(format!("{p}.address"), format!("must be {want}"));
@@ -663,6 +679,9 @@ impl OnCallDoc {
             let base = format!("services.{sname}");
             check_name(&base, sname, &mut bad);
             check_slack_channel(&base, svc.slack_channel.as_deref(), &mut bad);
+            if let Some(jira) = &svc.jira {
+                check_jira(&base, jira, &mut bad);
+            }
             if svc.integration_keys.is_empty() {
                 bad(
                     format!("{base}.integration_keys"),
@@ -986,6 +1005,36 @@ fn check_slack_channel(base: &str, channel: Option<&str>, bad: &mut impl FnMut(S
                     "{c:?} is not a Slack channel id (C… or G…, as in the channel's details): \
                      names change, ids do not"
                 ),
+            );
+        }
+    }
+}
+
+fn check_jira(base: &str, jira: &crate::ticket::JiraTarget, bad: &mut impl FnMut(String, String)) {
+    let key = &jira.project;
+    let mut chars = key.chars();
+    let key_ok = chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && (2..=10).contains(&key.len())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !key_ok {
+        bad(
+            format!("{base}.jira.project"),
+            format!(
+                "{key:?} is not a Jira project key (2 to 10 capital letters, digits or '_', \
+                 starting with a letter, as in OPS-12)"
+            ),
+        );
+    }
+    for (field, value) in [
+        ("issue_type", &jira.issue_type),
+        ("mitigated", &jira.mitigated),
+        ("duplicate", &jira.duplicate),
+        ("rca_completed", &jira.rca_completed),
+    ] {
+        if value.trim().is_empty() || value.len() > MAX_NAME_LEN {
+            bad(
+                format!("{base}.jira.{field}"),
+                format!("must be 1 to {MAX_NAME_LEN} characters"),
             );
         }
     }

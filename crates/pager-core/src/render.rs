@@ -43,8 +43,9 @@ pub fn page(incident: &Incident, delivery: &Delivery) -> PageText {
         ContactKind::Sms => sms(incident, delivery),
         ContactKind::Voice => voice(incident, delivery),
         ContactKind::Email => email_text(incident, delivery, None),
-        // The fallback text of a Slack message (its blocks carry the rest).
-        ContactKind::Slack => sms(incident, delivery),
+        // The fallback text of a Slack message (its blocks carry the rest);
+        // a Jira ticket's summary.
+        ContactKind::Slack | ContactKind::Jira => sms(incident, delivery),
     };
     PageText { subject, text }
 }
@@ -57,6 +58,7 @@ pub fn test_page(delivery: &Delivery) -> PageText {
         ContactKind::Voice => "call",
         ContactKind::Email => "email",
         ContactKind::Slack => "Slack message",
+        ContactKind::Jira => "Jira ticket",
     };
     let subject = format!("[pagerd] Test page for {}", delivery.user);
     let text = match delivery.method {

@@ -40,6 +40,7 @@ integration_keys = ["key-00000001"]
 escalation_policy = "p"
 team = "t"
 tier = "one"
+jira = { project = "OPS" }
 "#;
 
 #[derive(Debug, Clone)]

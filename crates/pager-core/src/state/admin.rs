@@ -100,6 +100,7 @@ impl State {
         deliveries += (before_tests - self.deliveries.len()) as u64;
         self.forget_rcas(before);
         self.forget_chats();
+        self.forget_tickets();
         let (incidents, known) = (&self.incidents, &self.deliveries);
         self.latest_to_phone.retain(|_, d| known.contains_key(d));
         self.last_ungrouped.retain(|_, i| incidents.contains_key(i));

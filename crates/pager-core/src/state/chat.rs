@@ -3,14 +3,13 @@
 //! [`crate::chat`]). A step is a delivery of the incident that is not among
 //! its pages: acknowledging cancels pages, never the message's update.
 
+use super::delivery::Settled;
 use super::{Cx, State};
 use crate::chat::{ChatStep, ChatThread};
-use crate::command::{Effect, Response, SendResult};
-use crate::delivery::{DeliveryId, DeliveryStatus, Purpose, MAX_ATTEMPTS};
+use crate::command::{Response, SendResult};
+use crate::delivery::{DeliveryId, Purpose};
 use crate::incident::IncidentId;
 use crate::oncall::{ContactKind, ContactMethod};
-use crate::timer::Timer;
-use std::sync::Arc;
 
 impl State {
     /// A new incident: its post, when its service (or team) has a channel.
@@ -112,29 +111,17 @@ impl State {
         step: ChatStep,
         result: &SendResult,
     ) -> Response {
-        let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) else {
-            return Response::Noop;
-        };
-        if d.status != DeliveryStatus::Pending {
-            return Response::Noop; // settled already (a duplicate outcome after a re-claim)
-        }
-        let incident = d.incident;
-        d.updated_at = cx.at;
-        self.pending.remove(&id);
-        let done = match result {
-            SendResult::Sent {
+        let (incident, sent) = match self.settle_detached(cx, id, attempt, result) {
+            Settled::Sent {
+                incident,
                 provider_id,
-                reconciled,
-            } => {
-                d.status = DeliveryStatus::Sent;
-                d.provider_id = provider_id.clone();
-                d.in_doubt = false;
-                self.stats.deliveries_sent += 1;
-                if *reconciled {
-                    self.stats.deliveries_reconciled += 1;
-                }
-                cx.effects.push(Effect::DeliverySent { delivery: id });
-                if let Some(t) = self.chat.get_mut(&incident) {
+            } => (incident, Ok(provider_id)),
+            Settled::Failed { incident, error } => (incident, Err(error)),
+            Settled::Retrying | Settled::Stale => return Response::Noop,
+        };
+        if let Some(t) = self.chat.get_mut(&incident) {
+            match sent {
+                Ok(provider_id) => {
                     t.sent += 1;
                     t.error.clear();
                     if step == ChatStep::Post {
@@ -147,64 +134,16 @@ impl State {
                         t.ts = ts.to_string();
                     }
                 }
-                true
-            }
-            SendResult::Failed {
-                retryable,
-                in_doubt,
-                code,
-                message,
-            } => {
-                if *in_doubt {
-                    self.stats.deliveries_in_doubt += 1;
-                }
-                d.in_doubt = *in_doubt || (d.in_doubt && *retryable);
-                d.error = match code {
-                    Some(c) => format!("{c}: {message}"),
-                    None => message.clone(),
-                };
-                if *retryable && attempt < MAX_ATTEMPTS {
-                    d.status = DeliveryStatus::RetryWait;
-                    let when = cx.at + super::delivery::backoff(id, attempt);
-                    // Owned by no incident: a compaction of the incident must not
-                    // drop the retry of its message's last step.
-                    self.set_timer(
-                        0,
-                        when,
-                        Timer::Retry {
-                            incident: 0,
-                            delivery: id,
-                        },
-                    );
-                    cx.effects.push(Effect::DeliveryFailed {
-                        delivery: id,
-                        retry_at: Some(when),
-                    });
-                    false
-                } else {
-                    d.status = DeliveryStatus::Failed;
-                    self.stats.deliveries_failed += 1;
-                    let error = d.error.clone();
-                    cx.effects.push(Effect::DeliveryFailed {
-                        delivery: id,
-                        retry_at: None,
-                    });
-                    if let Some(t) = self.chat.get_mut(&incident) {
-                        t.failed += 1;
-                        t.error = error;
-                    }
-                    true
+                Err(error) => {
+                    t.failed += 1;
+                    t.error = error;
                 }
             }
-        };
-        if done {
-            if let Some(t) = self.chat.get_mut(&incident) {
-                if t.busy == Some(id) {
-                    t.busy = None;
-                }
+            if t.busy == Some(id) {
+                t.busy = None;
             }
-            self.chat_next(cx, incident);
         }
+        self.chat_next(cx, incident);
         Response::Noop
     }
 

@@ -50,8 +50,10 @@ impl State {
         if d.attempt != attempt {
             return Response::Noop; // an outcome of an earlier attempt: already settled
         }
-        if let Purpose::Chat { step } = d.purpose {
-            return self.chat_outcome(cx, id, attempt, step, result);
+        match d.purpose {
+            Purpose::Chat { step } => return self.chat_outcome(cx, id, attempt, step, result),
+            Purpose::Ticket { step } => return self.ticket_outcome(cx, id, attempt, step, result),
+            _ => {}
         }
         let incident = d.incident;
         match (d.status, result) {
@@ -281,4 +283,103 @@ fn unknown_user(user: &str) -> Response {
         field: "user".into(),
         what: format!("user {user:?} in the on-call document"),
     })
+}
+
+/// How a delivery that is not a page (an incident's Slack or Jira step)
+/// settled: see [`State::settle_detached`].
+pub(super) enum Settled {
+    /// Out; the provider's id for it.
+    Sent {
+        incident: IncidentId,
+        provider_id: String,
+    },
+    /// Failed for good, with the error.
+    Failed { incident: IncidentId, error: String },
+    /// Failed; retried with backoff.
+    Retrying,
+    /// Settled already (a duplicate outcome after a re-claim), or unknown.
+    Stale,
+}
+
+impl State {
+    /// Record the outcome of a delivery that is not among its incident's
+    /// pages: sent, retried with backoff (its timer owned by no incident, so
+    /// compacting the incident cannot drop it), or failed for good.
+    pub(super) fn settle_detached(
+        &mut self,
+        cx: &mut Cx,
+        id: DeliveryId,
+        attempt: u32,
+        result: &SendResult,
+    ) -> Settled {
+        let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) else {
+            return Settled::Stale;
+        };
+        if d.status != DeliveryStatus::Pending {
+            return Settled::Stale;
+        }
+        let incident = d.incident;
+        d.updated_at = cx.at;
+        self.pending.remove(&id);
+        match result {
+            SendResult::Sent {
+                provider_id,
+                reconciled,
+            } => {
+                d.status = DeliveryStatus::Sent;
+                d.provider_id = provider_id.clone();
+                d.in_doubt = false;
+                self.stats.deliveries_sent += 1;
+                if *reconciled {
+                    self.stats.deliveries_reconciled += 1;
+                }
+                cx.effects.push(Effect::DeliverySent { delivery: id });
+                Settled::Sent {
+                    incident,
+                    provider_id: provider_id.clone(),
+                }
+            }
+            SendResult::Failed {
+                retryable,
+                in_doubt,
+                code,
+                message,
+            } => {
+                if *in_doubt {
+                    self.stats.deliveries_in_doubt += 1;
+                }
+                d.in_doubt = *in_doubt || (d.in_doubt && *retryable);
+                d.error = match code {
+                    Some(c) => format!("{c}: {message}"),
+                    None => message.clone(),
+                };
+                if *retryable && attempt < MAX_ATTEMPTS {
+                    d.status = DeliveryStatus::RetryWait;
+                    let when = cx.at + backoff(id, attempt);
+                    self.set_timer(
+                        0,
+                        when,
+                        Timer::Retry {
+                            incident: 0,
+                            delivery: id,
+                        },
+                    );
+                    cx.effects.push(Effect::DeliveryFailed {
+                        delivery: id,
+                        retry_at: Some(when),
+                    });
+                    Settled::Retrying
+                } else {
+                    d.status = DeliveryStatus::Failed;
+                    self.stats.deliveries_failed += 1;
+                    let error = d.error.clone();
+                    cx.effects.push(Effect::DeliveryFailed {
+                        delivery: id,
+                        retry_at: None,
+                    });
+                    Settled::Failed { incident, error }
+                }
+            }
+        }
+    }
 }

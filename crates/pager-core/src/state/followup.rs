@@ -312,6 +312,8 @@ impl State {
             rca.stage_since = cx.at;
         }
         self.note_if_kept(cx, id, by, "completed the RCA");
+        // Also when the incident is no longer kept (its ticket is, with the RCA).
+        self.ticket_next(cx, id);
         Response::Incident { id }
     }
 
@@ -350,6 +352,7 @@ impl State {
             None => "marked a duplicate: no RCA needed".to_string(),
         };
         self.note_if_kept(cx, id, by, what);
+        self.ticket_next(cx, id);
         Response::Incident { id }
     }
 

@@ -52,6 +52,7 @@ mod incidents;
 mod ingest;
 mod phone;
 mod reports;
+mod ticket;
 mod timers;
 mod weekly;
 
@@ -242,6 +243,9 @@ pub struct State {
     /// Each incident's Slack message (incidents of services with a channel).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub chat: BTreeMap<IncidentId, crate::chat::ChatThread>,
+    /// Each incident's Jira ticket (high-urgency incidents of services with `jira`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tickets: BTreeMap<IncidentId, crate::ticket::Ticket>,
 }
 
 /// Per-apply context: where in the log we are, the instant, and the effects so far.
@@ -444,6 +448,7 @@ impl State {
         }
         self.incidents.settle(meta.index);
         self.chat_changed(&mut cx);
+        self.tickets_changed(&mut cx);
         let after = self.timers.next_deadline();
         if after != before {
             if let Some(t) = after {
