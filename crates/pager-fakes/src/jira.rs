@@ -482,6 +482,7 @@ impl Records {
         match (method.as_str(), segments) {
             ("GET", ["rest", "api", "3", "user", "search"]) => self.search_users(origin, query),
             ("POST", ["rest", "api", "3", "issue"]) => self.create_issue(origin, body),
+            ("POST", ["rest", "api", "3", "search"]) => self.search_issues(origin, body),
             ("GET", ["rest", "api", "3", "issue", key]) => self.get_issue(origin, key),
             ("GET", ["rest", "api", "3", "issue", key, "transitions"]) => {
                 self.get_transitions(origin, key)
@@ -551,6 +552,92 @@ impl Records {
             })
             .collect();
         (200, Some(Value::Array(found)))
+    }
+
+    /// `POST /rest/api/3/search`: JQL limited to clauses `project = KEY` and
+    /// `labels = NAME` joined by `AND` (values bare or double-quoted); any
+    /// other query is refused as Jira refuses a malformed one.
+    fn search_issues(&self, origin: &str, body: &Value) -> Answer {
+        let Some(jql) = body.get("jql").and_then(Value::as_str) else {
+            return (
+                400,
+                Some(error_body(
+                    &["The JQL query is required: `jql`."],
+                    Map::new(),
+                )),
+            );
+        };
+        let mut project = None;
+        let mut labels = Vec::new();
+        for clause in jql.split(" AND ") {
+            let Some((field, value)) = clause.split_once('=') else {
+                return bad_jql(jql);
+            };
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            if value.is_empty() || value.contains(char::is_whitespace) {
+                return bad_jql(jql);
+            }
+            match field.trim() {
+                "project" => {
+                    if !self.projects.contains_key(value) {
+                        return (
+                            400,
+                            Some(error_body(
+                                &[&format!(
+                                    "The value '{value}' does not exist for the field 'project'."
+                                )],
+                                Map::new(),
+                            )),
+                        );
+                    }
+                    project = Some(value.to_owned());
+                }
+                "labels" => labels.push(value.to_owned()),
+                _ => return bad_jql(jql),
+            }
+        }
+        let start = body.get("startAt").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let max = body
+            .get("maxResults")
+            .and_then(Value::as_u64)
+            .unwrap_or(50)
+            .min(100) as usize;
+        let found: Vec<&JiraIssue> = self
+            .issues
+            .iter()
+            .filter(|i| project.as_ref().map_or(true, |p| *p == i.project))
+            .filter(|i| labels.iter().all(|l| i.labels.contains(l)))
+            .collect();
+        let issues: Vec<Value> = found
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(|i| {
+                json!({
+                    "id": i.id,
+                    "key": i.key,
+                    "self": format!("{origin}/rest/api/3/issue/{}", i.id),
+                    "fields": {
+                        "summary": i.summary,
+                        "status": { "name": i.status, "id": status_id(&i.status) },
+                    },
+                })
+            })
+            .collect();
+        (
+            200,
+            Some(json!({
+                "expand": "schema,names",
+                "startAt": start,
+                "maxResults": max,
+                "total": found.len(),
+                "issues": issues,
+            })),
+        )
     }
 
     fn create_issue(&mut self, origin: &str, body: &Value) -> Answer {
@@ -1049,4 +1136,17 @@ mod tests {
         assert_eq!(names("RCA Completed"), ["Duplicate"]);
         assert!(names("Duplicate").is_empty());
     }
+}
+
+fn bad_jql(jql: &str) -> Answer {
+    (
+        400,
+        Some(error_body(
+            &[&format!(
+                "Error in the JQL Query: this test server understands only `project = KEY` and \
+                 `labels = NAME` joined by AND, not {jql:?}."
+            )],
+            Map::new(),
+        )),
+    )
 }

@@ -11,6 +11,7 @@
 //! | [`JiraClient::create_issue`] | `POST /rest/api/3/issue` → `201 {id, key, self}` |
 //! | [`JiraClient::transitions`] | `GET /rest/api/3/issue/{key}/transitions` |
 //! | [`JiraClient::transition_to`] | that, then `POST …/transitions {"transition": {"id"}}` → `204` |
+//! | [`JiraClient::find_by_label`] | `POST /rest/api/3/search {"jql": "project = … AND labels = …"}` |
 //! | [`JiraClient::status`] | `GET /rest/api/3/issue/{key}?fields=status` |
 //! | [`JiraClient::add_comment`] | `POST /rest/api/3/issue/{key}/comment {"body": ADF}` → `201` |
 //!
@@ -259,6 +260,44 @@ impl JiraClient {
             )
             .in_doubt(true)),
         }
+    }
+
+    /// The key of an issue of `project_key` carrying `label`, if any (the
+    /// oldest). Read-only: how a create whose answer was lost is found again
+    /// before it is sent twice.
+    #[tracing::instrument(name = "jira_find_labelled", skip_all, fields(project = project_key))]
+    pub async fn find_by_label(
+        &self,
+        project_key: &str,
+        label: &str,
+    ) -> Result<Option<String>, OutboundError> {
+        let Some(label) = clean_label(label) else {
+            return Err(OutboundError::permanent("jira search: empty label"));
+        };
+        let body = json!({
+            "jql": format!("project = \"{project_key}\" AND labels = \"{label}\""),
+            "startAt": 0,
+            "maxResults": 1,
+            "fields": ["summary"],
+        });
+        let answer = self
+            .send(
+                Method::POST,
+                &["search"],
+                &[],
+                Some(&body),
+                Effect::Idempotent,
+                "jira search",
+            )
+            .await?;
+        let found: Value = serde_json::from_slice(&answer).map_err(|err| {
+            OutboundError::transient(format!("jira search answer is unreadable: {err}"))
+        })?;
+        Ok(found["issues"]
+            .as_array()
+            .and_then(|issues| issues.first())
+            .and_then(|i| i["key"].as_str())
+            .map(str::to_owned))
     }
 
     /// The transitions available from `issue_key`'s current status. Read-only.

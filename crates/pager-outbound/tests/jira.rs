@@ -371,6 +371,45 @@ async fn no_answer_after_the_request_was_sent_is_in_doubt() {
 }
 
 #[tokio::test]
+async fn a_create_whose_answer_was_lost_is_found_by_its_label() {
+    let fake = fake().await;
+    let jira = client(&fake)
+        .with_timeout(Duration::from_millis(300))
+        .expect("valid timeout");
+    fake.fail_next(1, Fault::DropAfterAccept);
+    let err = jira
+        .create_issue(
+            "OPS",
+            "Incident",
+            "db1 disk full",
+            description(),
+            None,
+            &["pagerd-delivery-42"],
+        )
+        .await
+        .unwrap_err();
+    assert!(err.in_doubt, "{err}");
+    let found = jira
+        .find_by_label("OPS", "pagerd-delivery-42")
+        .await
+        .expect("searched");
+    assert_eq!(found.as_deref(), Some("OPS-1"));
+    assert_eq!(
+        jira.find_by_label("OPS", "pagerd-delivery-43")
+            .await
+            .expect("searched"),
+        None
+    );
+    // A project Jira does not know is Jira's 400: permanent, and says which.
+    let err = jira
+        .find_by_label("NOPE", "pagerd-delivery-42")
+        .await
+        .unwrap_err();
+    assert_kind(&err, ErrorKind::Permanent, false, Some(400));
+    assert!(err.message.contains("NOPE"), "{err}");
+}
+
+#[tokio::test]
 async fn nothing_listening_is_transient_and_certainly_not_sent() {
     let fake = fake().await;
     let base = fake.base_url();
@@ -452,6 +491,7 @@ async fn every_request_is_declared_in_jiras_openapi_description() {
     jira.add_comment(&created.key, description())
         .await
         .expect("commented");
+    jira.find_by_label("OPS", "a").await.expect("searched");
 
     let requests = fake.requests();
     assert!(requests.len() >= 8, "{requests:?}");
@@ -506,6 +546,7 @@ async fn every_request_is_declared_in_jiras_openapi_description() {
             "POST /rest/api/3/issue",
             "POST /rest/api/3/issue/{issueIdOrKey}/comment",
             "POST /rest/api/3/issue/{issueIdOrKey}/transitions",
+            "POST /rest/api/3/search",
         ]
     );
 
