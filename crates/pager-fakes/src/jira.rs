@@ -1085,6 +1085,19 @@ fn check_node(node: &Value, allowed: &[&str], at: &str) -> Result<(), String> {
     }
 }
 
+fn bad_jql(jql: &str) -> Answer {
+    (
+        400,
+        Some(error_body(
+            &[&format!(
+                "Error in the JQL Query: this test server understands only `project = KEY` and \
+                 `labels = NAME` joined by AND, not {jql:?}."
+            )],
+            Map::new(),
+        )),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1136,17 +1149,4 @@ mod tests {
         assert_eq!(names("RCA Completed"), ["Duplicate"]);
         assert!(names("Duplicate").is_empty());
     }
-}
-
-fn bad_jql(jql: &str) -> Answer {
-    (
-        400,
-        Some(error_body(
-            &[&format!(
-                "Error in the JQL Query: this test server understands only `project = KEY` and \
-                 `labels = NAME` joined by AND, not {jql:?}."
-            )],
-            Map::new(),
-        )),
-    )
 }

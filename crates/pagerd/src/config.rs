@@ -32,6 +32,9 @@ pub struct RawConfig {
     /// Slack: incident messages in channels, direct messages, buttons and slash commands.
     #[serde(default)]
     pub slack: Option<RawSlack>,
+    /// Jira: a ticket for each high-urgency incident of a service with `jira`.
+    #[serde(default)]
+    pub jira: Option<RawJira>,
     pub console: RawConsole,
     pub dispatch: RawDispatch,
     #[serde(default)]
@@ -410,6 +413,64 @@ impl RawSlack {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJira {
+    /// The site, `https://your-domain.atlassian.net`.
+    pub base_url: String,
+    /// The account pagerd acts as (basic auth with its API token).
+    pub email: String,
+    pub api_token: Option<String>,
+    pub api_token_file: Option<PathBuf>,
+    #[serde(default = "default_provider_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// `[jira]`, checked.
+#[derive(Clone)]
+pub struct JiraSettings {
+    pub base_url: String,
+    pub email: String,
+    pub api_token: Secret,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for JiraSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraSettings")
+            .field("base_url", &self.base_url)
+            .field("email", &pager_notify::mask::email(&self.email))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawJira {
+    fn validate(self) -> Result<JiraSettings, ConfigError> {
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return Err(invalid("jira.base_url", "must be an http(s) URL"));
+        }
+        if !self.email.contains('@') {
+            return Err(invalid(
+                "jira.email",
+                "must be the email address of the account pagerd acts as",
+            ));
+        }
+        let api_token = secret("jira.api_token", self.api_token, self.api_token_file)?
+            .filter(|t| !t.expose().trim().is_empty())
+            .ok_or_else(|| invalid("jira.api_token", "required (or jira.api_token_file)"))?;
+        if self.timeout_ms == 0 {
+            return Err(invalid("jira.timeout_ms", "must be more than 0"));
+        }
+        Ok(JiraSettings {
+            base_url: self.base_url.trim_end_matches('/').to_string(),
+            email: self.email,
+            api_token,
+            timeout: Duration::from_millis(self.timeout_ms),
+        })
+    }
+}
+
 fn default_slack_url() -> String {
     "https://slack.com/api".into()
 }
@@ -576,6 +637,7 @@ impl Default for RawConfig {
             twilio: None,
             smtp: None,
             slack: None,
+            jira: None,
             console: RawConsole { enabled: true },
             auth: RawAuth::default(),
             tls: None,
@@ -716,6 +778,8 @@ pub struct NodeConfig {
     pub twilio_webhook_tokens: Vec<Secret>,
     /// `[slack]`; `None`: no Slack.
     pub slack: Option<SlackSettings>,
+    /// `[jira]`; `None`: no Jira.
+    pub jira: Option<JiraSettings>,
     /// This node's public HTTP base URL (no trailing slash).
     pub public_url: String,
     pub dispatch: DispatchSettings,
@@ -982,6 +1046,7 @@ impl RawConfig {
         };
         let smtp = self.smtp.map(RawSmtp::validate).transpose()?;
         let slack = self.slack.map(RawSlack::validate).transpose()?;
+        let jira = self.jira.map(RawJira::validate).transpose()?;
         let dispatch = self.dispatch.validate()?;
         let bootstrap_admin_token = self.auth.bootstrap_token()?;
         let oidc = self.auth.oidc.clone().map(RawOidc::validate).transpose()?;
@@ -1028,6 +1093,7 @@ impl RawConfig {
             },
             twilio_webhook_tokens,
             slack,
+            jira,
             events_per_second_per_key: self.dispatch.events_per_second_per_key,
             events_burst_per_key: self.dispatch.events_burst_per_key,
             auth_enabled: self.auth.enabled,

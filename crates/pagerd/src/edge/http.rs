@@ -228,6 +228,13 @@ async fn metrics(Ax(node): Ax<Arc<Node>>) -> impl IntoResponse {
             "pagerd_deliveries{{method=\"{method}\",status=\"{status}\"}} {n}"
         );
     }
+    let _ = writeln!(out, "# HELP pagerd_integration_failures_total Slack and Jira requests that failed on this node as leader, by provider and class (auth, rate_limited, permanent, transient).\n# TYPE pagerd_integration_failures_total counter");
+    for ((provider, class), n) in node.leader.integration_failures() {
+        let _ = writeln!(
+            out,
+            "pagerd_integration_failures_total{{provider=\"{provider}\",class=\"{class}\"}} {n}"
+        );
+    }
     let _ = writeln!(out, "# HELP pagerd_dispatch_queued Pages the leader holds for their send slot (account rate, per-recipient throttle).\n# TYPE pagerd_dispatch_queued gauge");
     for (method, n) in node.leader.pacer.queued() {
         let _ = writeln!(out, "pagerd_dispatch_queued{{method=\"{method}\"}} {n}");

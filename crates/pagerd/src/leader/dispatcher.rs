@@ -23,8 +23,9 @@
 //! are re-sent (a duplicate call beats a missed one).
 
 use crate::leader::effects::Claim;
+use crate::leader::outbound::{self, Clients, Outbound, INTEGRATION_PERMITS};
 use crate::leader::pages::{self, Urls};
-use crate::leader::slack::{self, SlackJob};
+use crate::leader::{jira, slack};
 use crate::node::{now_ms, Node};
 use pager_core::delivery::Purpose;
 use pager_core::{Command, ContactKind, DeliveryId, DeliveryStatus, SendResult, Urgency};
@@ -53,13 +54,15 @@ const NOT_DELIVERED: [&str; 3] = ["failed", "undelivered", "canceled"];
 pub struct Dispatcher {
     node: Arc<Node>,
     notifier: Notifier,
-    /// `[slack]`'s client; `None`: Slack deliveries fail ("not configured").
-    slack: Option<pager_outbound::SlackClient>,
+    /// The integrations' clients (`[slack]`, `[jira]`).
+    clients: Clients,
     claims: mpsc::UnboundedReceiver<Claim>,
     shutdown: watch::Receiver<bool>,
     work: WorkList,
     in_flight: InFlight,
     permits: Arc<Semaphore>,
+    /// Integration requests' own permits: a hung provider holds none of the pages'.
+    integration_permits: Arc<Semaphore>,
     // Sends that ended hand their delivery back: still pending (unsent, or an
     // outcome that did not commit) means it goes again, as the work list says.
     ended_tx: mpsc::UnboundedSender<(DeliveryId, u64)>,
@@ -75,21 +78,17 @@ impl Dispatcher {
     ) -> Dispatcher {
         let permits = Arc::new(Semaphore::new(node.cfg.dispatch_concurrency));
         let (ended_tx, ended) = mpsc::unbounded_channel();
-        let slack = node.cfg.slack.as_ref().and_then(|s| {
-            pager_outbound::SlackClient::new(&s.base_url, s.bot_token.clone())
-                .and_then(|c| c.with_timeout(s.timeout))
-                .map_err(|e| error!(cause = %e, "slack client not built: Slack messages will fail"))
-                .ok()
-        });
+        let clients = Clients::from_config(&node.cfg);
         Dispatcher {
             node,
             notifier,
-            slack,
+            clients,
             claims,
             shutdown,
             work: WorkList::default(),
             in_flight: Arc::default(),
             permits,
+            integration_permits: Arc::new(Semaphore::new(INTEGRATION_PERMITS)),
             ended_tx,
             ended,
         }
@@ -167,8 +166,8 @@ impl WorkList {
 /// One page to send, with what its task needs to know.
 struct Job {
     page: Page,
-    /// A Slack message instead of a page through the notifier.
-    slack: Option<SlackJob>,
+    /// A request to an integration (Slack, Jira) instead of a page through the notifier.
+    outbound: Option<Outbound>,
     attempt: u32,
     /// Reconcile before sending (SMS in doubt), not before `reconcile_from` (wall ms).
     reconcile: Option<(u64, u64)>,
@@ -210,13 +209,22 @@ impl Dispatcher {
                     return false; // the task in flight hands it back when it ends
                 }
                 let reconcile = (d.in_doubt
-                    && matches!(d.method, ContactKind::Sms | ContactKind::Slack))
+                    && matches!(
+                        d.method,
+                        ContactKind::Sms | ContactKind::Slack | ContactKind::Jira
+                    ))
                 .then_some((d.claimed_at, d.updated_at + grace));
-                if let Purpose::Chat { .. } = d.purpose {
+                if let Purpose::Chat { .. } | Purpose::Ticket { .. } = d.purpose {
                     let text = s.incidents.get(&d.incident).map(|i| i.summary.clone());
+                    let outbound = match d.purpose {
+                        Purpose::Ticket { .. } => {
+                            jira::build(s, d, &urls.public).map(Outbound::Jira)
+                        }
+                        _ => slack::build(s, d, &urls.public, "").map(Outbound::Slack),
+                    };
                     jobs.push(Job {
-                        page: slack_page(d, text.unwrap_or_default()),
-                        slack: slack::build(s, d, &urls.public, ""),
+                        page: integration_page(d, text.unwrap_or_default()),
+                        outbound,
                         attempt: d.attempt,
                         reconcile,
                         high_urgency: false,
@@ -225,7 +233,7 @@ impl Dispatcher {
                     return true;
                 }
                 let standalone = match d.purpose {
-                    Purpose::Page | Purpose::Chat { .. } => None,
+                    Purpose::Page | Purpose::Chat { .. } | Purpose::Ticket { .. } => None,
                     Purpose::Test => Some(pages::build_test(&node.cfg, &urls, d)),
                     Purpose::Invite { .. } => Some(pages::build_invite(&urls, s, d, now)),
                     Purpose::RcaReminder { incident, .. } => {
@@ -239,10 +247,11 @@ impl Dispatcher {
                     }
                 };
                 if let Some(page) = standalone {
-                    let slack = slack::build(s, d, &urls.public, &page.text);
+                    let outbound =
+                        slack::build(s, d, &urls.public, &page.text).map(Outbound::Slack);
                     jobs.push(Job {
                         page,
-                        slack,
+                        outbound,
                         attempt: d.attempt,
                         reconcile,
                         high_urgency: false,
@@ -254,10 +263,10 @@ impl Dispatcher {
                     return false;
                 };
                 let page = pages::build(&node.cfg, &urls, s, inc, d, now);
-                let slack = slack::build(s, d, &urls.public, &page.text);
+                let outbound = slack::build(s, d, &urls.public, &page.text).map(Outbound::Slack);
                 jobs.push(Job {
                     page,
-                    slack,
+                    outbound,
                     attempt: d.attempt,
                     reconcile,
                     high_urgency: inc.urgency == Urgency::High && !d.shadow,
@@ -277,10 +286,11 @@ impl Dispatcher {
         let Dispatcher {
             node,
             notifier,
-            slack,
+            clients,
             work,
             in_flight,
             permits,
+            integration_permits,
             ended_tx: ended,
             ..
         } = self;
@@ -307,25 +317,20 @@ impl Dispatcher {
             {
                 continue;
             }
-            let (node, notifier, slack, in_flight, permits, ended) = (
+            let (node, notifier, clients, in_flight, ended) = (
                 node.clone(),
                 notifier.clone(),
-                slack.clone(),
+                clients.clone(),
                 in_flight.clone(),
-                permits.clone(),
                 ended.clone(),
             );
+            let permits = match job.outbound {
+                Some(_) => integration_permits.clone(),
+                None => permits.clone(),
+            };
             tokio::spawn(async move {
-                let recorded = send_one(
-                    &node,
-                    &notifier,
-                    slack.as_ref(),
-                    &permits,
-                    job,
-                    term,
-                    confirmed,
-                )
-                .await;
+                let recorded =
+                    send_one(&node, &notifier, &clients, &permits, job, term, confirmed).await;
                 in_flight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -346,7 +351,7 @@ impl Dispatcher {
 async fn send_one(
     node: &Node,
     notifier: &Notifier,
-    slack_client: Option<&pager_outbound::SlackClient>,
+    clients: &Clients,
     permits: &Semaphore,
     job: Job,
     term: u64,
@@ -354,17 +359,15 @@ async fn send_one(
 ) -> bool {
     let Job {
         page,
-        slack: slack_job,
+        outbound,
         attempt,
         reconcile,
         high_urgency,
         claimed_at,
     } = job;
     let id = page.delivery_id;
-    if let (Some((since, not_before)), Some(job), Some(client)) =
-        (reconcile, &slack_job, slack_client)
-    {
-        if slack::findable(job) {
+    if let (Some((since, not_before)), Some(job)) = (reconcile, &outbound) {
+        if job.findable() {
             let wait = not_before.saturating_sub(now_ms());
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -372,10 +375,11 @@ async fn send_one(
             if !still_sendable(node, id, attempt, term) {
                 return false;
             }
-            match slack::find_sent(client, job, since).await {
+            let provider = job.provider();
+            match job.find_sent(clients, since).await {
                 Ok(Some(provider_id)) => {
-                    info!(node = node.id(), delivery = id, %provider_id,
-                        "in-doubt Slack message found: not sending again");
+                    info!(node = node.id(), delivery = id, provider, %provider_id,
+                        "in-doubt integration request found done: not sending again");
                     let result = SendResult::Sent {
                         provider_id,
                         reconciled: true,
@@ -383,18 +387,17 @@ async fn send_one(
                     record_outcome(node, id, attempt, term, result).await;
                     return true;
                 }
-                Ok(None) => {
-                    info!(
-                        node = node.id(),
-                        delivery = id,
-                        "in-doubt Slack message not out: sending"
-                    )
-                }
-                Err(e) => warn!(node = node.id(), delivery = id, cause = %e,
-                    "cannot look up an in-doubt Slack message: sending (may duplicate)"),
+                Ok(None) => info!(
+                    node = node.id(),
+                    delivery = id,
+                    provider,
+                    "in-doubt integration request not done: sending"
+                ),
+                Err(e) => warn!(node = node.id(), delivery = id, provider, cause = %e,
+                    "cannot look up an in-doubt integration request: sending (may duplicate)"),
             }
         }
-    } else if let (Some((since, not_before)), None) = (reconcile, &slack_job) {
+    } else if let (Some((since, not_before)), None) = (reconcile, &outbound) {
         let wait = not_before.saturating_sub(now_ms());
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -419,7 +422,7 @@ async fn send_one(
             return true;
         }
     }
-    if slack_job.is_none() {
+    if outbound.is_none() {
         let now = Instant::now();
         let slot = node
             .leader
@@ -464,39 +467,34 @@ async fn send_one(
         );
         return false;
     }
-    if let Some(job) = &slack_job {
-        let result = match slack_client {
-            None => SendResult::Failed {
-                retryable: false,
-                in_doubt: false,
-                code: None,
-                message: "no [slack] section in this node's configuration".into(),
-            },
-            Some(client) => match slack::send(client, job).await {
-                Ok(provider_id) => {
-                    info!(node = node.id(), term, delivery = id, attempt, method = "slack",
-                        to = %page.address, %provider_id, "slack message sent");
-                    SendResult::Sent {
-                        provider_id,
-                        reconciled: false,
-                    }
+    if let Some(job) = &outbound {
+        let provider = job.provider();
+        let result = match job.send(clients).await {
+            Ok(provider_id) => {
+                info!(node = node.id(), term, delivery = id, attempt, provider,
+                    to = %mask::address(&page.address), %provider_id, "integration request sent");
+                SendResult::Sent {
+                    provider_id,
+                    reconciled: false,
                 }
-                Err(e) => {
-                    warn!(node = node.id(), term, delivery = id, attempt, method = "slack",
-                        to = %mask::address(&page.address), kind = ?e.kind, in_doubt = e.in_doubt,
-                        cause = %e.message, "slack message failed");
-                    let (result, wait) = slack::failure(&e);
-                    if let Some(wait) = wait {
-                        // Slack's Retry-After, honoured before the retry is planned;
-                        // waited without a send permit or a place among the sends a
-                        // hand-over drains, so no page queues behind it.
-                        drop(_sending);
-                        drop(_permit);
-                        tokio::time::sleep(wait).await;
-                    }
-                    result
+            }
+            Err(e) => {
+                let class = outbound::class(&e);
+                node.leader.integration_failed(provider, class);
+                warn!(node = node.id(), term, delivery = id, attempt, provider,
+                    to = %mask::address(&page.address), class, in_doubt = e.in_doubt,
+                    cause = %e.message, "integration request failed");
+                let (result, wait) = outbound::failure(provider, &e);
+                if let Some(wait) = wait {
+                    // The provider's Retry-After, honoured before the retry is
+                    // planned; waited without a send permit or a place among the
+                    // sends a hand-over drains, so nothing queues behind it.
+                    drop(_sending);
+                    drop(_permit);
+                    tokio::time::sleep(wait).await;
                 }
-            },
+                result
+            }
         };
         record_outcome(node, id, attempt, term, result).await;
         return true;
@@ -544,8 +542,8 @@ async fn confirm_leadership(node: &Node) -> Result<Instant, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The [`Page`] a Slack step is logged as (never sent through the notifier).
-fn slack_page(d: &pager_core::Delivery, text: String) -> Page {
+/// The [`Page`] an integration request is logged as (never sent through the notifier).
+fn integration_page(d: &pager_core::Delivery, text: String) -> Page {
     Page {
         delivery_id: d.id,
         method: Method::Slack,

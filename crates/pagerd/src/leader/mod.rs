@@ -21,8 +21,10 @@
 
 pub mod dispatcher;
 pub mod effects;
+pub mod jira;
 pub mod latency;
 pub mod monitor;
+pub mod outbound;
 pub mod pacer;
 pub mod pages;
 pub mod retention;
@@ -31,6 +33,8 @@ pub mod slack;
 pub mod transfer;
 
 use crate::config::DispatchSettings;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use tokio::sync::{watch, RwLock};
 
 /// What the leader's loops share with each other, the write path and the
@@ -52,6 +56,9 @@ pub struct LeaderState {
     /// Writes take it shared; a leadership transfer takes it exclusively to
     /// hold new writes while the target catches up and campaigns.
     pub transfer_gate: RwLock<()>,
+    /// Failed integration requests this process sent as leader, by
+    /// (provider, error class).
+    integration_failures: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl LeaderState {
@@ -62,6 +69,25 @@ impl LeaderState {
             page_latency: latency::Histogram::default(),
             sends: transfer::Sends::default(),
             transfer_gate: RwLock::new(()),
+            integration_failures: Mutex::default(),
         }
+    }
+
+    /// Count a failed integration request (`pagerd_integration_failures_total`).
+    pub fn integration_failed(&self, provider: &'static str, class: &'static str) {
+        let mut failures = self
+            .integration_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *failures.entry((provider, class)).or_default() += 1;
+    }
+
+    /// The counts of [`Self::integration_failed`], in order.
+    pub fn integration_failures(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let failures = self
+            .integration_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        failures.iter().map(|(k, v)| (*k, *v)).collect()
     }
 }

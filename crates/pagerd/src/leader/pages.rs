@@ -24,7 +24,9 @@ pub fn method(kind: ContactKind) -> Method {
         ContactKind::Sms => Method::Sms,
         ContactKind::Voice => Method::Voice,
         ContactKind::Email => Method::Email,
-        ContactKind::Slack => Method::Slack,
+        // Both go out through pager-outbound, never the notifier; the
+        // method only labels them in logs.
+        ContactKind::Slack | ContactKind::Jira => Method::Slack,
     }
 }
 
@@ -45,7 +47,9 @@ pub fn build(
     let subject = render::subject(incident);
     let (text, html, voice) = match d.method {
         // The notification text; the dispatcher adds the message's blocks.
-        ContactKind::Sms | ContactKind::Slack => (render::sms(incident, d), None, None),
+        ContactKind::Sms | ContactKind::Slack | ContactKind::Jira => {
+            (render::sms(incident, d), None, None)
+        }
         ContactKind::Voice => {
             let path = voice_path(d.id, d.attempt);
             let call = VoiceCall {

@@ -12,15 +12,11 @@
 
 use pager_core::chat::ChatStep;
 use pager_core::delivery::Purpose;
-use pager_core::{ContactKind, Delivery, Incident, IncidentStatus, SendResult, State};
+use pager_core::{ContactKind, Delivery, Incident, IncidentStatus, State};
 use pager_outbound::slack::{self, IncidentCard, Posted};
-use pager_outbound::{ErrorKind, OutboundError, SlackClient};
+use pager_outbound::{OutboundError, SlackClient};
 use serde_json::{json, Value};
-use std::time::Duration;
 
-/// Longest a rate-limited send waits, for Slack's `Retry-After`, before its
-/// outcome is recorded (and `apply`'s backoff retries it).
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// How far before its claim a post in doubt is looked for (clocks differ).
 const LOOK_BACK_MS: u64 = 60_000;
 
@@ -285,30 +281,4 @@ async fn direct_channel(client: &SlackClient, to: &str) -> Result<String, Outbou
         to.to_string()
     };
     client.open_dm(&user).await
-}
-
-/// What a failed Slack request means to `apply`, and how long Slack asked us
-/// to wait before the next (waited by the sender, so the retry honours it).
-pub fn failure(err: &OutboundError) -> (SendResult, Option<Duration>) {
-    let wait = match err.kind {
-        ErrorKind::RateLimited { retry_after } => Some(
-            retry_after
-                .unwrap_or(Duration::from_secs(1))
-                .min(MAX_RETRY_AFTER),
-        ),
-        _ => None,
-    };
-    let kind = match err.kind {
-        ErrorKind::Auth => "auth",
-        ErrorKind::RateLimited { .. } => "rate limited",
-        ErrorKind::Permanent => "permanent",
-        ErrorKind::Transient => "transient",
-    };
-    let result = SendResult::Failed {
-        retryable: err.retryable(),
-        in_doubt: err.in_doubt,
-        code: None,
-        message: format!("slack ({kind}): {}", err.message),
-    };
-    (result, wait)
 }
