@@ -193,6 +193,17 @@ pub struct ClusterOptions {
     /// `[slack]` of every node: the fake Slack's Web API root, the bot token and the signing
     /// secret; `None`: no Slack.
     pub slack: Option<SlackTarget>,
+    /// `[jira]` of every node (a `FakeJira` of the test); `None`: no Jira.
+    pub jira: Option<JiraTarget>,
+}
+
+/// Where the nodes' `[jira]` section points.
+#[derive(Debug, Clone)]
+pub struct JiraTarget {
+    pub base_url: String,
+    pub email: String,
+    pub api_token: String,
+    pub timeout_ms: u64,
 }
 
 /// Where the nodes' `[slack]` section points (a `FakeSlack` of the test).
@@ -220,6 +231,7 @@ impl Default for ClusterOptions {
             regions: Vec::new(),
             snapshot_every_entries: None,
             slack: None,
+            jira: None,
         }
     }
 }
@@ -486,6 +498,13 @@ impl Cluster {
             let _ = writeln!(out, "bot_token = {}", q(&sl.bot_token));
             let _ = writeln!(out, "signing_secret = {}", q(&sl.signing_secret));
             let _ = writeln!(out, "timeout_ms = {}", sl.timeout_ms);
+        }
+        if let Some(j) = &self.opts.jira {
+            let _ = writeln!(out, "\n[jira]");
+            let _ = writeln!(out, "base_url = {}", q(&j.base_url));
+            let _ = writeln!(out, "email = {}", q(&j.email));
+            let _ = writeln!(out, "api_token = {}", q(&j.api_token));
+            let _ = writeln!(out, "timeout_ms = {}", j.timeout_ms);
         }
         // pagerd needs a channel; with no provider, pages go to the console (the node's log).
         let console = self.opts.twilio.is_none() && self.opts.smtp.is_none();

@@ -187,6 +187,8 @@ struct Records {
     issues: Vec<JiraIssue>,
     requests: Vec<JiraRequest>,
     faults: VecDeque<Fault>,
+    /// Faults for one method and path, taken before `faults`.
+    targeted: Vec<(String, String, Fault)>,
     next_id: u64,
 }
 
@@ -303,8 +305,20 @@ impl FakeJira {
             .update(|r| r.faults.extend(std::iter::repeat(fault).take(n)));
     }
 
+    /// The next `n` requests of `method` to `path` (`/rest/api/3/issue`) get `fault`;
+    /// other requests are answered as usual.
+    pub fn fail_next_on(&self, method: &str, path: &str, n: usize, fault: Fault) {
+        self.shared.board.update(|r| {
+            r.targeted
+                .extend(std::iter::repeat((method.to_owned(), path.to_owned(), fault)).take(n))
+        });
+    }
+
     pub fn clear_faults(&self) {
-        self.shared.board.update(|r| r.faults.clear());
+        self.shared.board.update(|r| {
+            r.faults.clear();
+            r.targeted.clear();
+        });
     }
 
     /// Wait until at least `n` issues exist; returns them.
@@ -404,7 +418,16 @@ async fn handle(
         body: json_body.clone(),
         status: None,
     };
-    let fault = shared.board.update(|r| r.faults.pop_front());
+    let fault = shared.board.update(|r| {
+        let aimed = r
+            .targeted
+            .iter()
+            .position(|(m, p, _)| *m == request.method && *p == request.path);
+        match aimed {
+            Some(i) => Some(r.targeted.remove(i).2),
+            None => r.faults.pop_front(),
+        }
+    });
     match &fault {
         Some(Fault::RateLimited { retry_after_secs }) => {
             request.status = Some(429);

@@ -605,6 +605,31 @@ mod human {
             out.push_str(&deliveries(&i.deliveries));
         }
 
+        if !i.integrations.is_empty() {
+            out.push_str("\nINTEGRATIONS\n");
+            for g in &i.integrations {
+                let reference = if g.reference.is_empty() {
+                    "-"
+                } else {
+                    &g.reference
+                };
+                let mut line = format!(
+                    "{}  {}  {}  sent {}, failed {}{}",
+                    g.provider,
+                    text(reference),
+                    g.state,
+                    g.sent,
+                    g.failed,
+                    if g.busy { ", one in flight" } else { "" }
+                );
+                if !g.error.is_empty() {
+                    line.push_str(&format!("  error: {}", text(&g.error)));
+                }
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+
         out.push_str("\nTIMELINE\n");
         if i.timeline.is_empty() {
             out.push_str("none\n");
@@ -876,6 +901,15 @@ mod json {
             "merged_into": i.merged_into,
             "ack_due_ms": i.ack_due_ms,
             "escalations": i.escalations.iter().map(escalation).collect::<Vec<_>>(),
+            "integrations": i.integrations.iter().map(|g| json!({
+                "provider": g.provider,
+                "reference": g.reference,
+                "state": g.state,
+                "sent": g.sent,
+                "failed": g.failed,
+                "error": g.error,
+                "busy": g.busy,
+            })).collect::<Vec<_>>(),
         })
     }
 
@@ -1219,6 +1253,7 @@ mod tests {
         Incident {
             revision: 57,
             sla_breached: false,
+            integrations: Vec::new(),
             id: 42,
             service: "payments-api".into(),
             dedup_key: "db-3/disk".into(),

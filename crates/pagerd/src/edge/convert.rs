@@ -115,7 +115,45 @@ pub fn incident_to_pb<'a>(
         ack_due_ms: inc.ack_due.unwrap_or(0),
         sla_breached: inc.sla_breached,
         escalations: inc.tracks.iter().map(track_to_pb).collect(),
+        integrations: Vec::new(),
     }
+}
+
+/// The incident's Slack message and Jira ticket, as the API shows them.
+pub fn integrations_to_pb(s: &pager_core::State, id: u64) -> Vec<pb::Integration> {
+    let mut out = Vec::new();
+    if let Some(t) = s.chat.get(&id) {
+        let state = match (t.ts.is_empty(), t.busy.is_some()) {
+            (false, _) => "posted",
+            (true, true) => "posting",
+            (true, false) => "not posted",
+        };
+        out.push(pb::Integration {
+            provider: "slack".into(),
+            reference: if t.ts.is_empty() {
+                String::new()
+            } else {
+                format!("{}/{}", t.channel, t.ts)
+            },
+            state: state.into(),
+            sent: t.sent,
+            failed: t.failed,
+            error: t.error.clone(),
+            busy: t.busy.is_some(),
+        });
+    }
+    if let Some(t) = s.tickets.get(&id) {
+        out.push(pb::Integration {
+            provider: "jira".into(),
+            reference: t.key.clone(),
+            state: t.stage.as_str().into(),
+            sent: t.sent,
+            failed: t.failed,
+            error: t.error.clone(),
+            busy: t.busy.is_some(),
+        });
+    }
+    out
 }
 
 pub fn track_to_pb(t: &Track) -> pb::EscalationTrack {

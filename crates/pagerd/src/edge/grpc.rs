@@ -143,8 +143,9 @@ impl Api {
     fn incident(&self, id: u64) -> Result<pb::Incident, Status> {
         self.node
             .read(|s| {
-                s.incidents.get(&id).map(|inc| {
-                    convert::incident_to_pb(
+                s.incidents.get(&id).map(|inc| pb::Incident {
+                    integrations: convert::integrations_to_pb(s, id),
+                    ..convert::incident_to_pb(
                         inc,
                         inc.deliveries
                             .iter()
@@ -992,12 +993,15 @@ async fn watch(
             .map(|i| {
                 Ok(pb::IncidentChange {
                     revision: i.revision,
-                    incident: Some(convert::incident_to_pb(
-                        i,
-                        i.deliveries
-                            .iter()
-                            .filter_map(|d| s.deliveries.get(d).map(|d| &**d)),
-                    )),
+                    incident: Some(pb::Incident {
+                        integrations: convert::integrations_to_pb(s, i.id),
+                        ..convert::incident_to_pb(
+                            i,
+                            i.deliveries
+                                .iter()
+                                .filter_map(|d| s.deliveries.get(d).map(|d| &**d)),
+                        )
+                    }),
                 })
             })
             .collect()

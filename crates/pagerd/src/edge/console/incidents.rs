@@ -569,6 +569,19 @@ pub struct DeliveryRow {
     pub updated: String,
 }
 
+/// An integration of the incident, as its page shows it.
+pub struct IntegrationRow {
+    pub provider: &'static str,
+    pub reference: String,
+    /// The Jira issue's page, when the node knows the site.
+    pub link: String,
+    pub state: String,
+    pub sent: u32,
+    pub failed: u32,
+    pub error: String,
+    pub busy: bool,
+}
+
 pub struct TimelineRow {
     pub when: String,
     pub by: String,
@@ -594,6 +607,8 @@ struct IncidentPage {
     tracks: Vec<String>,
     paged: String,
     deliveries: Vec<DeliveryRow>,
+    /// Its Slack message and Jira ticket.
+    integrations: Vec<IntegrationRow>,
     timeline: Vec<TimelineRow>,
     /// Levels of the primary policy (for Escalate).
     levels: Vec<u32>,
@@ -714,6 +729,27 @@ fn incident_page(
                     error: d.error.clone(),
                     shadow: d.shadow,
                     updated: when(d.updated_at),
+                })
+                .collect(),
+            integrations: crate::edge::convert::integrations_to_pb(s, id)
+                .into_iter()
+                .map(|g| {
+                    let jira = g.provider == "jira";
+                    IntegrationRow {
+                        provider: if jira { "Jira" } else { "Slack" },
+                        link: match &console.node.cfg.jira {
+                            Some(site) if jira && !g.reference.is_empty() => {
+                                format!("{}/browse/{}", site.base_url, g.reference)
+                            }
+                            _ => String::new(),
+                        },
+                        reference: g.reference,
+                        state: g.state.replace('_', " "),
+                        sent: g.sent,
+                        failed: g.failed,
+                        error: g.error,
+                        busy: g.busy,
+                    }
                 })
                 .collect(),
             timeline: i
