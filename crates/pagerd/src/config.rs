@@ -1396,6 +1396,41 @@ mod tests {
     }
 
     #[test]
+    fn jira_comes_from_file_and_environment_and_hides_its_token() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "node.toml",
+                "[jira]\nbase_url = \"https://example.atlassian.net/\"\nemail = \"bot@example.com\"\n",
+            )?;
+            jail.create_file("jira_token", "jira-s3cret\n")?;
+            jail.set_env("PAGERD_JIRA__API_TOKEN_FILE", "jira_token");
+            let cfg = load(Some(Path::new("node.toml"))).map_err(|e| e.to_string())?;
+            let j = cfg.jira.as_ref().expect("[jira]");
+            assert_eq!(j.base_url, "https://example.atlassian.net");
+            assert_eq!(j.api_token.expose(), "jira-s3cret");
+            let shown = format!("{cfg:?}");
+            assert!(
+                !shown.contains("jira-s3cret") && !shown.contains("bot@example.com"),
+                "{shown}"
+            );
+            jail.set_env("PAGERD_JIRA__API_TOKEN", "x");
+            let e = err_of(load(Some(Path::new("node.toml"))));
+            assert!(e.contains("jira.api_token"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("node.toml", "[jira]\nbase_url = \"https://example.atlassian.net\"\nemail = \"bot@example.com\"\n")?;
+            let e = err_of(load(Some(Path::new("node.toml"))));
+            assert!(e.starts_with("jira.api_token: required"), "{e}");
+            jail.set_env("PAGERD_JIRA__API_TOKEN", "t");
+            jail.set_env("PAGERD_JIRA__EMAIL", "nobody");
+            let e = err_of(load(Some(Path::new("node.toml"))));
+            assert!(e.starts_with("jira.email: "), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn peer_source_ip_is_a_local_address() {
         let with = |ip: &str| {
             let mut raw = RawConfig::default();
