@@ -359,6 +359,15 @@ pub enum Command {
         /// Who left it.
         by: String,
     },
+    /// Deliver a dead webhook event again (same id, a new 24 hours).
+    ReplayWebhook {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The event.
+        event: u64,
+        /// Who asked.
+        by: String,
+    },
     /// Make a new secret address for a calendar feed: the old one stops working.
     RotateCalendar {
         /// When the leader stamped it, in milliseconds since the Unix epoch.
@@ -416,6 +425,7 @@ macro_rules! each_at {
             | Command::MoveCard { $at, .. }
             | Command::RotateCalendar { $at, .. }
             | Command::HandoffNote { $at, .. }
+            | Command::ReplayWebhook { $at, .. }
             | Command::Compact { $at, .. } => $body,
         }
     };

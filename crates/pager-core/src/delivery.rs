@@ -122,6 +122,11 @@ pub enum Purpose {
         /// Create or move.
         step: crate::ticket::TicketStep,
     },
+    /// A webhook event (`address` is the URL, `contact` the subscription).
+    Webhook {
+        /// The event, in `State.hook_events`.
+        event: u64,
+    },
 }
 
 impl Purpose {

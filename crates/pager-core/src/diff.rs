@@ -69,6 +69,7 @@ impl OnCallDoc {
         section("tiers", &self.tiers, &new.tiers, &mut out);
         section("services", &self.services, &new.services, &mut out);
         section("heartbeats", &self.heartbeats, &new.heartbeats, &mut out);
+        section("webhooks", &self.webhooks, &new.webhooks, &mut out);
         if self.maintenance_windows != new.maintenance_windows {
             out.push(Change {
                 path: "maintenance_windows".into(),

@@ -50,6 +50,7 @@ pub mod state;
 pub mod ticket;
 pub mod time;
 pub mod timer;
+pub mod webhook;
 
 pub use auth::{ApiToken, Credential, TokenRole};
 pub use command::{Command, Effect, Response, SendResult};

@@ -44,6 +44,9 @@ pub struct OnCallDoc {
     /// Ordered rules on incoming events (see [`crate::routing`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routing_rules: Vec<RoutingRule>,
+    /// Outbound webhook subscriptions, by name (see [`crate::webhook`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub webhooks: BTreeMap<String, crate::webhook::WebhookSubscription>,
 }
 
 /// A group of users, paged together as a level's target or as responders.
@@ -201,6 +204,8 @@ pub enum ContactKind {
     /// A request about an incident's Jira ticket (address: the project key). Not a
     /// contact method a user can have.
     Jira,
+    /// A webhook event to a subscription (address: its URL). Not a contact method either.
+    Webhook,
 }
 
 impl ContactKind {
@@ -212,6 +217,7 @@ impl ContactKind {
             ContactKind::Email => "email",
             ContactKind::Slack => "slack",
             ContactKind::Jira => "jira",
+            ContactKind::Webhook => "webhook",
         }
     }
 }
@@ -514,16 +520,20 @@ impl OnCallDoc {
                     ContactKind::Sms | ContactKind::Voice => is_e164(&cm.address),
                     ContactKind::Email => is_email(&cm.address),
                     ContactKind::Slack => is_email(&cm.address) || is_slack_id(&cm.address, "UW"),
-                    ContactKind::Jira => false,
+                    ContactKind::Jira | ContactKind::Webhook => false,
                 };
                 if !ok {
                     let want = match cm.kind {
                         ContactKind::Email => "an email address",
                         ContactKind::Slack => "the user's Slack email address or member id (U…)",
-                        ContactKind::Jira => {
+                        ContactKind::Jira | ContactKind::Webhook => {
                             bad(
                                 format!("{p}.type"),
-                                "jira is not a contact method: set `jira` on a service".into(),
+                                format!(
+                                    "{} is not a contact method (set `jira` on a service, or a \
+                                     subscription under `webhooks`)",
+                                    cm.kind.as_str()
+                                ),
                             );
                             continue;
                         }
@@ -823,6 +833,42 @@ impl OnCallDoc {
                 format!("heartbeat {hname:?}"),
                 &mut bad,
             );
+        }
+        for (wname, w) in &self.webhooks {
+            let base = format!("webhooks.{wname}");
+            check_name(&base, wname, &mut bad);
+            let url_ok = (w.url.starts_with("https://") || w.url.starts_with("http://"))
+                && w.url.len() <= 2_048
+                && !w.url.contains(char::is_whitespace)
+                && w.url
+                    .split("://")
+                    .nth(1)
+                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+            if !url_ok {
+                bad(
+                    format!("{base}.url"),
+                    "must be an absolute http(s) URL".into(),
+                );
+            }
+            if w.services.is_empty() && w.teams.is_empty() {
+                bad(
+                    base.clone(),
+                    "subscribes to nothing: list services or teams".into(),
+                );
+            }
+            for (i, s) in w.services.iter().enumerate() {
+                if !self.services.contains_key(s) {
+                    bad(
+                        format!("{base}.services[{i}]"),
+                        format!("unknown service {s:?}"),
+                    );
+                }
+            }
+            for (i, t) in w.teams.iter().enumerate() {
+                if !self.teams.contains_key(t) {
+                    bad(format!("{base}.teams[{i}]"), format!("unknown team {t:?}"));
+                }
+            }
         }
         out.extend(crate::routing::validate(&self.routing_rules, &|s| {
             self.services.contains_key(s)

@@ -45,7 +45,7 @@ pub fn page(incident: &Incident, delivery: &Delivery) -> PageText {
         ContactKind::Email => email_text(incident, delivery, None),
         // The fallback text of a Slack message (its blocks carry the rest);
         // a Jira ticket's summary.
-        ContactKind::Slack | ContactKind::Jira => sms(incident, delivery),
+        ContactKind::Slack | ContactKind::Jira | ContactKind::Webhook => sms(incident, delivery),
     };
     PageText { subject, text }
 }
@@ -59,6 +59,7 @@ pub fn test_page(delivery: &Delivery) -> PageText {
         ContactKind::Email => "email",
         ContactKind::Slack => "Slack message",
         ContactKind::Jira => "Jira ticket",
+        ContactKind::Webhook => "webhook",
     };
     let subject = format!("[pagerd] Test page for {}", delivery.user);
     let text = match delivery.method {

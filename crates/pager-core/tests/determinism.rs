@@ -41,6 +41,9 @@ escalation_policy = "p"
 team = "t"
 tier = "one"
 jira = { project = "OPS" }
+[webhooks.w]
+url = "https://hooks.example.com/x"
+services = ["s"]
 "#;
 
 #[derive(Debug, Clone)]

@@ -53,6 +53,7 @@ impl State {
         match d.purpose {
             Purpose::Chat { step } => return self.chat_outcome(cx, id, attempt, step, result),
             Purpose::Ticket { step } => return self.ticket_outcome(cx, id, attempt, step, result),
+            Purpose::Webhook { event } => return self.hook_outcome(cx, id, event, result),
             _ => {}
         }
         let incident = d.incident;

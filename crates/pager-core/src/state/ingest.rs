@@ -360,6 +360,7 @@ impl State {
         self.open_rca(cx, id);
         self.chat_open(cx, id);
         self.ticket_open(cx, id);
+        self.hooks_open(cx, id);
         self.open_by_key
             .entry(service.to_string())
             .or_default()

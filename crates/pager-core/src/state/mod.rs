@@ -54,6 +54,7 @@ mod phone;
 mod reports;
 mod ticket;
 mod timers;
+mod webhook;
 mod weekly;
 
 pub use handoff::{Handoff, HandoffNote};
@@ -112,6 +113,12 @@ pub struct Stats {
     /// Incidents acknowledged (or resolved unacknowledged) after their tier's SLA.
     #[serde(default)]
     pub sla_breaches: u64,
+    /// Webhook events delivered.
+    #[serde(default)]
+    pub webhooks_delivered: u64,
+    /// Webhook events dead.
+    #[serde(default)]
+    pub webhooks_dead: u64,
 }
 
 /// The cluster's key for signed links (email acknowledge / resolve). Set once
@@ -246,6 +253,17 @@ pub struct State {
     /// Each incident's Jira ticket (high-urgency incidents of services with `jira`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tickets: BTreeMap<IncidentId, crate::ticket::Ticket>,
+    /// Webhook events, by id: queued, being sent, delivered (a week) or dead.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hook_events: BTreeMap<u64, crate::webhook::HookEvent>,
+    /// The events of each incident not yet delivered or dead, oldest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hook_queues: BTreeMap<IncidentId, Vec<u64>>,
+    /// What the webhooks last saw of each incident some subscription takes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hook_cursors: BTreeMap<IncidentId, crate::webhook::HookCursor>,
+    #[serde(default)]
+    next_hook_event: u64,
 }
 
 /// Per-apply context: where in the log we are, the instant, and the effects so far.
@@ -352,7 +370,11 @@ impl State {
             Command::Heartbeat { key, .. } => self.heartbeat(&mut cx, key),
             Command::Compact {
                 resolved_before, ..
-            } => self.compact(*resolved_before),
+            } => {
+                let r = self.compact(*resolved_before);
+                self.forget_hooks(cx.at);
+                r
+            }
             Command::PhoneReply {
                 from,
                 via,
@@ -439,6 +461,7 @@ impl State {
                 ..
             } => self.move_card(&mut cx, *incident, *stage, by),
             Command::RotateCalendar { subject, .. } => self.rotate_calendar(&cx, subject),
+            Command::ReplayWebhook { event, by, .. } => self.replay_webhook(&mut cx, *event, by),
             Command::HandoffNote {
                 schedule, text, by, ..
             } => self.handoff_note(&cx, schedule, text, by),
@@ -449,6 +472,7 @@ impl State {
         self.incidents.settle(meta.index);
         self.chat_changed(&mut cx);
         self.tickets_changed(&mut cx);
+        self.hooks_changed(&mut cx);
         let after = self.timers.next_deadline();
         if after != before {
             if let Some(t) = after {
