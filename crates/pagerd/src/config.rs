@@ -9,6 +9,7 @@ use figment::Figment;
 use pager_notify::{NotifySettings, Secret, SmtpSettings, SmtpTls, TwilioSettings};
 use pager_raft::RaftTimings;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub struct RawConfig {
     /// Jira: a ticket for each high-urgency incident of a service with `jira`.
     #[serde(default)]
     pub jira: Option<RawJira>,
+    /// Webhooks: the signing secret of each subscription of the on-call document.
+    #[serde(default)]
+    pub webhooks: Option<RawWebhooks>,
     pub console: RawConsole,
     pub dispatch: RawDispatch,
     #[serde(default)]
@@ -471,6 +475,75 @@ impl RawJira {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhooks {
+    /// Signing secret (`whsec_` and base64) by subscription name.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Or the file holding it, by subscription name.
+    #[serde(default)]
+    pub secret_files: BTreeMap<String, PathBuf>,
+    #[serde(default = "default_provider_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for RawWebhooks {
+    fn default() -> Self {
+        RawWebhooks {
+            secrets: BTreeMap::new(),
+            secret_files: BTreeMap::new(),
+            timeout_ms: default_provider_timeout_ms(),
+        }
+    }
+}
+
+/// `[webhooks]`, checked.
+#[derive(Clone)]
+pub struct WebhookSettings {
+    pub secrets: BTreeMap<String, pager_outbound::webhook::WebhookSecret>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("subscriptions", &self.secrets.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawWebhooks {
+    fn validate(self) -> Result<WebhookSettings, ConfigError> {
+        let mut secrets = BTreeMap::new();
+        let names: std::collections::BTreeSet<&String> = self
+            .secrets
+            .keys()
+            .chain(self.secret_files.keys())
+            .collect();
+        for name in names {
+            let key = format!("webhooks.secrets.{name}");
+            let value = secret(
+                &key,
+                self.secrets.get(name).cloned(),
+                self.secret_files.get(name).cloned(),
+            )?
+            .ok_or_else(|| invalid(&key, "required"))?;
+            let parsed = pager_outbound::webhook::WebhookSecret::parse(value.expose())
+                .map_err(|e| invalid(&key, e.to_string()))?;
+            secrets.insert(name.clone(), parsed);
+        }
+        if self.timeout_ms == 0 {
+            return Err(invalid("webhooks.timeout_ms", "must be more than 0"));
+        }
+        Ok(WebhookSettings {
+            secrets,
+            timeout: Duration::from_millis(self.timeout_ms),
+        })
+    }
+}
+
 fn default_slack_url() -> String {
     "https://slack.com/api".into()
 }
@@ -638,6 +711,7 @@ impl Default for RawConfig {
             smtp: None,
             slack: None,
             jira: None,
+            webhooks: None,
             console: RawConsole { enabled: true },
             auth: RawAuth::default(),
             tls: None,
@@ -780,6 +854,8 @@ pub struct NodeConfig {
     pub slack: Option<SlackSettings>,
     /// `[jira]`; `None`: no Jira.
     pub jira: Option<JiraSettings>,
+    /// `[webhooks]`; the default: no secrets (every webhook event fails).
+    pub webhooks: WebhookSettings,
     /// This node's public HTTP base URL (no trailing slash).
     pub public_url: String,
     pub dispatch: DispatchSettings,
@@ -1047,6 +1123,7 @@ impl RawConfig {
         let smtp = self.smtp.map(RawSmtp::validate).transpose()?;
         let slack = self.slack.map(RawSlack::validate).transpose()?;
         let jira = self.jira.map(RawJira::validate).transpose()?;
+        let webhooks = self.webhooks.unwrap_or_default().validate()?;
         let dispatch = self.dispatch.validate()?;
         let bootstrap_admin_token = self.auth.bootstrap_token()?;
         let oidc = self.auth.oidc.clone().map(RawOidc::validate).transpose()?;
@@ -1094,6 +1171,7 @@ impl RawConfig {
             twilio_webhook_tokens,
             slack,
             jira,
+            webhooks,
             events_per_second_per_key: self.dispatch.events_per_second_per_key,
             events_burst_per_key: self.dispatch.events_burst_per_key,
             auth_enabled: self.auth.enabled,

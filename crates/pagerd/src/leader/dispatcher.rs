@@ -25,7 +25,7 @@
 use crate::leader::effects::Claim;
 use crate::leader::outbound::{self, Clients, Outbound, INTEGRATION_PERMITS};
 use crate::leader::pages::{self, Urls};
-use crate::leader::{jira, slack};
+use crate::leader::{jira, slack, webhook};
 use crate::node::{now_ms, Node};
 use pager_core::delivery::Purpose;
 use pager_core::{Command, ContactKind, DeliveryId, DeliveryStatus, SendResult, Urgency};
@@ -214,11 +214,16 @@ impl Dispatcher {
                         ContactKind::Sms | ContactKind::Slack | ContactKind::Jira
                     ))
                 .then_some((d.claimed_at, d.updated_at + grace));
-                if let Purpose::Chat { .. } | Purpose::Ticket { .. } = d.purpose {
+                if let Purpose::Chat { .. } | Purpose::Ticket { .. } | Purpose::Webhook { .. } =
+                    d.purpose
+                {
                     let text = s.incidents.get(&d.incident).map(|i| i.summary.clone());
                     let outbound = match d.purpose {
                         Purpose::Ticket { .. } => {
                             jira::build(s, d, &urls.public).map(Outbound::Jira)
+                        }
+                        Purpose::Webhook { .. } => {
+                            webhook::build(s, d, &urls.public).map(Outbound::Webhook)
                         }
                         _ => slack::build(s, d, &urls.public, "").map(Outbound::Slack),
                     };
@@ -233,7 +238,10 @@ impl Dispatcher {
                     return true;
                 }
                 let standalone = match d.purpose {
-                    Purpose::Page | Purpose::Chat { .. } | Purpose::Ticket { .. } => None,
+                    Purpose::Page
+                    | Purpose::Chat { .. }
+                    | Purpose::Ticket { .. }
+                    | Purpose::Webhook { .. } => None,
                     Purpose::Test => Some(pages::build_test(&node.cfg, &urls, d)),
                     Purpose::Invite { .. } => Some(pages::build_invite(&urls, s, d, now)),
                     Purpose::RcaReminder { incident, .. } => {

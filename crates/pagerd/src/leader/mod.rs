@@ -31,6 +31,7 @@ pub mod retention;
 pub mod scheduler;
 pub mod slack;
 pub mod transfer;
+pub mod webhook;
 
 use crate::config::DispatchSettings;
 use std::collections::BTreeMap;

@@ -5,11 +5,13 @@
 //! pages': a provider that hangs for its whole timeout holds only its own,
 //! and no SMS or call waits behind it.
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, WebhookSettings};
 use crate::leader::jira::{self, JiraJob};
 use crate::leader::slack::{self, SlackJob};
+use crate::leader::webhook::{self, WebhookJob};
 use pager_core::SendResult;
-use pager_outbound::{ErrorKind, JiraClient, OutboundError, SlackClient};
+use pager_outbound::{ErrorKind, JiraClient, OutboundError, SlackClient, WebhookClient};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::error;
 
@@ -24,14 +26,18 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 pub enum Outbound {
     Slack(SlackJob),
     Jira(JiraJob),
+    /// A webhook event; `Err` (why) when its event is gone.
+    Webhook(Result<WebhookJob, String>),
 }
 
 /// The integrations' clients, built from the node config; `None`: that
 /// provider's deliveries fail ("not configured").
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Clients {
     pub slack: Option<SlackClient>,
     pub jira: Option<JiraClient>,
+    pub webhooks: Option<WebhookClient>,
+    pub webhook_settings: Arc<WebhookSettings>,
 }
 
 impl Clients {
@@ -48,7 +54,16 @@ impl Clients {
                 .map_err(|e| error!(cause = %e, "jira client not built: Jira tickets will fail"))
                 .ok()
         });
-        Clients { slack, jira }
+        let webhooks = WebhookClient::new()
+            .and_then(|c| c.with_timeout(cfg.webhooks.timeout))
+            .map_err(|e| error!(cause = %e, "webhook client not built: webhooks will fail"))
+            .ok();
+        Clients {
+            slack,
+            jira,
+            webhooks,
+            webhook_settings: Arc::new(cfg.webhooks.clone()),
+        }
     }
 }
 
@@ -58,6 +73,7 @@ impl Outbound {
         match self {
             Outbound::Slack(_) => "slack",
             Outbound::Jira(_) => "jira",
+            Outbound::Webhook(_) => "webhook",
         }
     }
 
@@ -67,6 +83,8 @@ impl Outbound {
         match self {
             Outbound::Slack(job) => slack::findable(job),
             Outbound::Jira(job) => jira::findable(job),
+            // Sent again; the receiver drops a repeated webhook-id.
+            Outbound::Webhook(_) => false,
         }
     }
 
@@ -81,6 +99,7 @@ impl Outbound {
                 slack::find_sent(configured(&clients.slack, "slack")?, job, claimed_at).await
             }
             Outbound::Jira(job) => jira::find_sent(configured(&clients.jira, "jira")?, job).await,
+            Outbound::Webhook(_) => Ok(None),
         }
     }
 
@@ -89,6 +108,11 @@ impl Outbound {
         match self {
             Outbound::Slack(job) => slack::send(configured(&clients.slack, "slack")?, job).await,
             Outbound::Jira(job) => jira::send(configured(&clients.jira, "jira")?, job).await,
+            Outbound::Webhook(Err(why)) => Err(OutboundError::permanent(why.clone())),
+            Outbound::Webhook(Ok(job)) => {
+                let client = configured(&clients.webhooks, "webhooks")?;
+                webhook::send(client, &clients.webhook_settings, job).await
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ pub fn method(kind: ContactKind) -> Method {
         ContactKind::Email => Method::Email,
         // Both go out through pager-outbound, never the notifier; the
         // method only labels them in logs.
-        ContactKind::Slack | ContactKind::Jira => Method::Slack,
+        ContactKind::Slack | ContactKind::Jira | ContactKind::Webhook => Method::Slack,
     }
 }
 
@@ -47,7 +47,7 @@ pub fn build(
     let subject = render::subject(incident);
     let (text, html, voice) = match d.method {
         // The notification text; the dispatcher adds the message's blocks.
-        ContactKind::Sms | ContactKind::Slack | ContactKind::Jira => {
+        ContactKind::Sms | ContactKind::Slack | ContactKind::Jira | ContactKind::Webhook => {
             (render::sms(incident, d), None, None)
         }
         ContactKind::Voice => {
