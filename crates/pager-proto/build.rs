@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "pager/v1/tokens.proto",
         "pager/v1/users.proto",
         "pager/v1/followups.proto",
+        "pager/v1/webhooks.proto",
         "raft/v1/raft.proto",
     ];
     for f in &files {

@@ -22,6 +22,7 @@ use crate::cmd::report::ReportArgs;
 use crate::cmd::schedule::ScheduleCommand;
 use crate::cmd::simulate::SimulateArgs;
 use crate::cmd::token::TokenCommand;
+use crate::cmd::webhook::WebhookCommand;
 use crate::cmd::user::UserCommand;
 
 #[derive(Debug, Parser)]
@@ -142,6 +143,9 @@ pub enum Command {
     /// Shift handoffs: leave a note for a schedule's next on-call.
     #[command(subcommand)]
     Handoff(HandoffCommand),
+    /// Outbound webhooks: the events sent, the dead-letter list, replay.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Calendar feeds of on-call shifts (iCalendar) to subscribe to.
     #[command(subcommand)]
     Calendar(CalendarCommand),

@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calendar(cmd) => cmd::calendar::run(&client, &out, cmd).await,
         Command::Report(args) => cmd::report::run(&client, &out, args).await,
         Command::Handoff(cmd) => cmd::handoff::run(&client, &out, cmd).await,
+        Command::Webhook(cmd) => cmd::webhook::run(&client, &out, cmd).await,
         Command::Simulate(args) => cmd::simulate::run(&client, &out, args).await,
         Command::Diff(args) => cmd::diff::run(&client, &out, args).await,
     }

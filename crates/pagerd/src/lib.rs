@@ -300,7 +300,8 @@ pub async fn start(cfg: NodeConfig, listeners: Listeners) -> anyhow::Result<Runn
             .add_service(pb::cluster_server::ClusterServer::new(api.clone()))
             .add_service(pb::tokens_server::TokensServer::new(api.clone()))
             .add_service(pb::users_server::UsersServer::new(api.clone()))
-            .add_service(pb::followups_server::FollowupsServer::new(api));
+            .add_service(pb::followups_server::FollowupsServer::new(api.clone()))
+            .add_service(pb::webhooks_server::WebhooksServer::new(api));
         let res = match incoming {
             ClientIncoming::Plain(i) => router.serve_with_incoming_shutdown(i, shutdown).await,
             ClientIncoming::Tls(i) => router.serve_with_incoming_shutdown(i, shutdown).await,

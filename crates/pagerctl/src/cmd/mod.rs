@@ -21,3 +21,4 @@ pub mod schedule;
 pub mod simulate;
 pub mod token;
 pub mod user;
+pub mod webhook;

@@ -6,6 +6,7 @@ mod followups;
 mod oncall;
 mod tokens;
 mod users;
+mod webhooks;
 
 use crate::edge::convert;
 use crate::error::NodeError;
