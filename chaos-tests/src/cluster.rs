@@ -195,6 +195,10 @@ pub struct ClusterOptions {
     pub slack: Option<SlackTarget>,
     /// `[jira]` of every node (a `FakeJira` of the test); `None`: no Jira.
     pub jira: Option<JiraTarget>,
+    /// `[webhooks.secrets]` of every node: (subscription, secret); empty: none.
+    pub webhook_secrets: Vec<(String, String)>,
+    /// `[webhooks] timeout_ms`; `None`: pagerd's default.
+    pub webhook_timeout_ms: Option<u64>,
 }
 
 /// Where the nodes' `[jira]` section points.
@@ -232,6 +236,8 @@ impl Default for ClusterOptions {
             snapshot_every_entries: None,
             slack: None,
             jira: None,
+            webhook_secrets: Vec::new(),
+            webhook_timeout_ms: None,
         }
     }
 }
@@ -505,6 +511,16 @@ impl Cluster {
             let _ = writeln!(out, "email = {}", q(&j.email));
             let _ = writeln!(out, "api_token = {}", q(&j.api_token));
             let _ = writeln!(out, "timeout_ms = {}", j.timeout_ms);
+        }
+        if !self.opts.webhook_secrets.is_empty() || self.opts.webhook_timeout_ms.is_some() {
+            let _ = writeln!(out, "\n[webhooks]");
+            if let Some(ms) = self.opts.webhook_timeout_ms {
+                let _ = writeln!(out, "timeout_ms = {ms}");
+            }
+            let _ = writeln!(out, "[webhooks.secrets]");
+            for (name, secret) in &self.opts.webhook_secrets {
+                let _ = writeln!(out, "{} = {}", q(name), q(secret));
+            }
         }
         // pagerd needs a channel; with no provider, pages go to the console (the node's log).
         let console = self.opts.twilio.is_none() && self.opts.smtp.is_none();

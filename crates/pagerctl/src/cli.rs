@@ -22,8 +22,8 @@ use crate::cmd::report::ReportArgs;
 use crate::cmd::schedule::ScheduleCommand;
 use crate::cmd::simulate::SimulateArgs;
 use crate::cmd::token::TokenCommand;
-use crate::cmd::webhook::WebhookCommand;
 use crate::cmd::user::UserCommand;
+use crate::cmd::webhook::WebhookCommand;
 
 #[derive(Debug, Parser)]
 #[command(

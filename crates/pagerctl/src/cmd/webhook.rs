@@ -3,8 +3,7 @@
 
 use clap::Subcommand;
 use pager_proto::pager::v1::{
-    webhooks_client::WebhooksClient, ListWebhookEventsRequest, ReplayWebhookRequest,
-    WebhookEvent,
+    webhooks_client::WebhooksClient, ListWebhookEventsRequest, ReplayWebhookRequest, WebhookEvent,
 };
 use serde_json::json;
 

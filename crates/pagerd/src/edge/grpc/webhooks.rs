@@ -90,9 +90,10 @@ impl pb::webhooks_server::Webhooks for Api {
             })
             .await
             .map_err(|s| match s.code() {
-                tonic::Code::NotFound => {
-                    Status::not_found(format!("event_id: webhook event {} is not kept", req.event_id))
-                }
+                tonic::Code::NotFound => Status::not_found(format!(
+                    "event_id: webhook event {} is not kept",
+                    req.event_id
+                )),
                 _ => s,
             })?;
         Ok(Response::new(pb::ReplayWebhookResponse { commit_index }))
