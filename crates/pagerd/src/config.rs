@@ -1509,6 +1509,41 @@ mod tests {
     }
 
     #[test]
+    fn webhook_secrets_come_by_subscription_and_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.create_file("bridge", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")?;
+            jail.create_file(
+                "node.toml",
+                "[webhooks.secret_files]\nbridge = \"bridge\"\n",
+            )?;
+            jail.set_env(
+                "PAGERD_WEBHOOKS__SECRETS__STATUS",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            );
+            let cfg = load(Some(Path::new("node.toml"))).map_err(|e| e.to_string())?;
+            let names: Vec<&String> = cfg.webhooks.secrets.keys().collect();
+            assert_eq!(names, ["bridge", "status"]);
+            assert!(
+                !format!("{cfg:?}").contains("MfKQ9r8G"),
+                "Debug hides secrets"
+            );
+            jail.set_env(
+                "PAGERD_WEBHOOKS__SECRETS__BRIDGE",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            );
+            let e = err_of(load(Some(Path::new("node.toml"))));
+            assert!(e.contains("webhooks.secrets.bridge"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("PAGERD_WEBHOOKS__SECRETS__BRIDGE", "not base64!");
+            let e = err_of(load(None));
+            assert!(e.starts_with("webhooks.secrets.bridge: "), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn peer_source_ip_is_a_local_address() {
         let with = |ip: &str| {
             let mut raw = RawConfig::default();
