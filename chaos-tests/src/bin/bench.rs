@@ -180,6 +180,12 @@ struct Args {
     /// Console: list requests a second (open loop).
     #[arg(long, default_value_t = 50)]
     console_list_rate: u32,
+    /// Integrations: incidents triggered at once.
+    #[arg(long, default_value_t = 1_000)]
+    integrations_incidents: usize,
+    /// Integrations: delay from level 1 to level 2 (whole seconds).
+    #[arg(long, default_value_t = 10_000)]
+    integrations_delay_ms: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,6 +210,8 @@ enum Only {
     Console,
     /// The page review report over 1,000,000 incidents, and memory per incident with an RCA.
     Report,
+    /// Incidents at once with Slack, Jira and a webhook each: SMS deadlines and integrations.
+    Integrations,
 }
 
 #[path = "bench/storm.rs"]
@@ -229,6 +237,9 @@ mod console;
 
 #[path = "bench/report.rs"]
 mod report;
+
+#[path = "bench/integrations.rs"]
+mod integrations;
 
 /// Whether the full run (no `--only`) includes the storm phase.
 const STORM_IN_FULL_RUN: bool = true;
@@ -525,6 +536,37 @@ async fn failover_only(args: &Args) -> anyhow::Result<()> {
 }
 
 /// `--only report`: in this process, on the replicated state; figures only.
+/// `--only integrations`: its own cluster and fakes; fails only when a page or an integration
+/// request was missed or sent twice.
+async fn integrations_only(args: &Args) -> anyhow::Result<()> {
+    if args.integrations_delay_ms < 1_000 || args.integrations_delay_ms % 1_000 != 0 {
+        bail!("--integrations-delay-ms must be whole seconds");
+    }
+    let total = Instant::now();
+    let r = integrations::run_phase(&integrations::Settings {
+        incidents: args.integrations_incidents,
+        clients: args.clients,
+        delay: Duration::from_millis(args.integrations_delay_ms),
+    })
+    .await?;
+    let took = total.elapsed();
+    header(
+        "integrations, 3 pagerd processes, fake Twilio, Slack, Jira and webhook receiver",
+        took,
+    );
+    r.print();
+    if args.json {
+        println!(
+            "{}",
+            phase_json("integrations", took, "integrations", r.json())
+        );
+    }
+    if !r.is_clean() {
+        bail!("a page or an integration request was missed or sent twice: see above");
+    }
+    Ok(())
+}
+
 fn report_only(args: &Args) -> anyhow::Result<()> {
     let total = Instant::now();
     let r = report::run_phase(report::Settings {
@@ -594,6 +636,7 @@ async fn main() -> anyhow::Result<()> {
         Only::Failover => return failover_only(&args).await,
         Only::Console => return console_only(&args).await,
         Only::Report => return report_only(&args),
+        Only::Integrations => return integrations_only(&args).await,
         Only::All | Only::Ingest | Only::Storm | Only::Api => {}
     }
     let kills = args.kills.unwrap_or(KILLS_IN_FULL_RUN);
