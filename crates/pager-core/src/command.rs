@@ -140,6 +140,17 @@ pub enum Command {
         /// Who set it, for the timeline.
         by: String,
     },
+    /// Set (or, empty, clear) the incident's conference bridge: an http(s) URL.
+    SetBridge {
+        /// When the leader stamped it, in milliseconds since the Unix epoch.
+        at: Millis,
+        /// The incident.
+        incident: IncidentId,
+        /// The bridge's URL; empty clears it.
+        url: String,
+        /// Who set it, for the timeline.
+        by: String,
+    },
     /// Add a note to an incident's timeline (1 to [`crate::state::MAX_NOTE_BYTES`] bytes).
     AddNote {
         /// When the leader stamped it, in milliseconds since the Unix epoch.
@@ -405,6 +416,7 @@ macro_rules! each_at {
             | Command::AddResponders { $at, .. }
             | Command::Merge { $at, .. }
             | Command::SetRole { $at, .. }
+            | Command::SetBridge { $at, .. }
             | Command::AddNote { $at, .. }
             | Command::Heartbeat { $at, .. }
             | Command::PhoneReply { $at, .. }

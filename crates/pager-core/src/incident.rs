@@ -133,6 +133,9 @@ pub struct Incident {
     pub commander: String,
     /// The communications liaison's user name; empty when nobody holds the role.
     pub liaison: String,
+    /// The conference bridge (an http(s) URL) the commander set; empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bridge_url: String,
     /// Track 0 is the service's policy (or the reassignment); others are responders.
     pub tracks: Vec<Track>,
     /// Triggers folded into this incident after the first.

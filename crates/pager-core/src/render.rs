@@ -177,6 +177,9 @@ pub fn sms(incident: &Incident, delivery: &Delivery) -> String {
     if !incident.runbook_url.is_empty() {
         let _ = write!(out, " Runbook: {}", gsm7(&incident.runbook_url));
     }
+    if !incident.bridge_url.is_empty() {
+        let _ = write!(out, " Bridge: {}", gsm7(&incident.bridge_url));
+    }
     if !delivery.notice.is_empty() {
         let _ = write!(out, " {}", gsm7(&delivery.notice));
     }
@@ -216,6 +219,9 @@ pub fn email_text(incident: &Incident, delivery: &Delivery, links: Option<&Email
     );
     if !incident.runbook_url.is_empty() {
         let _ = writeln!(t, "Runbook:   {}", incident.runbook_url);
+    }
+    if !incident.bridge_url.is_empty() {
+        let _ = writeln!(t, "Bridge:    {}", incident.bridge_url);
     }
     if !incident.custom_details.is_empty() {
         t.push_str("\nDetails:\n");
@@ -276,6 +282,13 @@ pub fn email_html(incident: &Incident, delivery: &Delivery, links: Option<&Email
             h,
             "<p>Runbook: <a href=\"{u}\">{u}</a></p>",
             u = html(&incident.runbook_url)
+        );
+    }
+    if !incident.bridge_url.is_empty() {
+        let _ = write!(
+            h,
+            "<p>Bridge: <a href=\"{u}\">{u}</a></p>",
+            u = html(&incident.bridge_url)
         );
     }
     if !delivery.notice.is_empty() {

@@ -139,6 +139,9 @@ pub struct HookEvent {
     pub urgency: String,
     /// Its escalation level then (1-based).
     pub level: u32,
+    /// Its conference bridge then; empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bridge_url: String,
     /// The note (`note_added`) or the RCA's status (`rca_changed`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,

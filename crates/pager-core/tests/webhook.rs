@@ -350,3 +350,64 @@ fn subscriptions_are_checked() {
     );
     assert!(OnCallDoc::from_toml(&kind).is_err());
 }
+
+#[test]
+fn a_conference_bridge_is_checked_noted_and_carried_by_pages_and_events() {
+    let mut log = Log::with_doc(DOC, T0);
+    let id = trigger(&mut log, T0, "db-key-0001");
+    for bad in [
+        "meet.example.com/x",
+        "ftp://meet.example.com",
+        "https:///x",
+        "https://a b",
+    ] {
+        let (r, _) = log.apply(Command::SetBridge {
+            at: T0 + 1,
+            incident: id,
+            url: bad.into(),
+            by: "alice".into(),
+        });
+        assert!(
+            matches!(&r, Response::Rejected(pager_core::command::Rejection::Invalid { field, .. }) if field == "url"),
+            "{bad}: {r:?}"
+        );
+    }
+    let (r, _) = log.apply(Command::SetBridge {
+        at: T0 + 2,
+        incident: id,
+        url: "https://meet.example.com/db-incident".into(),
+        by: "alice".into(),
+    });
+    assert_eq!(r, Response::Incident { id });
+    let inc = log.state.incidents[&id].clone();
+    assert_eq!(inc.bridge_url, "https://meet.example.com/db-incident");
+    assert!(inc
+        .timeline
+        .iter()
+        .any(|e| e.by == "alice"
+            && e.what == "conference bridge: https://meet.example.com/db-incident"));
+    let page = log
+        .state
+        .deliveries
+        .values()
+        .find(|d| d.purpose == Purpose::Page)
+        .expect("a page")
+        .clone();
+    let sms = pager_core::render::sms(&inc, &page);
+    assert!(
+        sms.contains("Bridge: https://meet.example.com/db-incident"),
+        "{sms}"
+    );
+    log.apply(Command::Acknowledge {
+        at: T0 + 3,
+        incident: id,
+        by: "alice".into(),
+    });
+    let ack = log
+        .state
+        .hook_events
+        .values()
+        .find(|e| e.kind == HookKind::Acknowledged)
+        .expect("the acknowledgement's event");
+    assert_eq!(ack.bridge_url, "https://meet.example.com/db-incident");
+}

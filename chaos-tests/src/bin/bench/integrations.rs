@@ -237,7 +237,9 @@ pub async fn run_phase(s: &Settings) -> anyhow::Result<Phase> {
     // Wait for every page and every integration, or the limit.
     let n = ids.len();
     let limit = Instant::now()
-        + Duration::from_millis(last_deadline.saturating_sub(chaos_tests::history::epoch_ms(SystemTime::now())))
+        + Duration::from_millis(
+            last_deadline.saturating_sub(chaos_tests::history::epoch_ms(SystemTime::now())),
+        )
         + SETTLE_LIMIT;
     let mut settled_after = None;
     loop {

@@ -2,7 +2,8 @@
 //! reassign, escalate, add responders, merge, set a role, add a note.
 
 use super::{
-    not_found_incident, rejected_invalid, Cx, State, MAX_NOTE_BYTES, MAX_TRACKS, NOTE_REPEAT_WINDOW,
+    not_found_incident, rejected_invalid, Cx, State, MAX_BRIDGE_URL, MAX_NOTE_BYTES, MAX_TRACKS,
+    NOTE_REPEAT_WINDOW,
 };
 use crate::command::{Effect, Rejection, Responder, Response};
 use crate::incident::{Assignee, IncidentId, IncidentStatus, Role, Track};
@@ -353,6 +354,45 @@ impl State {
             format!("{name} cleared")
         } else {
             format!("{name}: {user}")
+        };
+        inc.note(cx.stamp(), by, what);
+        Response::Incident { id }
+    }
+
+    /// `SetBridge`: an absolute http(s) URL of at most 2 KiB, or empty to clear.
+    pub(super) fn set_bridge(
+        &mut self,
+        cx: &mut Cx,
+        id: IncidentId,
+        url: &str,
+        by: &str,
+    ) -> Response {
+        let url = url.trim();
+        let ok = url.is_empty()
+            || ((url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() <= MAX_BRIDGE_URL
+                && !url.contains(char::is_whitespace)
+                && url
+                    .split("://")
+                    .nth(1)
+                    .is_some_and(|r| !r.is_empty() && !r.starts_with('/')));
+        if !ok {
+            return rejected_invalid(
+                "url",
+                format!("must be an absolute http(s) URL of at most {MAX_BRIDGE_URL} bytes, or empty to clear"),
+            );
+        }
+        let Some(inc) = self.incidents.get_mut(&id) else {
+            return not_found_incident();
+        };
+        if inc.bridge_url == url {
+            return Response::Incident { id };
+        }
+        inc.bridge_url = url.to_string();
+        let what = if url.is_empty() {
+            "conference bridge cleared".to_string()
+        } else {
+            format!("conference bridge: {url}")
         };
         inc.note(cx.stamp(), by, what);
         Response::Incident { id }

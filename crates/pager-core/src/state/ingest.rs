@@ -341,6 +341,7 @@ impl State {
             merged_into: None,
             commander: String::new(),
             liaison: String::new(),
+            bridge_url: String::new(),
             tracks: vec![Track::new(Assignee::Policy(policy))],
             folded: 0,
             deliveries: Vec::new(),

@@ -146,6 +146,8 @@ impl std::fmt::Debug for LinkKey {
 
 /// Longest note, in bytes.
 pub const MAX_NOTE_BYTES: usize = 4096;
+/// Longest conference bridge URL.
+pub const MAX_BRIDGE_URL: usize = 2048;
 
 /// Test pages one user may ask for in an hour (each is a real SMS, call or
 /// email, and costs what one does).
@@ -462,6 +464,9 @@ impl State {
             } => self.move_card(&mut cx, *incident, *stage, by),
             Command::RotateCalendar { subject, .. } => self.rotate_calendar(&cx, subject),
             Command::ReplayWebhook { event, by, .. } => self.replay_webhook(&mut cx, *event, by),
+            Command::SetBridge {
+                incident, url, by, ..
+            } => self.set_bridge(&mut cx, *incident, url, by),
             Command::HandoffNote {
                 schedule, text, by, ..
             } => self.handoff_note(&cx, schedule, text, by),

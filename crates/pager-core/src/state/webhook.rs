@@ -125,6 +125,7 @@ impl State {
             .into_iter()
             .filter(|s| self.config.webhooks.get(s).is_some_and(|w| w.wants(kind)))
             .collect();
+        let bridge_url = inc.bridge_url.clone();
         let (status, service, summary, urgency, level) = (
             inc.status.as_str().to_string(),
             inc.service.clone(),
@@ -146,6 +147,7 @@ impl State {
                 summary: summary.clone(),
                 urgency: urgency.clone(),
                 level,
+                bridge_url: bridge_url.clone(),
                 detail: detail.clone(),
                 state: HookStatus::Queued,
                 delivery: None,

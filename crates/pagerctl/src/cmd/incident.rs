@@ -10,7 +10,8 @@ use pager_proto::pager::v1::{
     incidents_client::IncidentsClient, reassign_request, responder, AddNoteRequest,
     AddRespondersRequest, EscalateRequest, GetIncidentRequest, IncidentActionRequest,
     IncidentActionResponse, IncidentRole, IncidentStatus, ListIncidentsRequest, MergeRequest,
-    ReadConsistency, ReassignRequest, Responder, SetRoleRequest, SnoozeRequest, WatchRequest,
+    ReadConsistency, ReassignRequest, Responder, SetBridgeRequest, SetRoleRequest, SnoozeRequest,
+    WatchRequest,
 };
 
 use crate::client::Client;
@@ -70,6 +71,8 @@ pub enum IncidentCommand {
     /// Name the incident commander or the communications liaison (an empty
     /// name clears the role).
     SetRole(SetRoleArgs),
+    /// Set the incident's conference bridge (an http(s) URL; "" clears it).
+    SetBridge(BridgeArgs),
     /// Add a note to the incident's timeline.
     Note(NoteArgs),
     /// Follow incident changes as they are committed, one line each (JSON
@@ -191,6 +194,15 @@ pub struct SetRoleArgs {
     /// The communications liaison ("" clears).
     #[arg(long, value_name = "USER")]
     pub liaison: Option<String>,
+    #[command(flatten)]
+    pub actor: ActorArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    pub id: u64,
+    /// The bridge's URL ("" clears it).
+    pub url: String,
     #[command(flatten)]
     pub actor: ActorArgs,
 }
@@ -403,6 +415,19 @@ pub async fn run(client: &Client, out: &Printer, cmd: IncidentCommand) -> anyhow
                 .await?;
             emit_action(out, &r)
         }
+        IncidentCommand::SetBridge(a) => {
+            let req = SetBridgeRequest {
+                id: a.id,
+                url: a.url,
+                by: a.actor.resolve(),
+            };
+            let r = client
+                .call(&req, |ch, req| async move {
+                    IncidentsClient::new(ch).set_bridge(req).await
+                })
+                .await?;
+            emit_action(out, &r)
+        }
         IncidentCommand::Note(a) => {
             let req = AddNoteRequest {
                 id: a.id,
@@ -589,6 +614,7 @@ mod human {
             ("merged into", incident_ref(i.merged_into)),
             ("commander", text(&i.commander)),
             ("liaison", text(&i.liaison)),
+            ("bridge", text(&i.bridge_url)),
         ]);
 
         out.push_str("\nESCALATIONS\n");
@@ -896,6 +922,7 @@ mod json {
             "deliveries": i.deliveries.iter().map(delivery).collect::<Vec<_>>(),
             "timeline": i.timeline.iter().map(timeline_entry).collect::<Vec<_>>(),
             "commander": i.commander,
+            "bridge_url": i.bridge_url,
             "liaison": i.liaison,
             "snoozed_until_ms": i.snoozed_until_ms,
             "merged_into": i.merged_into,
@@ -1254,6 +1281,7 @@ mod tests {
             revision: 57,
             sla_breached: false,
             integrations: Vec::new(),
+            bridge_url: String::new(),
             id: 42,
             service: "payments-api".into(),
             dedup_key: "db-3/disk".into(),

@@ -116,6 +116,7 @@ pub fn incident_to_pb<'a>(
         sla_breached: inc.sla_breached,
         escalations: inc.tracks.iter().map(track_to_pb).collect(),
         integrations: Vec::new(),
+        bridge_url: inc.bridge_url.clone(),
     }
 }
 

@@ -513,6 +513,24 @@ impl pb::incidents_server::Incidents for Api {
         .await
     }
 
+    async fn set_bridge(
+        &self,
+        req: Request<pb::SetBridgeRequest>,
+    ) -> Result<Response<pb::IncidentActionResponse>, Status> {
+        self.authorize(&req, TokenRole::Responder)?;
+        let req = req.into_inner();
+        self.act(
+            Command::SetBridge {
+                at: 0,
+                incident: req.id,
+                url: req.url,
+                by: by_or_api(req.by),
+            },
+            as_is,
+        )
+        .await
+    }
+
     async fn add_note(
         &self,
         req: Request<pb::AddNoteRequest>,

@@ -155,6 +155,12 @@ fn description(inc: &Incident, console: &str) -> Value {
             Inline::link(inc.runbook_url.clone(), inc.runbook_url.clone()),
         ]);
     }
+    if !inc.bridge_url.is_empty() {
+        doc = doc.inlines([
+            Inline::strong("Bridge: "),
+            Inline::link(inc.bridge_url.clone(), inc.bridge_url.clone()),
+        ]);
+    }
     if !inc.custom_details.is_empty() {
         let details: Vec<String> = inc
             .custom_details

@@ -139,7 +139,7 @@ fn card(inc: &Incident, console: &str) -> IncidentCard {
         urgency: inc.urgency.as_str().to_string(),
         assignee,
         link: format!("{console}/incidents/{}", inc.id),
-        bridge_url: None,
+        bridge_url: (!inc.bridge_url.is_empty()).then(|| inc.bridge_url.clone()),
     }
 }
 

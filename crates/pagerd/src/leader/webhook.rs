@@ -62,6 +62,7 @@ pub fn body(e: &HookEvent, console: &str) -> Vec<u8> {
             "status": e.status,
             "urgency": e.urgency,
             "escalation_level": e.level,
+            "bridge_url": e.bridge_url,
             "url": format!("{console}/incidents/{}", e.incident),
         },
         "by": e.by,

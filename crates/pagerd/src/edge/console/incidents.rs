@@ -603,6 +603,8 @@ struct IncidentPage {
     snoozed_until: String,
     /// Only an http(s) link is shown as one.
     runbook: String,
+    /// The conference bridge (validated http(s) when set).
+    bridge: String,
     details: Vec<(String, String)>,
     tracks: Vec<String>,
     paged: String,
@@ -631,6 +633,7 @@ fn done_text(action: &str) -> &'static str {
         "responders" => "More responders paged.",
         "merge" => "Merged.",
         "role" => "Role set.",
+        "bridge" => "Bridge set.",
         "note" => "Note added.",
         _ => "",
     }
@@ -692,6 +695,7 @@ fn incident_page(
                 .unwrap_or_default(),
             snoozed_until: i.snoozed_until.map(when).unwrap_or_default(),
             runbook,
+            bridge: i.bridge_url.clone(),
             details: i
                 .custom_details
                 .iter()
@@ -897,6 +901,12 @@ fn command(id: u64, action: &str, f: &Fields, by: &str) -> Result<Command, Probl
             at: 0,
             incident: id,
             text: f.required("text", "The note")?.to_string(),
+            by,
+        },
+        "bridge" => Command::SetBridge {
+            at: 0,
+            incident: id,
+            url: f.get("url").trim().to_string(),
             by,
         },
         other => {
