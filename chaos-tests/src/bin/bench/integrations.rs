@@ -16,6 +16,10 @@
 //! - Webhooks: one `incident.triggered` and one `incident.escalated` per incident (first
 //!   receipts by `webhook-id`); redeliveries are counted.
 //!
+//! The bench's `[dispatch]` knobs apply (no account rate; a recipient may take 1,000 pages a
+//! minute), as in the storm, whose round without faults is the same page load without the
+//! integrations.
+//!
 //! The phase waits until every page and integration is out (or [`SETTLE_LIMIT`]) and reports
 //! how long the integrations took after the last trigger.
 
@@ -152,6 +156,9 @@ pub async fn run_phase(s: &Settings) -> anyhow::Result<Phase> {
             timeout_ms: 5_000,
         }),
         webhook_secrets: vec![("bench".into(), fake_hooks::TEST_SECRET.into())],
+        // The bench's knobs, as the storm's: no account rate, each recipient may take every
+        // page of the phase (a level-2 user is paged for 1 in 50 incidents).
+        dispatch: Some(crate::KNOBS),
         ..ClusterOptions::default()
     })
     .await
