@@ -287,10 +287,11 @@ pub async fn run_phase(s: &Settings) -> anyhow::Result<Phase> {
             continue;
         };
         let key = (inc, m.to.clone());
-        if first.contains_key(&key) {
-            p.sms_duplicates += 1;
-        } else {
-            first.insert(key, m.received_at);
+        match first.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => p.sms_duplicates += 1,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(m.received_at);
+            }
         }
     }
     for (id, at) in &created {
