@@ -1411,6 +1411,7 @@ snoozed until  -
 merged into    -
 commander      alice
 liaison        -
+bridge         -
 
 ESCALATIONS
 #  ASSIGNEE         LEVEL  REPEAT  STATE
@@ -1487,6 +1488,7 @@ TIMELINE
                     {"at_ms": T0 + 185_000, "what": "acknowledged by alice", "by": ""},
                 ],
                 "commander": "alice",
+                "bridge_url": "",
                 "liaison": "",
                 "snoozed_until_ms": 0,
                 "merged_into": 0,
@@ -1495,6 +1497,7 @@ TIMELINE
                     {"policy": "payments", "level": 1, "repeat": 0, "done": false},
                     {"user": "carol", "level": 0, "repeat": 0, "done": true},
                 ],
+                "integrations": [],
             })
         );
     }

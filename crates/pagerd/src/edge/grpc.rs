@@ -873,7 +873,7 @@ impl pb::cluster_server::Cluster for Api {
 }
 
 /// The client port's services, by their full gRPC names.
-pub const PUBLIC_SERVICES: [&str; 7] = [
+pub const PUBLIC_SERVICES: [&str; 9] = [
     "pager.v1.Events",
     "pager.v1.Incidents",
     "pager.v1.Config",
@@ -881,6 +881,8 @@ pub const PUBLIC_SERVICES: [&str; 7] = [
     "pager.v1.Cluster",
     "pager.v1.Tokens",
     "pager.v1.Users",
+    "pager.v1.Followups",
+    "pager.v1.Webhooks",
 ];
 
 /// Keep grpc.health.v1 in step with the cluster: the public services are
