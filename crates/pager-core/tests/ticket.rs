@@ -41,25 +41,17 @@ escalation_policy = "p"
 const T0: u64 = 1_796_104_800_000;
 
 fn trigger(log: &mut Log, at: u64, key: &str, dedup: &str, severity: Severity) -> u64 {
-    let mut cmd = Command::Ingest {
-        at: 0,
-        event: Box::new(Event {
+    log.open(
+        at,
+        Event {
             routing_key: key.into(),
             action: EventAction::Trigger,
             dedup_key: dedup.into(),
             summary: format!("{dedup} is down"),
             severity,
             ..Default::default()
-        }),
-    };
-    cmd.stamp(at);
-    match log.apply(cmd).0 {
-        Response::Event {
-            incident: Some(incident),
-            ..
-        } => incident,
-        r => panic!("trigger: {r:?}"),
-    }
+        },
+    )
 }
 
 /// The ticket steps of `incident`, in order.
@@ -81,12 +73,7 @@ fn in_flight(log: &Log, incident: u64) -> Delivery {
 }
 
 fn outcome(log: &mut Log, at: u64, d: &Delivery, result: SendResult) {
-    log.apply(Command::Outcome {
-        at,
-        delivery: d.id,
-        attempt: d.attempt,
-        result,
-    });
+    log.outcome(at, d, result);
 }
 
 fn sent(key: &str) -> SendResult {

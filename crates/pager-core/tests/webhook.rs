@@ -43,24 +43,16 @@ const T0: u64 = 1_796_104_800_000;
 const MIN: u64 = 60_000;
 
 fn trigger(log: &mut Log, at: u64, key: &str) -> u64 {
-    let mut cmd = Command::Ingest {
-        at: 0,
-        event: Box::new(Event {
+    log.open(
+        at,
+        Event {
             routing_key: key.into(),
             action: EventAction::Trigger,
             dedup_key: format!("d-{at}"),
             summary: "disk full".into(),
             ..Default::default()
-        }),
-    };
-    cmd.stamp(at);
-    match log.apply(cmd).0 {
-        Response::Event {
-            incident: Some(incident),
-            ..
-        } => incident,
-        r => panic!("trigger: {r:?}"),
-    }
+        },
+    )
 }
 
 /// (subscription, kind, state) of the incident's events, in order.
@@ -85,12 +77,7 @@ fn sending(log: &Log, incident: u64, sub: &str) -> Delivery {
 }
 
 fn outcome(log: &mut Log, at: u64, d: &Delivery, result: SendResult) {
-    log.apply(Command::Outcome {
-        at,
-        delivery: d.id,
-        attempt: d.attempt,
-        result,
-    });
+    log.outcome(at, d, result);
 }
 
 fn ok() -> SendResult {

@@ -3,7 +3,7 @@
 //! [`crate::chat`]). A step is a delivery of the incident that is not among
 //! its pages: acknowledging cancels pages, never the message's update.
 
-use super::delivery::Settled;
+use super::delivery::RetryRule;
 use super::{Cx, State};
 use crate::chat::{ChatStep, ChatThread};
 use crate::command::{Response, SendResult};
@@ -111,13 +111,10 @@ impl State {
         step: ChatStep,
         result: &SendResult,
     ) -> Response {
-        let (incident, sent) = match self.settle_detached(cx, id, attempt, result) {
-            Settled::Sent {
-                incident,
-                provider_id,
-            } => (incident, Ok(provider_id)),
-            Settled::Failed { incident, error } => (incident, Err(error)),
-            Settled::Retrying | Settled::Stale => return Response::Noop,
+        let Some((incident, sent)) =
+            self.settle_detached(cx, id, attempt, result, RetryRule::Attempts)
+        else {
+            return Response::Noop;
         };
         if let Some(t) = self.chat.get_mut(&incident) {
             match sent {

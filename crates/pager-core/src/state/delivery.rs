@@ -286,38 +286,41 @@ fn unknown_user(user: &str) -> Response {
     })
 }
 
-/// How a delivery that is not a page (an incident's Slack or Jira step)
-/// settled: see [`State::settle_detached`].
-pub(super) enum Settled {
-    /// Out; the provider's id for it.
-    Sent {
-        incident: IncidentId,
-        provider_id: String,
+/// When a failed delivery that is not a page is tried again.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RetryRule {
+    /// Up to [`MAX_ATTEMPTS`], with [`backoff`] (Slack and Jira steps).
+    Attempts,
+    /// While the next attempt would start before `until`, waiting
+    /// `backoff(attempt)` (webhook events: 24 hours).
+    Until {
+        until: Millis,
+        backoff: fn(u64, u32) -> Millis,
+        key: u64,
     },
-    /// Failed for good, with the error.
-    Failed { incident: IncidentId, error: String },
-    /// Failed; retried with backoff.
-    Retrying,
-    /// Settled already (a duplicate outcome after a re-claim), or unknown.
-    Stale,
 }
+
+/// A delivery that is not a page, settled: its incident, and the provider's
+/// id (sent) or the error (failed for good).
+pub(super) type Settled = (IncidentId, Result<String, String>);
 
 impl State {
     /// Record the outcome of a delivery that is not among its incident's
-    /// pages: sent, retried with backoff (its timer owned by no incident, so
-    /// compacting the incident cannot drop it), or failed for good.
+    /// pages: sent, retried as `rule` says (its timer owned by no incident,
+    /// so compacting the incident cannot drop it), or failed for good.
+    /// `None` while it waits for a retry, or when it was settled already (a
+    /// duplicate outcome after a re-claim).
     pub(super) fn settle_detached(
         &mut self,
         cx: &mut Cx,
         id: DeliveryId,
         attempt: u32,
         result: &SendResult,
-    ) -> Settled {
-        let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) else {
-            return Settled::Stale;
-        };
+        rule: RetryRule,
+    ) -> Option<Settled> {
+        let d = self.deliveries.get_mut(&id).map(Arc::make_mut)?;
         if d.status != DeliveryStatus::Pending {
-            return Settled::Stale;
+            return None;
         }
         let incident = d.incident;
         d.updated_at = cx.at;
@@ -335,10 +338,7 @@ impl State {
                     self.stats.deliveries_reconciled += 1;
                 }
                 cx.effects.push(Effect::DeliverySent { delivery: id });
-                Settled::Sent {
-                    incident,
-                    provider_id: provider_id.clone(),
-                }
+                Some((incident, Ok(provider_id.clone())))
             }
             SendResult::Failed {
                 retryable,
@@ -354,9 +354,19 @@ impl State {
                     Some(c) => format!("{c}: {message}"),
                     None => message.clone(),
                 };
-                if *retryable && attempt < MAX_ATTEMPTS {
+                let retry_at = match rule {
+                    RetryRule::Attempts => {
+                        (*retryable && attempt < MAX_ATTEMPTS).then(|| cx.at + backoff(id, attempt))
+                    }
+                    RetryRule::Until {
+                        until,
+                        backoff,
+                        key,
+                    } => Some(cx.at + backoff(key, attempt))
+                        .filter(|when| *retryable && *when < until),
+                };
+                if let Some(when) = retry_at {
                     d.status = DeliveryStatus::RetryWait;
-                    let when = cx.at + backoff(id, attempt);
                     self.set_timer(
                         0,
                         when,
@@ -369,7 +379,7 @@ impl State {
                         delivery: id,
                         retry_at: Some(when),
                     });
-                    Settled::Retrying
+                    None
                 } else {
                     d.status = DeliveryStatus::Failed;
                     self.stats.deliveries_failed += 1;
@@ -378,7 +388,7 @@ impl State {
                         delivery: id,
                         retry_at: None,
                     });
-                    Settled::Failed { incident, error }
+                    Some((incident, Err(error)))
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! delivery of the incident that is not among its pages: acknowledging
 //! cancels pages, never the ticket.
 
-use super::delivery::Settled;
+use super::delivery::RetryRule;
 use super::{Cx, State};
 use crate::command::{Response, SendResult};
 use crate::delivery::{DeliveryId, Purpose};
@@ -129,13 +129,10 @@ impl State {
         step: TicketStep,
         result: &SendResult,
     ) -> Response {
-        let (incident, sent) = match self.settle_detached(cx, id, attempt, result) {
-            Settled::Sent {
-                incident,
-                provider_id,
-            } => (incident, Ok(provider_id)),
-            Settled::Failed { incident, error } => (incident, Err(error)),
-            Settled::Retrying | Settled::Stale => return Response::Noop,
+        let Some((incident, sent)) =
+            self.settle_detached(cx, id, attempt, result, RetryRule::Attempts)
+        else {
+            return Response::Noop;
         };
         let Some(t) = self.tickets.get_mut(&incident) else {
             return Response::Noop;

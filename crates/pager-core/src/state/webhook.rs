@@ -3,15 +3,14 @@
 //! last saw of them, queued per (subscription, incident), delivered one at a
 //! time, retried for 24 hours, then dead until replayed.
 
+use super::delivery::RetryRule;
 use super::{Cx, State};
-use crate::command::{Effect, Rejection, Response, SendResult};
+use crate::command::{Rejection, Response, SendResult};
 use crate::delivery::{DeliveryId, DeliveryStatus, Purpose};
 use crate::incident::{Incident, IncidentId};
 use crate::oncall::{ContactKind, ContactMethod};
 use crate::time::Millis;
-use crate::timer::Timer;
 use crate::webhook::{self, HookCursor, HookEvent, HookKind, HookStatus, RETRY_WINDOW};
-use std::sync::Arc;
 
 impl State {
     /// The subscriptions that take events of `service`'s incidents.
@@ -257,77 +256,31 @@ impl State {
         event: u64,
         result: &SendResult,
     ) -> Response {
-        let Some(d) = self.deliveries.get_mut(&id).map(Arc::make_mut) else {
-            return Response::Noop;
+        let Some(attempt) = self
+            .deliveries
+            .get(&id)
+            .filter(|d| d.status == DeliveryStatus::Pending)
+            .map(|d| d.attempt)
+        else {
+            return Response::Noop; // settled already (a duplicate outcome after a re-claim)
         };
-        if d.status != DeliveryStatus::Pending {
-            return Response::Noop;
-        }
-        let attempt = d.attempt;
-        d.updated_at = cx.at;
-        self.pending.remove(&id);
-        let retry_until = self.hook_events.get(&event).map_or(0, |e| e.retry_until);
+        let until = self.hook_events.get(&event).map_or(0, |e| e.retry_until);
+        let rule = RetryRule::Until {
+            until,
+            backoff: webhook::backoff,
+            key: event,
+        };
+        let settled = self.settle_detached(cx, id, attempt, result, rule);
         if let Some(e) = self.hook_events.get_mut(&event) {
             e.attempts += 1;
+            if let Some(d) = self.deliveries.get(&id) {
+                e.error.clone_from(&d.error);
+            }
         }
-        match result {
-            SendResult::Sent {
-                provider_id,
-                reconciled,
-            } => {
-                d.status = DeliveryStatus::Sent;
-                d.provider_id = provider_id.clone();
-                d.in_doubt = false;
-                self.stats.deliveries_sent += 1;
-                if *reconciled {
-                    self.stats.deliveries_reconciled += 1;
-                }
-                cx.effects.push(Effect::DeliverySent { delivery: id });
-                self.hook_settle(cx, event, true, "");
-            }
-            SendResult::Failed {
-                retryable,
-                in_doubt,
-                code,
-                message,
-            } => {
-                if *in_doubt {
-                    self.stats.deliveries_in_doubt += 1;
-                }
-                d.in_doubt = *in_doubt || (d.in_doubt && *retryable);
-                d.error = match code {
-                    Some(c) => format!("{c}: {message}"),
-                    None => message.clone(),
-                };
-                let error = d.error.clone();
-                let when = cx.at + webhook::backoff(event, attempt);
-                if *retryable && when < retry_until {
-                    d.status = DeliveryStatus::RetryWait;
-                    self.set_timer(
-                        0,
-                        when,
-                        Timer::Retry {
-                            incident: 0,
-                            delivery: id,
-                        },
-                    );
-                    cx.effects.push(Effect::DeliveryFailed {
-                        delivery: id,
-                        retry_at: Some(when),
-                    });
-                    if let Some(e) = self.hook_events.get_mut(&event) {
-                        e.error = error;
-                    }
-                } else {
-                    d.status = DeliveryStatus::Failed;
-                    self.stats.deliveries_failed += 1;
-                    cx.effects.push(Effect::DeliveryFailed {
-                        delivery: id,
-                        retry_at: None,
-                    });
-                    self.hook_settle(cx, event, false, &error);
-                }
-            }
+        match settled {
+            Some((_, Ok(_))) => self.hook_settle(cx, event, true, ""),
+            Some((_, Err(error))) => self.hook_settle(cx, event, false, &error),
+            None => {} // waiting for its retry
         }
         Response::Noop
     }

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use pager_core::command::{Command, Effect, Response};
-use pager_core::{LogMeta, OnCallDoc, State};
+use pager_core::delivery::Delivery;
+use pager_core::{Event, LogMeta, OnCallDoc, SendResult, State};
 
 pub struct Log {
     pub state: State,
@@ -44,5 +45,32 @@ impl Log {
             .check_invariants()
             .expect("invariants hold after every apply");
         (applied.response, applied.effects)
+    }
+
+    /// Ingest `event` at `at`; the incident it opened or joined.
+    pub fn open(&mut self, at: u64, event: Event) -> u64 {
+        let mut cmd = Command::Ingest {
+            at: 0,
+            event: Box::new(event),
+        };
+        cmd.stamp(at);
+        match self.apply(cmd).0 {
+            Response::Event {
+                incident: Some(incident),
+                ..
+            } => incident,
+            r => panic!("trigger: {r:?}"),
+        }
+    }
+
+    /// The outcome of `d`'s current attempt.
+    pub fn outcome(&mut self, at: u64, d: &Delivery, result: SendResult) -> Response {
+        self.apply(Command::Outcome {
+            at,
+            delivery: d.id,
+            attempt: d.attempt,
+            result,
+        })
+        .0
     }
 }
